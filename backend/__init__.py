@@ -1,0 +1,62 @@
+"""xiaoche backend: the Flask application factory (Flask tutorial style, nothing connects at import)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from backend import settings
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_path=os.environ.get("XIAOCHE_INSTANCE_PATH") or None,
+                instance_relative_config=True)
+    app.config.from_mapping(settings.from_environment())
+    app.config.update(
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        API_TITLE="xiaoche",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_REDOC_PATH="/docs",
+        OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
+        JSON_SORT_KEYS=False,
+    )
+    if test_config:
+        app.config.update(test_config)
+
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        db_file = Path(app.instance_path) / "xiaoche.sqlite3"
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{db_file}"
+    if not app.config.get("SECRET_KEY"):
+        # `serve`/`api` refuse to start without one (cli.py); tests and one-off commands get a
+        # random key, which only means tokens do not outlive the process.
+        app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
+        app.config["SECRET_KEY_GENERATED"] = True
+
+    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from backend import errors
+    from backend.database import init_database
+    from backend.extensions import api, migrate
+
+    init_database(app)
+    from backend.extensions import db
+
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"),
+                     render_as_batch=True, compare_type=True)
+    api.init_app(app)
+    errors.register(app)  # after api.init_app so problem+json wins over smorest's format
+
+    from backend.api import register_blueprints
+
+    register_blueprints(app, api)
+    return app

@@ -1,0 +1,17 @@
+"""HTTP API blueprints (flask-smorest: one blueprint per resource, schemas feed OpenAPI)."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+
+def register_blueprints(app: Flask, api: Api) -> None:
+    from backend.api import admin, auth, health
+
+    app.register_blueprint(health.blp)
+    api.register_blueprint(auth.blp, url_prefix="/api/v1/auth")
+    api.register_blueprint(admin.blp, url_prefix="/api/v1/admin")
+    api.spec.components.security_scheme(
+        "bearer", {"type": "http", "scheme": "bearer"}
+    )

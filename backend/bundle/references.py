@@ -1,0 +1,179 @@
+"""Cross-reference checks of a bundle against itself and what the database already holds.
+
+Every problem is reported with its JSON path, e.g. ``routes[2].stops[0].stop_id: unknown stop "x"``;
+nothing stops at the first one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+
+from backend.extensions import db
+from backend.models import (
+    Device,
+    District,
+    Route,
+    RouteRun,
+    RouteStop,
+    School,
+    Stop,
+    Student,
+    Teacher,
+    User,
+    Vehicle,
+)
+
+Errors = dict[str, list[str]]
+
+
+class Known:
+    """Ids that exist after the import: those in the bundle plus those already stored."""
+
+    def __init__(self, bundle: dict[str, Any]):
+        def ids(model, items, key="id") -> set[str]:
+            stored = set(db.session.scalars(select(model.id)))
+            return stored | {item[key] for item in items}
+
+        self.schools = ids(School, bundle["schools"])
+        self.stops = ids(Stop, bundle["stops"])
+        self.routes = ids(Route, bundle["routes"])
+        self.vehicles = ids(Vehicle, bundle["vehicles"])
+        self.students = ids(Student, bundle["students"])
+        self.teachers = ids(Teacher, bundle["teachers"])
+        self.devices_stored = set(db.session.scalars(select(Device.id)))
+        self.users_stored = set(db.session.scalars(select(User.username)))
+        self.vehicle_kind = dict(db.session.execute(select(Vehicle.id, Vehicle.kind)).tuples().all())
+        self.vehicle_kind.update({v["id"]: v["kind"] for v in bundle["vehicles"]})
+        self.route_places: dict[str, list[str]] = {}
+        for route_stop in db.session.scalars(select(RouteStop).order_by(RouteStop.sequence)):
+            self.route_places.setdefault(route_stop.route_id, []).append(route_stop.place_id)
+        for route in bundle["routes"]:
+            self.route_places[route["id"]] = [s["stop_id"] for s in route["stops"]]
+
+
+def check_references(bundle: dict[str, Any]) -> Errors:
+    errors: Errors = {}
+
+    def add(path: str, message: str) -> None:
+        errors.setdefault(path, []).append(message)
+
+    known = Known(bundle)
+    _check_district(bundle, add)
+    for section in ("schools", "stops", "routes", "vehicles", "devices", "students", "teachers"):
+        _check_unique(bundle[section], "id", section, add)
+    _check_unique(bundle["users"], "username", "users", add)
+
+    for i, stop in enumerate(bundle["stops"]):
+        if stop["id"] in known.schools:
+            add(f"stops[{i}].id", f'"{stop["id"]}" is already a school id; a route stop '
+                "naming it would be ambiguous")
+
+    _check_runs(bundle, add)
+    for i, route in enumerate(bundle["routes"]):
+        _ref(known.schools, route["school_id"], f"routes[{i}].school_id", "school", add)
+        for j, stop in enumerate(route["stops"]):
+            if stop["stop_id"] not in known.stops | known.schools:
+                add(f"routes[{i}].stops[{j}].stop_id", f'unknown stop "{stop["stop_id"]}"')
+
+    for i, vehicle in enumerate(bundle["vehicles"]):
+        for j, route_id in enumerate(vehicle["route_ids"]):
+            _ref(known.routes, route_id, f"vehicles[{i}].route_ids[{j}]", "route", add)
+
+    for i, device in enumerate(bundle["devices"]):
+        _ref(known.vehicles, device["vehicle_id"], f"devices[{i}].vehicle_id", "vehicle", add)
+        if device["token"] is None and device["id"] not in known.devices_stored:
+            add(f"devices[{i}].token", "a new device needs a token")
+
+    _check_students(bundle, known, add)
+
+    for i, teacher in enumerate(bundle["teachers"]):
+        _ref(known.schools, teacher["home_school_id"], f"teachers[{i}].home_school_id", "school",
+             add)
+        vehicle_id = teacher["vehicle_id"]
+        if _ref(known.vehicles, vehicle_id, f"teachers[{i}].vehicle_id", "vehicle", add) and \
+                known.vehicle_kind.get(vehicle_id) != "teacher_car":
+            add(f"teachers[{i}].vehicle_id", f'vehicle "{vehicle_id}" is not a teacher_car')
+        for j, assignment in enumerate(teacher["assignments"]):
+            _ref(known.schools, assignment["school_id"],
+                 f"teachers[{i}].assignments[{j}].school_id", "school", add)
+
+    for i, user in enumerate(bundle["users"]):
+        if user["password"] is None and user["username"] not in known.users_stored:
+            add(f"users[{i}].password", "a new user needs a password")
+        for field, ids, what in (("student_ids", known.students, "student"),
+                                 ("vehicle_ids", known.vehicles, "vehicle"),
+                                 ("school_ids", known.schools, "school")):
+            for j, ref in enumerate(user[field]):
+                _ref(ids, ref, f"users[{i}].{field}[{j}]", what, add)
+        _ref(known.teachers, user["teacher_id"], f"users[{i}].teacher_id", "teacher", add)
+    return errors
+
+
+def _ref(known: set[str], ref: str | None, path: str, what: str, add) -> bool:
+    """Record an unknown reference; return True when ``ref`` is set and known."""
+    if ref is None:
+        return False
+    if ref not in known:
+        add(path, f'unknown {what} "{ref}"')
+        return False
+    return True
+
+
+def _check_unique(items: Iterable[dict[str, Any]], key: str, section: str, add) -> None:
+    items = list(items)
+    counts = Counter(item[key] for item in items)
+    for i, item in enumerate(items):
+        if counts[item[key]] > 1:
+            add(f"{section}[{i}].{key}", f'"{item[key]}" appears {counts[item[key]]} times')
+
+
+def _check_district(bundle: dict[str, Any], add) -> None:
+    if bundle["district"] is not None:
+        return
+    stored = db.session.scalars(select(District.id)).all()
+    has_content = any(bundle[k] for k in ("schools", "stops", "routes", "vehicles", "teachers"))
+    if not stored and has_content:
+        add("district", "the first import must name the district")
+    elif len(stored) > 1 and has_content:
+        add("district", f"several districts are stored ({', '.join(stored)}); name one")
+
+
+def _check_runs(bundle: dict[str, Any], add) -> None:
+    owner: dict[str, str] = dict(db.session.execute(select(RouteRun.id, RouteRun.route_id))
+                                 .tuples().all())
+    in_bundle = {route["id"] for route in bundle["routes"]}
+    owner = {run_id: route_id for run_id, route_id in owner.items() if route_id not in in_bundle}
+    for i, route in enumerate(bundle["routes"]):
+        run_ids = [r["id"] for r in route["runs"]] if route["runs"] is not None else [route["id"]]
+        for j, run_id in enumerate(run_ids):
+            path = f"routes[{i}].runs[{j}].id" if route["runs"] is not None else f"routes[{i}].id"
+            if run_id in owner and owner[run_id] != route["id"]:
+                add(path, f'run id "{run_id}" already belongs to route "{owner[run_id]}"')
+            owner[run_id] = route["id"]
+
+
+def _check_students(bundle: dict[str, Any], known: Known, add) -> None:
+    stored_cards = dict(db.session.execute(
+        select(Student.card_id, Student.id).where(Student.card_id.is_not(None))).tuples().all())
+    bundle_ids = {s["id"] for s in bundle["students"]}
+    card_owner = {card: sid for card, sid in stored_cards.items() if sid not in bundle_ids}
+    for i, student in enumerate(bundle["students"]):
+        _ref(known.schools, student["school_id"], f"students[{i}].school_id", "school", add)
+        route_ok = _ref(known.routes, student["route_id"], f"students[{i}].route_id", "route", add)
+        stop_id = student["stop_id"]
+        if stop_id is not None:
+            if student["route_id"] is None:
+                add(f"students[{i}].stop_id", "a stop needs the student's route_id")
+            elif route_ok and stop_id not in known.route_places.get(student["route_id"], []):
+                add(f"students[{i}].stop_id",
+                    f'stop "{stop_id}" is not on route "{student["route_id"]}"')
+        card = student["card_id"]
+        if card is not None:
+            if card in card_owner and card_owner[card] != student["id"]:
+                add(f"students[{i}].card_id",
+                    f'card "{card}" already belongs to student "{card_owner[card]}"')
+            card_owner[card] = student["id"]

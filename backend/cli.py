@@ -1,0 +1,133 @@
+"""The ``xiaoche`` command (Flask's click integration; ``xiaoche db …`` comes from Flask-Migrate)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from backend import create_app
+
+log = logging.getLogger("xiaoche")
+
+SAMPLE_BUNDLE = Path(__file__).parent / "sample" / "lukou.json"
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False,
+             add_version_option=False)
+def main() -> None:
+    """xiaoche — school bus, itinerant-teacher and meal-truck tracking."""
+
+
+def _load_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{path}: not JSON: {exc}") from exc
+
+
+@main.command("import")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def import_command(bundle: Path) -> None:
+    """Create or update everything in a district BUNDLE (JSON, SPEC §3). Idempotent."""
+    from backend.bundle import BundleError, import_bundle
+    from backend.database import upgrade_schema
+
+    upgrade_schema(current_app)
+    try:
+        summary = import_bundle(_load_json(bundle))
+    except BundleError as exc:
+        for line in exc.lines():
+            click.echo(line, err=True)
+        raise click.ClickException(f"{exc}; nothing was written") from exc
+    for verb, counts in summary.as_dict().items():
+        if counts:
+            click.echo(f"{verb}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+def _require_secret_key() -> None:
+    if current_app.config.get("SECRET_KEY_GENERATED"):
+        raise click.ClickException("set XIAOCHE_SECRET_KEY: it signs user tokens "
+                                   "(`xiaoche demo` makes one up; production must not)")
+
+
+def _prepare_database(with_sample: bool) -> None:
+    from backend.bundle import import_bundle
+    from backend.database import upgrade_schema
+    from backend.extensions import db
+    from backend.models import District
+
+    upgrade_schema(current_app)
+    if with_sample and db.session.scalars(select(District.id)).first() is None:
+        summary = import_bundle(_load_json(SAMPLE_BUNDLE))
+        click.echo(f"imported the sample district {SAMPLE_BUNDLE.name}: "
+                   f"{sum(summary.created.values())} objects")
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--sample/--no-sample", default=None,
+              help="import the sample district into an empty database "
+                   "[default: on for the embedded SQLite default, off otherwise]")
+@with_appcontext
+def serve_command(host: str, port: int, sample: bool | None) -> None:
+    """One process: HTTP API + MQTT ingest + scheduler (embedded broker if no XIAOCHE_MQTT_URL)."""
+    from backend.runtime import run_all_in_one
+
+    embedded_default = not _database_url_given()
+    if sample is None:
+        sample = embedded_default
+    if embedded_default:
+        _use_instance_secret_key()
+    _require_secret_key()
+    _prepare_database(sample)
+    run_all_in_one(current_app._get_current_object(), host, port)
+
+
+@main.command("api")
+@click.option("--bind", default="127.0.0.1:8000", show_default=True)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@with_appcontext
+def api_command(bind: str, workers: int, threads: int) -> None:
+    """The HTTP API alone under gunicorn (gthread workers; WSGI entry backend.wsgi:app)."""
+    _require_secret_key()
+    from backend.database import upgrade_schema
+
+    upgrade_schema(current_app)
+    import os
+
+    args = ["gunicorn", "--bind", bind, "--workers", str(workers), "--threads", str(threads),
+            "--worker-class", "gthread", "--access-logfile", "-", "backend.wsgi:app"]
+    os.execvp(sys.executable, [sys.executable, "-m", *args])
+
+
+def _use_instance_secret_key() -> None:
+    """On the embedded default, keep a generated key in the instance folder so tokens survive a
+    restart; a deployment with its own database sets XIAOCHE_SECRET_KEY instead."""
+    if not current_app.config.get("SECRET_KEY_GENERATED"):
+        return
+    import os
+    import secrets
+
+    key_file = Path(current_app.instance_path) / "secret_key"
+    if not key_file.exists():
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    current_app.config["SECRET_KEY"] = key_file.read_text().strip()
+    current_app.config["SECRET_KEY_GENERATED"] = False
+
+
+def _database_url_given() -> bool:
+    import os
+
+    return bool(os.environ.get("XIAOCHE_DATABASE_URL"))

@@ -1,0 +1,43 @@
+"""Tables of the district (what the bundle imports) and of tracking (what devices produce)."""
+
+from backend.models.district import (
+    CalendarDay,
+    District,
+    Route,
+    RouteRun,
+    RouteStop,
+    School,
+    Stop,
+    SubsidyPolicy,
+)
+from backend.models.fleet import Device, Vehicle, vehicle_routes
+from backend.models.people import (
+    Student,
+    Teacher,
+    TeacherAssignment,
+    User,
+    user_schools,
+    user_students,
+    user_vehicles,
+)
+
+__all__ = [
+    "CalendarDay",
+    "Device",
+    "District",
+    "Route",
+    "RouteRun",
+    "RouteStop",
+    "School",
+    "Stop",
+    "Student",
+    "SubsidyPolicy",
+    "Teacher",
+    "TeacherAssignment",
+    "User",
+    "Vehicle",
+    "user_schools",
+    "user_students",
+    "user_vehicles",
+    "vehicle_routes",
+]
