@@ -14,8 +14,11 @@ from backend import settings
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    app = Flask(__name__, instance_path=os.environ.get("XIAOCHE_INSTANCE_PATH") or None,
-                instance_relative_config=True)
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("XIAOCHE_INSTANCE_PATH") or None,
+        instance_relative_config=True,
+    )
     app.config.from_mapping(settings.from_environment())
     app.config.update(
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
@@ -41,8 +44,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
         app.config["SECRET_KEY_GENERATED"] = True
 
-    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=app.config.get("LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
     from backend import errors
     from backend.database import init_database
@@ -51,8 +56,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     init_database(app)
     from backend.extensions import db
 
-    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"),
-                     render_as_batch=True, compare_type=True)
+    migrate.init_app(
+        app,
+        db,
+        directory=str(Path(__file__).parent / "migrations"),
+        render_as_batch=True,
+        compare_type=True,
+    )
     api.init_app(app)
     errors.register(app)  # after api.init_app so problem+json wins over smorest's format
 

@@ -50,8 +50,11 @@ def current_user() -> User:
     """The authenticated user of this request (cached on ``g``), or a 401."""
     if "user" not in g:
         try:
-            username, version = read_user_token(current_app.config["SECRET_KEY"], bearer_token(),
-                                                int(current_app.config["TOKEN_TTL_S"]))
+            username, version = read_user_token(
+                current_app.config["SECRET_KEY"],
+                bearer_token(),
+                int(current_app.config["TOKEN_TTL_S"]),
+            )
         except TokenError as exc:
             raise unauthorized(exc.detail) from exc
         user = db.session.scalars(select(User).filter_by(username=username)).first()
@@ -86,7 +89,9 @@ def current_device(device_id: str | None = None) -> Device:
             raise unauthorized("unknown device or wrong token")
         return device
     # No id in the request: the token alone must identify the device (tokens are unique secrets).
-    for device in db.session.scalars(select(Device).filter_by(token_bucket=device_token_bucket(token))):
+    for device in db.session.scalars(
+        select(Device).filter_by(token_bucket=device_token_bucket(token))
+    ):
         if verify_device_token(device.token_hash, token):
             return device
     raise unauthorized("no device has this token")

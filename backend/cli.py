@@ -19,8 +19,9 @@ log = logging.getLogger("xiaoche")
 SAMPLE_BUNDLE = Path(__file__).parent / "sample" / "lukou.json"
 
 
-@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False,
-             add_version_option=False)
+@click.group(
+    cls=FlaskGroup, create_app=create_app, add_default_commands=False, add_version_option=False
+)
 def main() -> None:
     """xiaoche — school bus, itinerant-teacher and meal-truck tracking."""
 
@@ -54,8 +55,10 @@ def import_command(bundle: Path) -> None:
 
 def _require_secret_key() -> None:
     if current_app.config.get("SECRET_KEY_GENERATED"):
-        raise click.ClickException("set XIAOCHE_SECRET_KEY: it signs user tokens "
-                                   "(`xiaoche demo` makes one up; production must not)")
+        raise click.ClickException(
+            "set XIAOCHE_SECRET_KEY: it signs user tokens "
+            "(`xiaoche demo` makes one up; production must not)"
+        )
 
 
 def _prepare_database(with_sample: bool) -> None:
@@ -67,16 +70,21 @@ def _prepare_database(with_sample: bool) -> None:
     upgrade_schema(current_app)
     if with_sample and db.session.scalars(select(District.id)).first() is None:
         summary = import_bundle(_load_json(SAMPLE_BUNDLE))
-        click.echo(f"imported the sample district {SAMPLE_BUNDLE.name}: "
-                   f"{sum(summary.created.values())} objects")
+        click.echo(
+            f"imported the sample district {SAMPLE_BUNDLE.name}: "
+            f"{sum(summary.created.values())} objects"
+        )
 
 
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--sample/--no-sample", default=None,
-              help="import the sample district into an empty database "
-                   "[default: on for the embedded SQLite default, off otherwise]")
+@click.option(
+    "--sample/--no-sample",
+    default=None,
+    help="import the sample district into an empty database "
+    "[default: on for the embedded SQLite default, off otherwise]",
+)
 @with_appcontext
 def serve_command(host: str, port: int, sample: bool | None) -> None:
     """One process: HTTP API + MQTT ingest + scheduler (embedded broker if no XIAOCHE_MQTT_URL)."""
@@ -105,8 +113,20 @@ def api_command(bind: str, workers: int, threads: int) -> None:
     upgrade_schema(current_app)
     import os
 
-    args = ["gunicorn", "--bind", bind, "--workers", str(workers), "--threads", str(threads),
-            "--worker-class", "gthread", "--access-logfile", "-", "backend.wsgi:app"]
+    args = [
+        "gunicorn",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--worker-class",
+        "gthread",
+        "--access-logfile",
+        "-",
+        "backend.wsgi:app",
+    ]
     os.execvp(sys.executable, [sys.executable, "-m", *args])
 
 

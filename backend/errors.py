@@ -74,7 +74,12 @@ def problem(
     errors: Mapping[str, list[str]] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     if errors:
         body["errors"] = dict(errors)
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
@@ -115,7 +120,7 @@ def handle_unexpected(error: Exception) -> Response:
 def _strip_location(path: str) -> str:
     for location in ("json.", "query.", "form.", "headers.", "files.", "querystring."):
         if path.startswith(location):
-            return path[len(location):]
+            return path[len(location) :]
     return path
 
 

@@ -21,8 +21,12 @@ DEVICE_TOKEN_ITERATIONS = 20_000
 _SALT_BYTES = 12  # what mosquitto_passwd uses
 
 
+# werkzeug's default (scrypt). Tests lower it: they hash hundreds of demo passwords.
+PASSWORD_METHOD = "scrypt"
+
+
 def hash_password(password: str) -> str:
-    return generate_password_hash(password)
+    return generate_password_hash(password, method=PASSWORD_METHOD)
 
 
 def verify_password(password_hash: str, password: str) -> bool:

@@ -22,30 +22,86 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("XIAOCHE_DATABASE_URL", "SQLALCHEMY_DATABASE_URI", None,
-            "SQLAlchemy URL; default: SQLite file xiaoche.sqlite3 in the instance folder"),
-    Setting("XIAOCHE_MQTT_URL", "MQTT_URL", None,
-            "broker URL mqtt://user:pass@host:port; unset: serve/demo start an embedded broker"),
-    Setting("XIAOCHE_SECRET_KEY", "SECRET_KEY", None,
-            "signs user tokens; random per start in demo, required otherwise"),
-    Setting("XIAOCHE_MAX_PING_AGE_S", "MAX_PING_AGE_S", 604800.0,
-            "pings older than this (by their own ts) are rejected as too_old; 0 = no limit", float),
-    Setting("XIAOCHE_MAX_FUTURE_S", "MAX_FUTURE_S", 300.0,
-            "device clocks drift a little; 5 min ahead is the SPEC's bound for future_ts", float),
-    Setting("XIAOCHE_MAX_ACCURACY_M", "MAX_ACCURACY_M", 500.0,
-            "a fix worse than this cannot place a bus on a village road; 0 = accept any", float),
-    Setting("XIAOCHE_TOKEN_TTL_S", "TOKEN_TTL_S", 12 * 3600,
-            "user tokens expire after a working day so a lost phone stops working", int),
-    Setting("XIAOCHE_EMBEDDED_MQTT_PORT", "EMBEDDED_MQTT_PORT", 1883,
-            "port of the embedded broker (127.0.0.1); a free one is chosen if taken", int),
-    Setting("XIAOCHE_INGEST_BATCH_MAX", "INGEST_BATCH_MAX", 500,
-            "messages per ingest transaction: large enough for executemany to pay off", int),
-    Setting("XIAOCHE_INGEST_BATCH_MS", "INGEST_BATCH_MS", 50,
-            "longest wait before a partial batch is committed: keeps live latency low", int),
-    Setting("XIAOCHE_INGEST_CLIENT_ID", "INGEST_CLIENT_ID", "xiaoche-ingest",
-            "MQTT client id; fixed so the broker keeps the session across restarts", str),
-    Setting("XIAOCHE_INGEST_SHARED_GROUP", "INGEST_SHARED_GROUP", None,
-            "MQTT 5 shared-subscription group so several ingest processes split the load"),
+    Setting(
+        "XIAOCHE_DATABASE_URL",
+        "SQLALCHEMY_DATABASE_URI",
+        None,
+        "SQLAlchemy URL; default: SQLite file xiaoche.sqlite3 in the instance folder",
+    ),
+    Setting(
+        "XIAOCHE_MQTT_URL",
+        "MQTT_URL",
+        None,
+        "broker URL mqtt://user:pass@host:port; unset: serve/demo start an embedded broker",
+    ),
+    Setting(
+        "XIAOCHE_SECRET_KEY",
+        "SECRET_KEY",
+        None,
+        "signs user tokens; random per start in demo, required otherwise",
+    ),
+    Setting(
+        "XIAOCHE_MAX_PING_AGE_S",
+        "MAX_PING_AGE_S",
+        604800.0,
+        "pings older than this (by their own ts) are rejected as too_old; 0 = no limit",
+        float,
+    ),
+    Setting(
+        "XIAOCHE_MAX_FUTURE_S",
+        "MAX_FUTURE_S",
+        300.0,
+        "device clocks drift a little; 5 min ahead is the SPEC's bound for future_ts",
+        float,
+    ),
+    Setting(
+        "XIAOCHE_MAX_ACCURACY_M",
+        "MAX_ACCURACY_M",
+        500.0,
+        "a fix worse than this cannot place a bus on a village road; 0 = accept any",
+        float,
+    ),
+    Setting(
+        "XIAOCHE_TOKEN_TTL_S",
+        "TOKEN_TTL_S",
+        12 * 3600,
+        "user tokens expire after a working day so a lost phone stops working",
+        int,
+    ),
+    Setting(
+        "XIAOCHE_EMBEDDED_MQTT_PORT",
+        "EMBEDDED_MQTT_PORT",
+        1883,
+        "port of the embedded broker (127.0.0.1); a free one is chosen if taken",
+        int,
+    ),
+    Setting(
+        "XIAOCHE_INGEST_BATCH_MAX",
+        "INGEST_BATCH_MAX",
+        500,
+        "messages per ingest transaction: large enough for executemany to pay off",
+        int,
+    ),
+    Setting(
+        "XIAOCHE_INGEST_BATCH_MS",
+        "INGEST_BATCH_MS",
+        50,
+        "longest wait before a partial batch is committed: keeps live latency low",
+        int,
+    ),
+    Setting(
+        "XIAOCHE_INGEST_CLIENT_ID",
+        "INGEST_CLIENT_ID",
+        "xiaoche-ingest",
+        "MQTT client id; fixed so the broker keeps the session across restarts",
+        str,
+    ),
+    Setting(
+        "XIAOCHE_INGEST_SHARED_GROUP",
+        "INGEST_SHARED_GROUP",
+        None,
+        "MQTT 5 shared-subscription group so several ingest processes split the load",
+    ),
     Setting("XIAOCHE_LOG_LEVEL", "LOG_LEVEL", "INFO", "Python logging level"),
 )
 
@@ -62,7 +118,9 @@ def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
         try:
             config[setting.key] = setting.cast(raw)
         except ValueError as exc:
-            raise SystemExit(f"{setting.env}={raw!r} is not a valid {setting.cast.__name__}") from exc
+            raise SystemExit(
+                f"{setting.env}={raw!r} is not a valid {setting.cast.__name__}"
+            ) from exc
     return config
 
 

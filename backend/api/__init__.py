@@ -12,6 +12,4 @@ def register_blueprints(app: Flask, api: Api) -> None:
     app.register_blueprint(health.blp)
     api.register_blueprint(auth.blp, url_prefix="/api/v1/auth")
     api.register_blueprint(admin.blp, url_prefix="/api/v1/admin")
-    api.spec.components.security_scheme(
-        "bearer", {"type": "http", "scheme": "bearer"}
-    )
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})

@@ -13,8 +13,10 @@ blp = Blueprint("admin", __name__, description="District administration")
 
 
 @blp.post("/import")
-@blp.doc(security=[{"bearer": []}],
-         requestBody={"content": {"application/json": {"schema": {"type": "object"}}}})
+@blp.doc(
+    security=[{"bearer": []}],
+    requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
+)
 @blp.response(200)
 @require_role("admin")
 def import_district_bundle():
@@ -24,6 +26,7 @@ def import_district_bundle():
     try:
         summary = import_bundle(document)
     except BundleError as exc:
-        raise ApiError(422, "; ".join(exc.lines()), title="Invalid bundle",
-                       errors=exc.errors) from exc
+        raise ApiError(
+            422, "; ".join(exc.lines()), title="Invalid bundle", errors=exc.errors
+        ) from exc
     return summary.as_dict()

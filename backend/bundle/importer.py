@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 
 from backend.bundle.references import check_references
-from backend.bundle.schema import BundleSchema
+from backend.bundle.schema import SECTIONS
 from backend.errors import flatten_errors
 from backend.extensions import db
 from backend.models import (
@@ -56,22 +56,52 @@ class ImportSummary:
     unchanged: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, dict[str, int]]:
-        return {"created": dict(self.created), "updated": dict(self.updated),
-                "unchanged": dict(self.unchanged)}
+        return {
+            "created": dict(self.created),
+            "updated": dict(self.updated),
+            "unchanged": dict(self.unchanged),
+        }
 
 
 def validate_bundle(document: Any) -> dict[str, Any]:
-    """Return the loaded bundle or raise BundleError with every problem found."""
+    """Return the loaded bundle or raise BundleError with every problem found.
+
+    Each object is loaded on its own, so one malformed stop does not hide the reference errors
+    of the rest; references are checked against every id the document declares.
+    """
     if not isinstance(document, dict):
         raise BundleError({"$": ["the bundle must be a JSON object"]})
-    try:
-        bundle = BundleSchema().load(document)
-    except ValidationError as exc:
-        raise BundleError(flatten_errors(exc.messages)) from exc
-    errors = check_references(bundle)
+    errors: dict[str, list[str]] = {}
+    bundle: dict[str, Any] = {}
+    for key in sorted(set(document) - set(SECTIONS)):
+        errors[key] = ["unknown section"]
+    for section, (schema, many) in SECTIONS.items():
+        raw = document.get(section)
+        if raw is None:
+            bundle[section] = [] if many else None
+            continue
+        if not many:
+            bundle[section] = _load_one(schema, raw, section, errors)
+            continue
+        if not isinstance(raw, list):
+            errors[section] = ["must be a list"]
+            bundle[section] = []
+            continue
+        loaded = (_load_one(schema, item, f"{section}[{i}]", errors) for i, item in enumerate(raw))
+        bundle[section] = [item for item in loaded if item is not None]
+    errors.update(check_references(bundle, document))
     if errors:
         raise BundleError(errors)
     return bundle
+
+
+def _load_one(schema: Any, raw: Any, path: str, errors: dict[str, list[str]]) -> Any:
+    try:
+        return schema.load(raw)
+    except ValidationError as exc:
+        for sub_path, messages in flatten_errors(exc.messages, path).items():
+            errors.setdefault(sub_path, []).extend(messages)
+        return None
 
 
 def import_bundle(document: Any) -> ImportSummary:
@@ -96,18 +126,33 @@ class _Upserter:
     def run(self) -> None:
         b = self.bundle
         for school in b["schools"]:
-            self._upsert(School, "schools", school["id"], district_id=self.district_id,
-                         **_pick(school, "name", "lat", "lon", "radius_m", "boarders_enrolled"))
+            self._upsert(
+                School,
+                "schools",
+                school["id"],
+                district_id=self.district_id,
+                **_pick(school, "name", "lat", "lon", "radius_m", "boarders_enrolled"),
+            )
         for stop in b["stops"]:
-            self._upsert(Stop, "stops", stop["id"], district_id=self.district_id,
-                         **_pick(stop, "name", "lat", "lon", "radius_m"))
+            self._upsert(
+                Stop,
+                "stops",
+                stop["id"],
+                district_id=self.district_id,
+                **_pick(stop, "name", "lat", "lon", "radius_m"),
+            )
         db.session.flush()
         school_ids = set(db.session.scalars(select(School.id)))
         for route in b["routes"]:
             self._route(route, school_ids)
         for vehicle in b["vehicles"]:
-            obj = self._upsert(Vehicle, "vehicles", vehicle["id"], district_id=self.district_id,
-                               **_pick(vehicle, "kind", "plate", "seats", "speed_limit_kmh"))
+            obj = self._upsert(
+                Vehicle,
+                "vehicles",
+                vehicle["id"],
+                district_id=self.district_id,
+                **_pick(vehicle, "kind", "plate", "seats", "speed_limit_kmh"),
+            )
             db.session.flush()
             route_ids = sorted(set(vehicle["route_ids"]))
             if [r.id for r in obj.routes] != route_ids:
@@ -115,9 +160,12 @@ class _Upserter:
         for device in b["devices"]:
             self._device(device)
         for student in b["students"]:
-            self._upsert(Student, "students", student["id"],
-                         **_pick(student, "name", "school_id", "boarder", "route_id", "stop_id",
-                                 "card_id"))
+            self._upsert(
+                Student,
+                "students",
+                student["id"],
+                **_pick(student, "name", "school_id", "boarder", "route_id", "stop_id", "card_id"),
+            )
         for teacher in b["teachers"]:
             self._teacher(teacher)
         db.session.flush()
@@ -125,13 +173,19 @@ class _Upserter:
             self._user(user)
         if b["subsidy_policy"] is not None:
             policy = b["subsidy_policy"]
-            self._upsert(SubsidyPolicy, "subsidy_policy", policy["id"],
-                         district_id=self.district_id,
-                         **_pick(policy, "currency", "monthly_cap", "tiers"))
+            self._upsert(
+                SubsidyPolicy,
+                "subsidy_policy",
+                policy["id"],
+                district_id=self.district_id,
+                **_pick(policy, "currency", "monthly_cap", "tiers"),
+            )
             db.session.flush()
-            db.session.execute(SubsidyPolicy.__table__.update()
-                               .where(SubsidyPolicy.district_id == self.district_id)
-                               .values(active=SubsidyPolicy.id == policy["id"]))
+            db.session.execute(
+                SubsidyPolicy.__table__.update()
+                .where(SubsidyPolicy.district_id == self.district_id)
+                .values(active=SubsidyPolicy.id == policy["id"])
+            )
 
     # -- sections ---------------------------------------------------------------------------
 
@@ -139,36 +193,61 @@ class _Upserter:
         district = self.bundle["district"]
         if district is None:
             return db.session.scalars(select(District.id)).first() or ""
-        obj = self._upsert(District, "district", district["id"],
-                           **_pick(district, "name", "timezone"))
+        obj = self._upsert(
+            District, "district", district["id"], **_pick(district, "name", "timezone")
+        )
         calendar = district["calendar"]
         if calendar is not None:
             wanted = {d.isoformat(): ("holiday", None) for d in calendar["holidays"]}
-            wanted.update({e["date"].isoformat(): ("school_day", e["as_weekday"])
-                           for e in calendar["extra_school_days"]})
+            wanted.update(
+                {
+                    e["date"].isoformat(): ("school_day", e["as_weekday"])
+                    for e in calendar["extra_school_days"]
+                }
+            )
             current = {c.date: (c.kind, c.as_weekday) for c in obj.calendar_days}
             if current != wanted:
-                obj.calendar_days = [CalendarDay(date=d, kind=k, as_weekday=w)
-                                     for d, (k, w) in sorted(wanted.items())]
+                obj.calendar_days = [
+                    CalendarDay(date=d, kind=k, as_weekday=w)
+                    for d, (k, w) in sorted(wanted.items())
+                ]
                 db.session.flush()
         return district["id"]
 
     def _route(self, route: dict[str, Any], school_ids: set[str]) -> None:
-        obj = self._upsert(Route, "routes", route["id"], district_id=self.district_id,
-                           **_pick(route, "name", "school_id", "path", "corridor_m"))
-        wanted_stops = [(i, None if s["stop_id"] in school_ids else s["stop_id"],
-                         s["stop_id"] if s["stop_id"] in school_ids else None)
-                        for i, s in enumerate(route["stops"])]
+        obj = self._upsert(
+            Route,
+            "routes",
+            route["id"],
+            district_id=self.district_id,
+            **_pick(route, "name", "school_id", "path", "corridor_m"),
+        )
+        wanted_stops = [
+            (
+                i,
+                None if s["stop_id"] in school_ids else s["stop_id"],
+                s["stop_id"] if s["stop_id"] in school_ids else None,
+            )
+            for i, s in enumerate(route["stops"])
+        ]
         current_stops = [(s.sequence, s.stop_id, s.school_id) for s in obj.stops]
         if current_stops != wanted_stops:
             obj.stops = []
             db.session.flush()
-            obj.stops = [RouteStop(sequence=i, stop_id=stop_id, school_id=school_id)
-                         for i, stop_id, school_id in wanted_stops]
+            obj.stops = [
+                RouteStop(sequence=i, stop_id=stop_id, school_id=school_id)
+                for i, stop_id, school_id in wanted_stops
+            ]
         if route["runs"] is not None:
-            runs = [(r["id"], r["times"], r["days"],
-                     [d.isoformat() for d in r["dates"]] if r["dates"] is not None else None)
-                    for r in route["runs"]]
+            runs = [
+                (
+                    r["id"],
+                    r["times"],
+                    r["days"],
+                    [d.isoformat() for d in r["dates"]] if r["dates"] is not None else None,
+                )
+                for r in route["runs"]
+            ]
         elif route["stops"][0]["time"] is not None:
             runs = [(route["id"], [s["time"] for s in route["stops"]], route["days"], None)]
         else:
@@ -182,20 +261,32 @@ class _Upserter:
     def _device(self, device: dict[str, Any]) -> None:
         existing = db.session.get(Device, device["id"])
         token = device["token"]
-        if token is not None and (existing is None
-                                  or not verify_device_token(existing.token_hash, token)):
+        if token is not None and (
+            existing is None or not verify_device_token(existing.token_hash, token)
+        ):
             token_hash = hash_device_token(token)
         else:
             token_hash = existing.token_hash  # type: ignore[union-attr]
         bucket = device_token_bucket(token) if token is not None else existing.token_bucket  # type: ignore[union-attr]
-        self._upsert(Device, "devices", device["id"], token_hash=token_hash, token_bucket=bucket,
-                     **_pick(device, "vehicle_id", "crs", "osmand"))
+        self._upsert(
+            Device,
+            "devices",
+            device["id"],
+            token_hash=token_hash,
+            token_bucket=bucket,
+            **_pick(device, "vehicle_id", "crs", "osmand"),
+        )
 
     def _teacher(self, teacher: dict[str, Any]) -> None:
-        obj = self._upsert(Teacher, "teachers", teacher["id"],
-                           **_pick(teacher, "name", "home_school_id", "vehicle_id"))
-        wanted = sorted((a["school_id"], sorted(set(a["weekdays"])))
-                        for a in teacher["assignments"])
+        obj = self._upsert(
+            Teacher,
+            "teachers",
+            teacher["id"],
+            **_pick(teacher, "name", "home_school_id", "vehicle_id"),
+        )
+        wanted = sorted(
+            (a["school_id"], sorted(set(a["weekdays"]))) for a in teacher["assignments"]
+        )
         current = [(a.school_id, a.weekdays) for a in obj.assignments]
         if current != wanted:
             obj.assignments = []
@@ -207,8 +298,9 @@ class _Upserter:
         password = user["password"]
         values: dict[str, Any] = {"role": user["role"], "teacher_id": user["teacher_id"]}
         if existing is None:
-            existing = User(username=user["username"], password_hash=hash_password(password),
-                            **values)
+            existing = User(
+                username=user["username"], password_hash=hash_password(password), **values
+            )
             db.session.add(existing)
             self.summary.created["users"] += 1
         else:
@@ -255,13 +347,19 @@ def _assign(obj: Any, values: dict[str, Any]) -> bool:
 
 
 def _scope_ids(user: User) -> tuple[list[str], list[str], list[str]]:
-    return ([s.id for s in user.students], [v.id for v in user.vehicles],
-            [s.id for s in user.schools])
+    return (
+        [s.id for s in user.students],
+        [v.id for v in user.vehicles],
+        [s.id for s in user.schools],
+    )
 
 
 def _wanted_scopes(user: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
-    return (sorted(set(user["student_ids"])), sorted(set(user["vehicle_ids"])),
-            sorted(set(user["school_ids"])))
+    return (
+        sorted(set(user["student_ids"])),
+        sorted(set(user["vehicle_ids"])),
+        sorted(set(user["school_ids"])),
+    )
 
 
 __all__ = ["BundleError", "ImportSummary", "import_bundle", "validate_bundle"]

@@ -26,6 +26,7 @@ from backend.models import (
     User,
     Vehicle,
 )
+from backend.models.fleet import VEHICLE_KINDS
 
 Errors = dict[str, list[str]]
 
@@ -33,21 +34,32 @@ Errors = dict[str, list[str]]
 class Known:
     """Ids that exist after the import: those in the bundle plus those already stored."""
 
-    def __init__(self, bundle: dict[str, Any]):
-        def ids(model, items, key="id") -> set[str]:
+    def __init__(self, bundle: dict[str, Any], document: dict[str, Any]):
+        def ids(model, section: str) -> set[str]:
             stored = set(db.session.scalars(select(model.id)))
-            return stored | {item[key] for item in items}
+            # ids declared by the raw document count even where that object is malformed: its
+            # own error is reported already, and "unknown" on top would mislead
+            raw = document.get(section)
+            declared = (
+                {item.get("id") for item in raw if isinstance(item, dict)}
+                if isinstance(raw, list)
+                else set()
+            )
+            return stored | {i for i in declared if isinstance(i, str)}
 
-        self.schools = ids(School, bundle["schools"])
-        self.stops = ids(Stop, bundle["stops"])
-        self.routes = ids(Route, bundle["routes"])
-        self.vehicles = ids(Vehicle, bundle["vehicles"])
-        self.students = ids(Student, bundle["students"])
-        self.teachers = ids(Teacher, bundle["teachers"])
+        self.schools = ids(School, "schools")
+        self.stops = ids(Stop, "stops")
+        self.routes = ids(Route, "routes")
+        self.vehicles = ids(Vehicle, "vehicles")
+        self.students = ids(Student, "students")
+        self.teachers = ids(Teacher, "teachers")
         self.devices_stored = set(db.session.scalars(select(Device.id)))
         self.users_stored = set(db.session.scalars(select(User.username)))
-        self.vehicle_kind = dict(db.session.execute(select(Vehicle.id, Vehicle.kind)).tuples().all())
+        self.vehicle_kind = dict(db.session.execute(select(Vehicle.id, Vehicle.kind)).all())
         self.vehicle_kind.update({v["id"]: v["kind"] for v in bundle["vehicles"]})
+        for raw in document.get("vehicles") or []:
+            if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+                self.vehicle_kind.setdefault(raw["id"], raw.get("kind"))
         self.route_places: dict[str, list[str]] = {}
         for route_stop in db.session.scalars(select(RouteStop).order_by(RouteStop.sequence)):
             self.route_places.setdefault(route_stop.route_id, []).append(route_stop.place_id)
@@ -55,13 +67,13 @@ class Known:
             self.route_places[route["id"]] = [s["stop_id"] for s in route["stops"]]
 
 
-def check_references(bundle: dict[str, Any]) -> Errors:
+def check_references(bundle: dict[str, Any], document: dict[str, Any]) -> Errors:
     errors: Errors = {}
 
     def add(path: str, message: str) -> None:
         errors.setdefault(path, []).append(message)
 
-    known = Known(bundle)
+    known = Known(bundle, document)
     _check_district(bundle, add)
     for section in ("schools", "stops", "routes", "vehicles", "devices", "students", "teachers"):
         _check_unique(bundle[section], "id", section, add)
@@ -69,8 +81,10 @@ def check_references(bundle: dict[str, Any]) -> Errors:
 
     for i, stop in enumerate(bundle["stops"]):
         if stop["id"] in known.schools:
-            add(f"stops[{i}].id", f'"{stop["id"]}" is already a school id; a route stop '
-                "naming it would be ambiguous")
+            add(
+                f"stops[{i}].id",
+                f'"{stop["id"]}" is already a school id; a route stop naming it would be ambiguous',
+            )
 
     _check_runs(bundle, add)
     for i, route in enumerate(bundle["routes"]):
@@ -91,22 +105,34 @@ def check_references(bundle: dict[str, Any]) -> Errors:
     _check_students(bundle, known, add)
 
     for i, teacher in enumerate(bundle["teachers"]):
-        _ref(known.schools, teacher["home_school_id"], f"teachers[{i}].home_school_id", "school",
-             add)
+        _ref(
+            known.schools, teacher["home_school_id"], f"teachers[{i}].home_school_id", "school", add
+        )
         vehicle_id = teacher["vehicle_id"]
-        if _ref(known.vehicles, vehicle_id, f"teachers[{i}].vehicle_id", "vehicle", add) and \
-                known.vehicle_kind.get(vehicle_id) != "teacher_car":
+        kind = known.vehicle_kind.get(vehicle_id)
+        if (
+            _ref(known.vehicles, vehicle_id, f"teachers[{i}].vehicle_id", "vehicle", add)
+            and kind in VEHICLE_KINDS
+            and kind != "teacher_car"
+        ):
             add(f"teachers[{i}].vehicle_id", f'vehicle "{vehicle_id}" is not a teacher_car')
         for j, assignment in enumerate(teacher["assignments"]):
-            _ref(known.schools, assignment["school_id"],
-                 f"teachers[{i}].assignments[{j}].school_id", "school", add)
+            _ref(
+                known.schools,
+                assignment["school_id"],
+                f"teachers[{i}].assignments[{j}].school_id",
+                "school",
+                add,
+            )
 
     for i, user in enumerate(bundle["users"]):
         if user["password"] is None and user["username"] not in known.users_stored:
             add(f"users[{i}].password", "a new user needs a password")
-        for field, ids, what in (("student_ids", known.students, "student"),
-                                 ("vehicle_ids", known.vehicles, "vehicle"),
-                                 ("school_ids", known.schools, "school")):
+        for field, ids, what in (
+            ("student_ids", known.students, "student"),
+            ("vehicle_ids", known.vehicles, "vehicle"),
+            ("school_ids", known.schools, "school"),
+        ):
             for j, ref in enumerate(user[field]):
                 _ref(ids, ref, f"users[{i}].{field}[{j}]", what, add)
         _ref(known.teachers, user["teacher_id"], f"users[{i}].teacher_id", "teacher", add)
@@ -143,8 +169,7 @@ def _check_district(bundle: dict[str, Any], add) -> None:
 
 
 def _check_runs(bundle: dict[str, Any], add) -> None:
-    owner: dict[str, str] = dict(db.session.execute(select(RouteRun.id, RouteRun.route_id))
-                                 .tuples().all())
+    owner: dict[str, str] = dict(db.session.execute(select(RouteRun.id, RouteRun.route_id)).all())
     in_bundle = {route["id"] for route in bundle["routes"]}
     owner = {run_id: route_id for run_id, route_id in owner.items() if route_id not in in_bundle}
     for i, route in enumerate(bundle["routes"]):
@@ -157,8 +182,11 @@ def _check_runs(bundle: dict[str, Any], add) -> None:
 
 
 def _check_students(bundle: dict[str, Any], known: Known, add) -> None:
-    stored_cards = dict(db.session.execute(
-        select(Student.card_id, Student.id).where(Student.card_id.is_not(None))).tuples().all())
+    stored_cards = dict(
+        db.session.execute(
+            select(Student.card_id, Student.id).where(Student.card_id.is_not(None))
+        ).all()
+    )
     bundle_ids = {s["id"] for s in bundle["students"]}
     card_owner = {card: sid for card, sid in stored_cards.items() if sid not in bundle_ids}
     for i, student in enumerate(bundle["students"]):
@@ -168,12 +196,20 @@ def _check_students(bundle: dict[str, Any], known: Known, add) -> None:
         if stop_id is not None:
             if student["route_id"] is None:
                 add(f"students[{i}].stop_id", "a stop needs the student's route_id")
-            elif route_ok and stop_id not in known.route_places.get(student["route_id"], []):
-                add(f"students[{i}].stop_id",
-                    f'stop "{stop_id}" is not on route "{student["route_id"]}"')
+            elif (
+                route_ok
+                and student["route_id"] in known.route_places
+                and stop_id not in known.route_places[student["route_id"]]
+            ):
+                add(
+                    f"students[{i}].stop_id",
+                    f'stop "{stop_id}" is not on route "{student["route_id"]}"',
+                )
         card = student["card_id"]
         if card is not None:
             if card in card_owner and card_owner[card] != student["id"]:
-                add(f"students[{i}].card_id",
-                    f'card "{card}" already belongs to student "{card_owner[card]}"')
+                add(
+                    f"students[{i}].card_id",
+                    f'card "{card}" already belongs to student "{card_owner[card]}"',
+                )
             card_owner[card] = student["id"]

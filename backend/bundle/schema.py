@@ -10,7 +10,15 @@ import math
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates,
+    validates_schema,
+)
 
 ID_RE = r"^[A-Za-z0-9._-]{1,64}$"
 ID_MESSAGE = "must be 1-64 characters of A-Z a-z 0-9 . _ -"
@@ -64,8 +72,9 @@ class ExtraSchoolDaySchema(Strict):
     @validates_schema
     def _is_a_weekend(self, data, **kwargs):
         if data["date"].isoweekday() < 6:
-            raise ValidationError("an extra school day is a Saturday or Sunday worked as a weekday",
-                                  "date")
+            raise ValidationError(
+                "an extra school day is a Saturday or Sunday worked as a weekday", "date"
+            )
 
 
 class CalendarSchema(Strict):
@@ -106,8 +115,9 @@ class StopSchema(Strict):
 
 class LineStringSchema(Strict):
     type = fields.String(required=True, validate=validate.Equal("LineString"))
-    coordinates = fields.List(fields.List(fields.Float(allow_nan=False)), required=True,
-                              validate=validate.Length(min=2))
+    coordinates = fields.List(
+        fields.List(fields.Float(allow_nan=False)), required=True, validate=validate.Length(min=2)
+    )
 
     @validates("coordinates")
     def _lon_lat_pairs(self, value, **kwargs):
@@ -143,8 +153,9 @@ class RouteSchema(Strict):
     school_id = Id(load_default=None, allow_none=True)
     path = fields.Nested(LineStringSchema, required=True)
     corridor_m = fields.Float(load_default=80.0, validate=validate.Range(10, 2000))
-    stops = fields.List(fields.Nested(RouteStopSchema), required=True,
-                        validate=validate.Length(min=2))
+    stops = fields.List(
+        fields.Nested(RouteStopSchema), required=True, validate=validate.Length(min=2)
+    )
     days = fields.List(fields.Integer(validate=WEEKDAYS), load_default=None)
     runs = fields.List(fields.Nested(RunSchema), load_default=None)
 
@@ -155,13 +166,15 @@ class RouteSchema(Strict):
         runs = data.get("runs")
         if runs is not None:
             if any(timed) or data.get("days") is not None:
-                raise ValidationError("give either stops[].time with days, or runs, not both",
-                                      "runs")
+                raise ValidationError(
+                    "give either stops[].time with days, or runs, not both", "runs"
+                )
             problems = {}
             for i, run in enumerate(runs):
                 if len(run["times"]) != len(data["stops"]):
-                    problems[i] = {"times": [f"has {len(run['times'])} times for "
-                                             f"{len(data['stops'])} stops"]}
+                    problems[i] = {
+                        "times": [f"has {len(run['times'])} times for {len(data['stops'])} stops"]
+                    }
             if problems:
                 raise ValidationError(problems, "runs")
         elif any(timed):
@@ -181,8 +194,9 @@ def _non_decreasing(times: list[int], field: str) -> None:
 
 class VehicleSchema(Strict):
     id = Id(required=True)
-    kind = fields.String(required=True,
-                         validate=validate.OneOf(["school_bus", "teacher_car", "meal_truck"]))
+    kind = fields.String(
+        required=True, validate=validate.OneOf(["school_bus", "teacher_car", "meal_truck"])
+    )
     plate = fields.String(load_default=None, validate=validate.Length(max=32))
     seats = fields.Integer(load_default=None, validate=validate.Range(min=1, max=100))
     route_ids = fields.List(Id(), load_default=list)
@@ -209,8 +223,9 @@ class StudentSchema(Strict):
 
 class AssignmentSchema(Strict):
     school_id = Id(required=True)
-    weekdays = fields.List(fields.Integer(validate=WEEKDAYS), required=True,
-                           validate=validate.Length(min=1))
+    weekdays = fields.List(
+        fields.Integer(validate=WEEKDAYS), required=True, validate=validate.Length(min=1)
+    )
 
 
 class TeacherSchema(Strict):
@@ -224,8 +239,10 @@ class TeacherSchema(Strict):
 class UserSchema(Strict):
     username = fields.String(required=True, validate=validate.Regexp(ID_RE, error=ID_MESSAGE))
     password = fields.String(load_default=None, validate=validate.Length(min=8, max=256))
-    role = fields.String(required=True, validate=validate.OneOf(
-        ["parent", "driver", "teacher", "logistics", "admin"]))
+    role = fields.String(
+        required=True,
+        validate=validate.OneOf(["parent", "driver", "teacher", "logistics", "admin"]),
+    )
     student_ids = fields.List(Id(), load_default=list)
     vehicle_ids = fields.List(Id(), load_default=list)
     school_ids = fields.List(Id(), load_default=list)
@@ -269,14 +286,16 @@ class SubsidyPolicySchema(Strict):
                 raise ValidationError(f"tier {i + 1} must start where tier {i} ends", "tiers")
 
 
-class BundleSchema(Strict):
-    district = fields.Nested(DistrictSchema, load_default=None)
-    schools = fields.List(fields.Nested(SchoolSchema), load_default=list)
-    stops = fields.List(fields.Nested(StopSchema), load_default=list)
-    routes = fields.List(fields.Nested(RouteSchema), load_default=list)
-    vehicles = fields.List(fields.Nested(VehicleSchema), load_default=list)
-    devices = fields.List(fields.Nested(DeviceSchema), load_default=list)
-    students = fields.List(fields.Nested(StudentSchema), load_default=list)
-    teachers = fields.List(fields.Nested(TeacherSchema), load_default=list)
-    users = fields.List(fields.Nested(UserSchema), load_default=list)
-    subsidy_policy = fields.Nested(SubsidyPolicySchema, load_default=None)
+# The bundle's sections in import order: (schema, is a list).
+SECTIONS: dict[str, tuple[Schema, bool]] = {
+    "district": (DistrictSchema(), False),
+    "schools": (SchoolSchema(), True),
+    "stops": (StopSchema(), True),
+    "routes": (RouteSchema(), True),
+    "vehicles": (VehicleSchema(), True),
+    "devices": (DeviceSchema(), True),
+    "students": (StudentSchema(), True),
+    "teachers": (TeacherSchema(), True),
+    "users": (UserSchema(), True),
+    "subsidy_policy": (SubsidyPolicySchema(), False),
+}

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.extensions import db
 from backend.models.district import ID
+
+if TYPE_CHECKING:
+    from backend.models.district import School
+    from backend.models.fleet import Vehicle
 
 ROLES = ("parent", "driver", "teacher", "logistics", "admin")
 
@@ -64,9 +70,5 @@ class User(db.Model):
     # Bumped on password change: tokens carry it, so old tokens stop working.
     token_version: Mapped[int] = mapped_column(Integer, default=0)
     students: Mapped[list[Student]] = relationship(secondary=user_students, order_by="Student.id")
-    vehicles: Mapped[list["Vehicle"]] = relationship(  # noqa: UP037
-        secondary=user_vehicles, order_by="Vehicle.id"
-    )
-    schools: Mapped[list["School"]] = relationship(  # noqa: UP037
-        secondary=user_schools, order_by="School.id"
-    )
+    vehicles: Mapped[list[Vehicle]] = relationship(secondary=user_vehicles, order_by="Vehicle.id")
+    schools: Mapped[list[School]] = relationship(secondary=user_schools, order_by="School.id")
