@@ -7,9 +7,10 @@ from flask_smorest import Api
 
 
 def register_blueprints(app: Flask, api: Api) -> None:
-    from backend.api import admin, auth, health
+    from backend.api import admin, auth, health, vehicles
 
     app.register_blueprint(health.blp)
     api.register_blueprint(auth.blp, url_prefix="/api/v1/auth")
     api.register_blueprint(admin.blp, url_prefix="/api/v1/admin")
+    api.register_blueprint(vehicles.blp, url_prefix="/api/v1/vehicles")
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})

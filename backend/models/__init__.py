@@ -20,8 +20,14 @@ from backend.models.people import (
     user_students,
     user_vehicles,
 )
+from backend.models.tracking import LivePosition, Ping, Reject, Scan, TrackerState
 
 __all__ = [
+    "LivePosition",
+    "Ping",
+    "Reject",
+    "Scan",
+    "TrackerState",
     "CalendarDay",
     "Device",
     "District",

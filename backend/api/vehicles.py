@@ -1,0 +1,137 @@
+"""Staff's view of vehicles: the stored track of a vehicle (GeoJSON, CSV, GPX)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+import gpxpy.gpx
+from flask import Response
+from flask_smorest import Blueprint
+from marshmallow import ValidationError, fields, validate, validates_schema
+from sqlalchemy import select
+
+from backend.api.common import CrsQuery, out_point
+from backend.auth import current_user, require_role
+from backend.errors import ApiError, not_found
+from backend.extensions import db
+from backend.models import Ping
+from backend.scopes import STAFF, can_see_vehicle
+from backend.timefmt import EventTime, iso
+
+blp = Blueprint("vehicles", __name__, description="Vehicles (staff)")
+
+MAX_TRACK_POINTS = 200_000
+DEFAULT_WINDOW_S = 24 * 3600
+
+
+class TrackQuery(CrsQuery):
+    since = EventTime(load_default=None)
+    until = EventTime(load_default=None)
+    format = fields.String(
+        load_default="geojson", validate=validate.OneOf(["geojson", "csv", "gpx"])
+    )
+
+    @validates_schema
+    def _window(self, data, **kwargs):
+        if (
+            data["since"] is not None
+            and data["until"] is not None
+            and data["since"] > data["until"]
+        ):
+            raise ValidationError("since is after until", "since")
+
+
+@blp.get("/<vehicle_id>/track")
+@blp.arguments(TrackQuery, location="query")
+@blp.doc(
+    security=[{"bearer": []}],
+    description="Every stored ping of the vehicle in [since, until] (default: the 24 h "
+    "before until, which defaults to now), in the device's time order.",
+)
+@blp.response(200)
+@require_role(*STAFF)
+def vehicle_track(query, vehicle_id: str):
+    if not can_see_vehicle(current_user(), vehicle_id):
+        raise not_found("vehicle")
+    until = query["until"] if query["until"] is not None else time.time()
+    since = query["since"] if query["since"] is not None else until - DEFAULT_WINDOW_S
+    rows = db.session.execute(
+        select(
+            Ping.ts,
+            Ping.lat,
+            Ping.lon,
+            Ping.speed_kmh,
+            Ping.heading_deg,
+            Ping.accuracy_m,
+            Ping.alt_m,
+        )
+        .where(Ping.vehicle_id == vehicle_id, Ping.ts >= since, Ping.ts <= until)
+        .order_by(Ping.ts)
+        .limit(MAX_TRACK_POINTS + 1)
+    ).all()
+    if len(rows) > MAX_TRACK_POINTS:
+        raise ApiError(422, f"more than {MAX_TRACK_POINTS} pings in the window; ask for less")
+    crs = query["crs"]
+    points = [
+        (r.ts, *out_point(r.lat, r.lon, crs), r.speed_kmh, r.heading_deg, r.accuracy_m, r.alt_m)
+        for r in rows
+    ]
+    if query["format"] == "csv":
+        return _csv(points, vehicle_id)
+    if query["format"] == "gpx":
+        return _gpx(points, vehicle_id)
+    return line_feature(points, {"vehicle_id": vehicle_id, "crs": crs})
+
+
+def line_feature(points, properties: dict) -> dict:
+    """GeoJSON Feature of a track; ``geometry`` is null below two points (a LineString needs 2)."""
+    coordinates = [[p[2], p[1]] for p in points]
+    return {
+        "type": "Feature",
+        "geometry": {"type": "LineString", "coordinates": coordinates}
+        if len(coordinates) >= 2
+        else None,
+        "properties": {
+            **properties,
+            "count": len(points),
+            "times": [iso(p[0]) for p in points],
+            "speeds_kmh": [p[3] for p in points],
+        },
+    }
+
+
+def _csv(points, vehicle_id: str) -> Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["ts", "lat", "lon", "speed_kmh", "heading_deg", "accuracy_m", "alt_m"])
+    for p in points:
+        writer.writerow([iso(p[0]), *("" if v is None else v for v in p[1:])])
+    return Response(
+        buffer.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{vehicle_id}-track.csv"'},
+    )
+
+
+def _gpx(points, vehicle_id: str) -> Response:
+    from datetime import UTC, datetime
+
+    gpx = gpxpy.gpx.GPX()
+    track = gpxpy.gpx.GPXTrack(name=vehicle_id)
+    segment = gpxpy.gpx.GPXTrackSegment()
+    for ts, lat, lon, speed_kmh, _heading, _acc, alt in points:
+        point = gpxpy.gpx.GPXTrackPoint(
+            lat, lon, elevation=alt, time=datetime.fromtimestamp(ts, tz=UTC)
+        )
+        if speed_kmh is not None:
+            point.speed = speed_kmh / 3.6
+        segment.points.append(point)
+    track.segments.append(segment)
+    gpx.tracks.append(track)
+    return Response(
+        gpx.to_xml(version="1.1"),
+        mimetype="application/gpx+xml",
+        headers={"Content-Disposition": f'attachment; filename="{vehicle_id}-track.gpx"'},
+    )
