@@ -1,0 +1,165 @@
+"""Plain values in and out of the tracker: what a district defines, what a device reports, what
+the tracker concludes. Frozen dataclasses only; no behaviour beyond trivial conveniences."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+EVENT_KINDS = frozenset({
+    "trip_started", "trip_completed", "stop_arrived", "stop_departed", "stop_missed",
+    "route_deviation_started", "route_deviation_ended", "overspeed",
+    "teacher_trip_completed", "meal_delivery_arrived",
+})
+VEHICLE_KINDS = frozenset({"school_bus", "teacher_car", "meal_truck"})
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """One validated WGS-84 fix; ``ts`` is the device's own epoch time in seconds (UTC)."""
+
+    ts: float
+    lat: float
+    lon: float
+    speed_kmh: float | None = None
+    heading_deg: float | None = None
+    accuracy_m: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A stop or a school: a circle on the ground."""
+
+    id: str
+    name: str
+    lat: float
+    lon: float
+    radius_m: float
+    is_school: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One departure of a route: a time per route stop, in seconds after local midnight of the
+    service day (GTFS style, may exceed 86400), served on ``days`` (ISO weekdays, honouring the
+    calendar) and/or on explicit ``dates`` (whatever the calendar says)."""
+
+    id: str
+    times_s: tuple[int, ...]
+    days: frozenset[int] | None = None
+    dates: frozenset[dt.date] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One stop sequence along one path; ``path`` is ``(lon, lat)`` pairs like GeoJSON."""
+
+    id: str
+    name: str
+    school_id: str | None
+    path: tuple[tuple[float, float], ...]
+    corridor_m: float
+    stops: tuple[Place, ...]
+    runs: tuple[Run, ...]
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """The district's calendar: holidays have no service, an extra school day (调休) runs the
+    timetable of ``as_weekday``."""
+
+    timezone: str = "Asia/Shanghai"
+    holidays: frozenset[dt.date] = frozenset()
+    extra_school_days: Mapping[dt.date, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """An itinerant teacher is due at ``school_id`` on these ISO weekdays."""
+
+    school_id: str
+    weekdays: frozenset[int]
+
+
+@dataclass(frozen=True)
+class VehicleContext:
+    """Everything the tracker needs to know about one vehicle besides its pings.
+
+    ``segment_history`` maps a run id to recent completed trips' ``segment_s`` lists (seconds
+    between consecutive stop arrivals, ``None`` where unknown), newest first or in any order.
+    """
+
+    vehicle_id: str
+    kind: str
+    speed_limit_kmh: float | None
+    routes: tuple[Route, ...]
+    schools: tuple[Place, ...]
+    calendar: Calendar = field(default_factory=Calendar)
+    assignments: tuple[Assignment, ...] = ()
+    teacher_id: str | None = None
+    segment_history: Mapping[str, Sequence[Sequence[float | None]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the tracker concluded. ``ts`` is when it happened in event time (an arrival
+    interpolated between two pings has a ``ts`` between them); ``details`` is JSON-serialisable."""
+
+    kind: str
+    ts: float
+    vehicle_id: str
+    route_id: str | None = None
+    trip_id: str | None = None
+    run_id: str | None = None
+    stop_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LiveStop:
+    """One stop of the live view of a trip."""
+
+    stop_id: str
+    sequence: int
+    scheduled_at: float
+    status: str  # visited | missed | upcoming
+    arrived_at: float | None
+    departed_at: float | None
+    eta: float | None
+    eta_confidence: float | None
+
+
+@dataclass(frozen=True)
+class LiveView:
+    """What ``GET /routes/{id}/live`` shows of a trip in progress."""
+
+    route_id: str
+    trip_id: str
+    run_id: str
+    vehicle_id: str
+    position: Mapping[str, float | None]
+    next_stop_id: str | None
+    delay_s: float
+    eta_source: str  # history | schedule
+    as_of: float
+    stops: tuple[LiveStop, ...]
+
+
+@dataclass(frozen=True)
+class TripAudit:
+    """One trip recomputed from stored pings (what ``GET /audit/trips`` serves)."""
+
+    trip_id: str
+    run_id: str
+    route_id: str
+    vehicle_id: str
+    service_date: dt.date
+    started_at: float
+    completed_at: float | None
+    distance_km: float
+    max_speed_kmh: float | None
+    stops: tuple[Mapping[str, Any], ...]
+    deviations: tuple[Mapping[str, Any], ...]
+    events: tuple[Event, ...]

@@ -1,0 +1,338 @@
+"""The tracker: one vehicle's pings in, its state advanced, its events out.
+
+``track`` is a pure function of ``(ctx, state, pings, cfg)``. Pings are sorted by their own
+timestamps; pings at or before what the state has already processed are ignored (a late backlog
+never moves a trip backwards; the audit, recomputed from all stored pings, is the ground truth).
+The per-ping loop does only scalar bookkeeping: projections, offsets, hop lengths and
+segment candidates are computed for the whole batch with numpy/Shapely first.
+
+Order of detectors per ping: overspeed, school geofences (teacher trips, meal deliveries), then
+the trip (timeout, progress, deviation, stops, completion, start of the next run).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from operator import attrgetter
+from typing import Any
+
+import numpy as np
+
+from routing.config import DEFAULT, TrackerConfig
+from routing.deviation import detect_deviation, end_deviation
+from routing.eta import predict
+from routing.geometry import RouteGeometry, route_geometry, segments_m
+from routing.meal_deliveries import detect_meal_delivery
+from routing.model import Event, LiveStop, LiveView, Ping, Route, TripAudit, VehicleContext
+from routing.overspeed import detect_overspeed, ping_speed_kmh
+from routing.progress import ProjectedBatch, advance, snap
+from routing.run_matching import RunWindow, open_windows, run_windows, trip_id_for
+from routing.state import StopState, TrackerState, TripState
+from routing.stop_arrival import Fix, StopEvent, detect_stops, miss_remaining
+from routing.teacher_trips import detect_teacher_trip, school_distances, step_geofence
+
+__all__ = ["TrackerState", "audit_day", "live_view", "sorted_unique", "track", "trip_id_for"]
+
+
+def sorted_unique(pings: Sequence[Ping]) -> list[Ping]:
+    """Pings in timestamp order, one per ``ts`` (the same one whatever the input order)."""
+    def key(p: Ping) -> tuple[Any, ...]:
+        return (p.ts, p.lat, p.lon, *((v is None, v or 0.0) for v in
+                                      (p.speed_kmh, p.heading_deg, p.accuracy_m)))
+    ordered = sorted(pings, key=attrgetter("ts"))
+    if all(a.ts != b.ts for a, b in zip(ordered, ordered[1:], strict=False)):
+        return ordered
+    out: list[Ping] = []
+    for p in sorted(pings, key=key):
+        if not out or p.ts != out[-1].ts:
+            out.append(p)
+    return out
+
+
+def track(ctx: VehicleContext, state: TrackerState | None, pings: Sequence[Ping],
+          cfg: TrackerConfig = DEFAULT) -> tuple[TrackerState, list[Event]]:
+    """Advance a vehicle's tracker by a batch of pings.
+
+    Parameters
+    ----------
+    ctx : VehicleContext
+        The vehicle, its routes, the schools, the calendar.
+    state : TrackerState or None
+        What the previous batch left (``None`` for a vehicle never seen). Not mutated.
+    pings : sequence of Ping
+        Validated pings in any order, possibly older than the state (those are ignored).
+    cfg : TrackerConfig
+        Tunables.
+
+    Returns
+    -------
+    tuple
+        The new state and the events, in the order they were concluded.
+    """
+    st = TrackerState.from_dict(state.to_dict()) if state is not None else TrackerState()
+    fresh = [p for p in sorted_unique(pings) if st.last_ts is None or p.ts > st.last_ts]
+    if not fresh:
+        return st, []
+    batch = _Batch(ctx, st, fresh, cfg)
+    batch.run()
+    return st, batch.events
+
+
+class _Batch:
+    """One call of :func:`track`: vectorised precomputation, then the per-ping loop."""
+
+    def __init__(self, ctx: VehicleContext, st: TrackerState, fresh: list[Ping],
+                 cfg: TrackerConfig):
+        self.ctx, self.st, self.fresh, self.cfg = ctx, st, fresh, cfg
+        self.events: list[Event] = []
+        self.base = 0 if st.last_lat is None or st.last_lon is None or st.last_ts is None else 1
+        lat = [p.lat for p in fresh]
+        lon = [p.lon for p in fresh]
+        ts = [p.ts for p in fresh]
+        if st.last_lat is not None and st.last_lon is not None and st.last_ts is not None:
+            lat, lon, ts = [st.last_lat, *lat], [st.last_lon, *lon], [st.last_ts, *ts]
+        self.lat = np.array(lat, dtype=np.float64)
+        self.lon = np.array(lon, dtype=np.float64)
+        self.ts = ts
+        self.hops = segments_m(self.lat, self.lon)
+        self._batches: dict[int, ProjectedBatch] = {}
+        self.windows = run_windows(ctx, ts[0], ts[-1], cfg)
+        self.route_index = {r.id: k for k, r in enumerate(ctx.routes)}
+        self.school_d = (school_distances(ctx.schools, self.lat, self.lon)
+                         if ctx.kind in ("teacher_car", "meal_truck") else None)
+
+    def projected(self, route_index: int) -> ProjectedBatch:
+        b = self._batches.get(route_index)
+        if b is None:
+            geom = route_geometry(self.ctx.routes[route_index])
+            b = self._batches[route_index] = ProjectedBatch(geom, self.lat, self.lon)
+        return b
+
+    def emit(self, kind: str, ts: float, trip: TripState | None = None, stop_id: str | None = None,
+             details: dict[str, Any] | None = None,
+             ids: Sequence[str | None] | None = None) -> None:
+        route_id, trip_id, run_id = ids if ids is not None else (
+            (trip.route_id, trip.trip_id, trip.run_id) if trip else (None, None, None))
+        self.events.append(Event(kind=kind, ts=ts, vehicle_id=self.ctx.vehicle_id,
+                                 route_id=route_id, trip_id=trip_id, run_id=run_id,
+                                 stop_id=stop_id, details=details or {}))
+
+    def run(self) -> None:
+        st = self.st
+        for i, p in enumerate(self.fresh):
+            k = self.base + i
+            prev = k - 1 if k >= 1 else None
+            hop = float(self.hops[prev]) if prev is not None else None
+            dt = self.ts[k] - self.ts[prev] if prev is not None else None
+            speed = ping_speed_kmh(p.speed_kmh, hop, dt, self.cfg)
+            self.overspeed(p.ts, speed)
+            if self.school_d is not None:
+                self.schools(k, prev, hop or 0.0)
+            self.trip_step(k, prev, hop or 0.0, speed)
+            st.last_ts, st.last_lat, st.last_lon = p.ts, p.lat, p.lon
+            st.last_speed_kmh, st.last_heading_deg = speed, p.heading_deg
+
+    # --- vehicle-level detectors ---------------------------------------------------------
+    def overspeed(self, ts: float, speed: float | None) -> None:
+        limit = self.ctx.speed_limit_kmh
+        if limit is None:
+            return
+        st = self.st
+        ids = list(st.overspeed_trip)
+        for at, details in detect_overspeed(st.overspeed, ts, speed, limit, self.cfg):
+            self.emit("overspeed", at, details=details, ids=ids)
+        if st.overspeed.first_ts == ts:
+            trip = st.trip
+            st.overspeed_trip = [trip.route_id, trip.trip_id, trip.run_id] if trip else \
+                [None, None, None]
+
+    def schools(self, k: int, prev: int | None, hop: float) -> None:
+        assert self.school_d is not None
+        ctx, gs = self.ctx, self.st.geofence
+        before = (self.ts[prev], float(self.lat[prev]), float(self.lon[prev])) \
+            if prev is not None else None
+        here = (self.ts[k], float(self.lat[k]), float(self.lon[k]))
+        left, entered = step_geofence(gs, ctx.schools, self.school_d[k], before, here, self.cfg)
+        if ctx.kind == "teacher_car":
+            for at, to_id, details in detect_teacher_trip(ctx, gs, left, entered, here[0], hop,
+                                                          self.cfg):
+                self.emit("teacher_trip_completed", at, stop_id=to_id, details=details)
+        else:
+            for at, school_id, details in detect_meal_delivery(entered):
+                self.emit("meal_delivery_arrived", at, stop_id=school_id, details=details)
+
+    # --- trips ---------------------------------------------------------------------------
+    def trip_step(self, k: int, prev: int | None, hop: float, speed: float | None) -> None:
+        trip = self.st.trip
+        ts = self.ts[k]
+        if trip is not None:
+            index = self.route_index.get(trip.route_id)
+            deadline = trip.scheduled_at[-1] + self.cfg.trip_timeout_slack_s
+            if index is None:
+                self.complete(trip, ts, "route_removed")
+            elif ts > deadline:
+                self.complete(trip, deadline, "timeout")
+            else:
+                self.advance(trip, self.projected(index), k, prev, hop, speed)
+        if self.st.trip is None and self.windows:
+            self.try_start(k, speed)
+
+    def advance(self, trip: TripState, b: ProjectedBatch, k: int, prev: int | None, hop: float,
+                speed: float | None, first: bool = False) -> None:
+        geom, cfg, ts = b.geom, self.cfg, self.ts[k]
+        corridor = geom.route.corridor_m
+        offset = b.offsets[k]
+        on_route = offset <= corridor
+        before = None
+        if not first and prev is not None:
+            before = Fix(self.ts[prev], b.xs[prev], b.ys[prev], trip.progress_m,
+                         trip.last_on_route, None)
+            new = advance(b, k, trip.progress_m, ts - trip.progress_ts, corridor, cfg)
+            if new is not None:
+                trip.progress_m, trip.progress_ts = new, ts
+            trip.distance_m += hop
+        trip.ping_count += 1
+        if speed is not None:
+            trip.max_speed_kmh = max(trip.max_speed_kmh or 0.0, speed)
+        for kind, at, details in detect_deviation(trip, ts, offset, corridor, cfg):
+            self.emit(kind, at, trip, details=details)
+        here = Fix(ts, b.xs[k], b.ys[k], trip.progress_m, on_route, speed)
+        self.stop_events(trip, geom, detect_stops(trip, geom, before, here, cfg))
+        trip.last_on_route = on_route
+        dev = trip.deviation
+        if dev.active and dev.first_ts is not None and \
+                ts - dev.first_ts >= cfg.trip_abandon_off_route_s:
+            self.complete(trip, ts, "abandoned")
+        elif trip.stops[-1].status == "visited":
+            last = trip.stops[-1].arrived_at
+            self.complete(trip, last if last is not None else ts, "last_stop")
+        elif trip.stops[-1].status == "missed" and trip.inside_stop is None:
+            self.complete(trip, ts, "all_stops_done")  # stops settle in order: all are done
+
+    def stop_events(self, trip: TripState, geom: RouteGeometry, found: list[StopEvent]) -> None:
+        for e in found:
+            self.emit(e.kind, e.ts, trip, stop_id=geom.route.stops[e.index].id, details=e.details)
+
+    def complete(self, trip: TripState, ts: float, reason: str) -> None:
+        index = _route_index(self.ctx, trip.route_id)
+        if index is not None:
+            self.stop_events(trip, route_geometry(self.ctx.routes[index]),
+                             miss_remaining(trip, ts, reason))
+        for kind, at, details in end_deviation(trip, ts, reason):
+            self.emit(kind, at, trip, details=details)
+        visited = [s for s in trip.stops if s.status == "visited"]
+        self.emit("trip_completed", ts, trip, details={
+            "reason": reason, "service_date": trip.service_date, "started_at": trip.started_at,
+            "duration_s": round(ts - trip.started_at, 1),
+            "distance_km": round(trip.distance_m / 1000, 3),
+            "max_speed_kmh": None if trip.max_speed_kmh is None else round(trip.max_speed_kmh, 1),
+            "stops_visited": len(visited), "stops_missed": len(trip.stops) - len(visited),
+            "segment_s": segment_seconds(trip.stops),
+            "late_s": None if trip.stops[-1].arrived_at is None else
+            round(trip.stops[-1].arrived_at - trip.scheduled_at[-1], 1),
+            "ping_count": trip.ping_count})
+        done = self.st.done_trips
+        done.append(trip.trip_id)
+        del done[: max(0, len(done) - self.cfg.done_trips_kept)]
+        self.st.trip = None
+
+    def try_start(self, k: int, speed: float | None) -> None:
+        ts, cfg = self.ts[k], self.cfg
+        for w in open_windows(self.windows, ts, set(self.st.done_trips)):
+            b = self.projected(w.route_index)
+            geom = b.geom
+            first, a0 = w.route.stops[0], geom.stop_along[0]
+            sx, sy = geom.stop_xy[0]
+            near_first = math.hypot(b.xs[k] - sx, b.ys[k] - sy) <= first.radius_m + \
+                cfg.trip_start_margin_m
+            hi = a0 + first.radius_m + cfg.trip_start_max_progress_m
+            along, d = snap(b, k, 0.0, hi, 0.0, cfg)
+            on_path = d <= w.route.corridor_m
+            if not near_first and not (on_path and self._moving_forward(b, k, along, hi)):
+                continue
+            self.start(w, b, k, along if on_path else min(along, a0), speed)
+            return
+
+    def _moving_forward(self, b: ProjectedBatch, k: int, along: float, hi: float) -> bool:
+        """A late start (past the first stop) needs the previous fix on the path, behind."""
+        if k == 0 or self.ts[k] - self.ts[k - 1] > self.cfg.episode_max_gap_s:
+            return False
+        before, d = snap(b, k - 1, 0.0, hi, 0.0, self.cfg)
+        return d <= b.geom.route.corridor_m and along - before >= self.cfg.trip_start_min_move_m
+
+    def start(self, w: RunWindow, b: ProjectedBatch, k: int, progress_m: float,
+              speed: float | None) -> None:
+        ts = self.ts[k]
+        trip = TripState(
+            trip_id=w.trip_id, route_id=w.route.id, run_id=w.run.id,
+            service_date=w.service_date.isoformat(), started_at=ts,
+            scheduled_at=list(w.scheduled_at), progress_m=progress_m, progress_ts=ts,
+            stops=[StopState() for _ in w.route.stops])
+        self.st.trip = trip
+        self.emit("trip_started", ts, trip, details={
+            "service_date": trip.service_date, "scheduled_start_at": w.first_at,
+            "delay_s": round(ts - w.first_at, 1), "progress_m": round(progress_m, 1)})
+        self.advance(trip, b, k, None, 0.0, speed, first=True)
+
+
+def segment_seconds(stops: Sequence[StopState]) -> list[float | None]:
+    """Seconds between consecutive stop arrivals (``None`` where either stop has none): what the
+    caller stores and hands back as ``VehicleContext.segment_history`` for the ETA."""
+    out: list[float | None] = []
+    for a, b in zip(stops, stops[1:], strict=False):
+        ok = a.arrived_at is not None and b.arrived_at is not None
+        out.append(round(b.arrived_at - a.arrived_at, 1) if ok else None)  # type: ignore[operator]
+    return out
+
+
+def _route_index(ctx: VehicleContext, route_id: str) -> int | None:
+    return next((i for i, r in enumerate(ctx.routes) if r.id == route_id), None)
+
+
+def route_of(ctx: VehicleContext, route_id: str) -> Route | None:
+    """The vehicle's route with this id, if it still has it."""
+    index = _route_index(ctx, route_id)
+    return None if index is None else ctx.routes[index]
+
+
+def live_view(ctx: VehicleContext, state: TrackerState | None,
+              cfg: TrackerConfig = DEFAULT) -> LiveView | None:
+    """The trip in progress as ``GET /routes/{id}/live`` shows it, with ETAs; ``None`` when the
+    vehicle is on no trip.
+
+    ETAs are as of the last processed ping (``as_of``), learned from
+    ``ctx.segment_history[run_id]`` when there is any, else schedule + current delay.
+    """
+    if state is None or state.trip is None or state.last_ts is None:
+        return None
+    trip = state.trip
+    route = route_of(ctx, trip.route_id)
+    if route is None:
+        return None
+    geom = route_geometry(route)
+    pred = predict(trip, geom, state.last_ts, ctx.segment_history.get(trip.run_id, ()), cfg)
+    stops = []
+    for j, (place, s) in enumerate(zip(route.stops, trip.stops, strict=True)):
+        stops.append(LiveStop(
+            stop_id=place.id, sequence=j, scheduled_at=trip.scheduled_at[j], status=s.status,
+            arrived_at=s.arrived_at, departed_at=s.departed_at, eta=pred.etas[j],
+            eta_confidence=pred.confidences[j]))
+    return LiveView(
+        route_id=route.id, trip_id=trip.trip_id, run_id=trip.run_id, vehicle_id=ctx.vehicle_id,
+        position={"lat": state.last_lat, "lon": state.last_lon, "ts": state.last_ts,
+                  "speed_kmh": state.last_speed_kmh, "heading_deg": state.last_heading_deg},
+        next_stop_id=route.stops[pred.next_stop].id if pred.next_stop is not None else None,
+        delay_s=round(pred.delay_s, 1), eta_source=pred.source, as_of=state.last_ts,
+        stops=tuple(stops))
+
+
+def audit_day(ctx: VehicleContext, pings: Sequence[Ping], cfg: TrackerConfig = DEFAULT,
+              service_date: Any = None) -> list[TripAudit]:
+    """Recompute a day's trips from stored pings with the same code as live tracking.
+
+    See :func:`routing.audit.audit_trips` (this is its entry point next to :func:`track`).
+    """
+    from routing.audit import audit_trips
+
+    return audit_trips(ctx, pings, cfg, service_date)
