@@ -100,6 +100,16 @@ def serve_command(host: str, port: int, sample: bool | None) -> None:
     run_all_in_one(current_app._get_current_object(), host, port)
 
 
+@main.command("ingest")
+@with_appcontext
+def ingest_command() -> None:
+    """MQTT ingest alone (several may run with XIAOCHE_INGEST_SHARED_GROUP)."""
+    from backend.runtime import run_ingest
+
+    _prepare_database(with_sample=False)
+    run_ingest(current_app._get_current_object())
+
+
 @main.command("api")
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
 @click.option("--workers", default=2, show_default=True, type=int)
@@ -202,3 +212,7 @@ def broker_config_command(
         raise click.ClickException(str(exc)) from exc
     for name, path in paths.items():
         click.echo(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    main()

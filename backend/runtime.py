@@ -1,21 +1,118 @@
-"""Running the roles: the all-in-one ``serve`` process and its HTTP server."""
+"""Running the roles: MQTT ingest, and the all-in-one ``serve`` process.
+
+The composition root: this is where the broker, the MQTT client, the pipeline and the HTTP
+server meet; nothing below it knows about the others.
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
+import socket
+import threading
+from pathlib import Path
 
 from flask import Flask
 from werkzeug.serving import make_server
 
 log = logging.getLogger(__name__)
 
+INGEST_TOPICS = ("xiaoche/v1/devices/+/pings", "xiaoche/v1/devices/+/scans", "owntracks/+/+")
+
+
+class IngestRunner:
+    """MQTT → pipeline; acks each batch only after the pipeline committed it."""
+
+    def __init__(self, app: Flask, mqtt_url: str):
+        from backend.ingest_service import pipeline
+        from gps_ingest.mqtt_client import MqttIngestClient
+        from gps_ingest.pipeline import Message
+
+        self._pipeline = pipeline(app)
+        self._message = Message
+        group = app.config.get("INGEST_SHARED_GROUP")
+        client_id = app.config["INGEST_CLIENT_ID"]
+        if group and client_id == "xiaoche-ingest":
+            # workers of one shared group need distinct ids, stable across restarts of each
+            client_id = f"{client_id}-{socket.gethostname()}"
+        self.client = MqttIngestClient(
+            mqtt_url, client_id=client_id, topics=INGEST_TOPICS, handle_batch=self.handle_batch,
+            batch_max=int(app.config["INGEST_BATCH_MAX"]),
+            batch_ms=int(app.config["INGEST_BATCH_MS"]), shared_group=group or None,
+            session_expiry_s=int(app.config["INGEST_SESSION_EXPIRY_S"]))
+
+    def handle_batch(self, messages) -> None:
+        batch = [self._message(payload=m.payload, received_at=m.received_at, topic=m.topic)
+                 for m in messages]
+        self._pipeline.process(batch)
+
+    @property
+    def connected(self) -> bool:
+        return self.client.connected
+
+    def start(self) -> None:
+        self.client.start()
+
+    def stop(self) -> None:
+        self.client.stop()
+
+
+def mqtt_url_or_embedded(app: Flask):
+    """The configured broker URL, or start the embedded broker: (url, broker or None)."""
+    url = app.config.get("MQTT_URL")
+    if url:
+        return url, None
+    from gps_ingest.broker import BrokerPortInUse, EmbeddedBroker
+
+    data_dir = Path(app.instance_path) / "broker"
+    port = int(app.config["EMBEDDED_MQTT_PORT"])
+    broker = EmbeddedBroker(host="127.0.0.1", port=port, data_dir=data_dir)
+    try:
+        broker.start()
+    except BrokerPortInUse:
+        log.warning("port %d is taken; the embedded broker takes a free port instead (devices "
+                    "must be pointed at it)", port)
+        broker = EmbeddedBroker(host="127.0.0.1", port=0, data_dir=data_dir)
+        broker.start()
+    log.info("embedded MQTT broker (%s) on %s", broker.kind, broker.url)
+    return broker.url, broker
+
+
+def run_ingest(app: Flask) -> None:
+    """``xiaoche ingest``: run until SIGTERM/SIGINT."""
+    url, broker = mqtt_url_or_embedded(app)
+    runner = IngestRunner(app, url)
+    app.extensions["xiaoche.ingest"] = runner
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    runner.start()
+    print(f"xiaoche: ingest subscribed on {url.split('@')[-1]}", flush=True)
+    try:
+        stop.wait()
+    finally:
+        runner.stop()
+        if broker is not None:
+            broker.stop()
+
 
 def run_all_in_one(app: Flask, host: str, port: int) -> None:
+    """``xiaoche serve``: broker (if embedded) + ingest + HTTP API in one process."""
+    url, broker = mqtt_url_or_embedded(app)
+    runner = IngestRunner(app, url)
+    app.extensions["xiaoche.ingest"] = runner
+    runner.start()
+
     server = make_server(host, port, app, threaded=True)
-    log.info("HTTP API on http://%s:%d/api/v1 (docs at /api/v1/docs)", host, port)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    print(f"xiaoche: API on http://{host}:{server.server_port}/api/v1 "
+          f"(docs /api/v1/docs), MQTT on {url.split('@')[-1]}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        runner.stop()
+        if broker is not None:
+            broker.stop()

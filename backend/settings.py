@@ -102,6 +102,13 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "MQTT 5 shared-subscription group so several ingest processes split the load",
     ),
+    Setting(
+        "XIAOCHE_INGEST_SESSION_EXPIRY_S",
+        "INGEST_SESSION_EXPIRY_S",
+        7 * 86400,
+        "how long the broker keeps the ingest's session (and queues pings) while it is down",
+        int,
+    ),
     Setting("XIAOCHE_LOG_LEVEL", "LOG_LEVEL", "INFO", "Python logging level"),
 )
 

@@ -7,10 +7,13 @@ from flask_smorest import Api
 
 
 def register_blueprints(app: Flask, api: Api) -> None:
-    from backend.api import admin, auth, health, vehicles
+    from backend.api import admin, auth, events, health, ingest, me, vehicles
 
     app.register_blueprint(health.blp)
     api.register_blueprint(auth.blp, url_prefix="/api/v1/auth")
     api.register_blueprint(admin.blp, url_prefix="/api/v1/admin")
+    api.register_blueprint(ingest.blp, url_prefix="/api/v1/ingest")
     api.register_blueprint(vehicles.blp, url_prefix="/api/v1/vehicles")
+    api.register_blueprint(me.blp, url_prefix="/api/v1/me")
+    api.register_blueprint(events.blp, url_prefix="/api/v1/events")
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})

@@ -16,9 +16,10 @@ from backend.api.common import CrsQuery, out_point
 from backend.auth import current_user, require_role
 from backend.errors import ApiError, not_found
 from backend.extensions import db
-from backend.models import Ping
-from backend.scopes import STAFF, can_see_vehicle
+from backend.models import LivePosition, Ping, Vehicle
+from backend.scopes import STAFF, can_see_vehicle, visible_vehicle_ids
 from backend.timefmt import EventTime, iso
+from backend.tracking_service import live_trip
 
 blp = Blueprint("vehicles", __name__, description="Vehicles (staff)")
 
@@ -41,6 +42,42 @@ class TrackQuery(CrsQuery):
             and data["since"] > data["until"]
         ):
             raise ValidationError("since is after until", "since")
+
+
+ONLINE_WITHIN_S = 180  # a device silent for 3 min is offline (the notifications' default too)
+
+
+@blp.get("/live")
+@blp.arguments(CrsQuery, location="query")
+@blp.doc(security=[{"bearer": []}])
+@blp.response(200)
+@require_role(*STAFF)
+def vehicles_live(query):
+    visible = visible_vehicle_ids(current_user())
+    vehicles = select(Vehicle).order_by(Vehicle.id)
+    if visible is not None:
+        vehicles = vehicles.where(Vehicle.id.in_(sorted(visible)))
+    live = {p.vehicle_id: p for p in db.session.scalars(select(LivePosition))}
+    now = time.time()
+    out = []
+    for vehicle in db.session.scalars(vehicles):
+        position = live.get(vehicle.id)
+        trip = live_trip(vehicle.id)
+        out.append({
+            "vehicle_id": vehicle.id, "kind": vehicle.kind, "plate": vehicle.plate,
+            "online": position is not None and now - position.received_at <= ONLINE_WITHIN_S,
+            "last_seen": iso(position.received_at) if position else None,
+            "route_id": trip.get("route_id") if trip else None,
+            "trip_id": trip.get("trip_id") if trip else None,
+            "position": position_body(position, query["crs"]) if position else None,
+        })
+    return out
+
+
+def position_body(position, crs: str) -> dict:
+    lat, lon = out_point(position.lat, position.lon, crs)
+    return {"lat": lat, "lon": lon, "ts": iso(position.ts), "speed_kmh": position.speed_kmh,
+            "heading_deg": position.heading_deg}
 
 
 @blp.get("/<vehicle_id>/track")

@@ -1,5 +1,4 @@
 import logging
-from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
@@ -8,10 +7,9 @@ from flask import current_app
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-# keep the application's own loggers working after a migration
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# The application configured logging already (create_app); alembic.ini's logging section would
+# lower the root logger to WARN and silence the service's own INFO lines after every migration.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 logger = logging.getLogger("alembic.env")
 
 

@@ -10,6 +10,7 @@ from backend.models.district import (
     Stop,
     SubsidyPolicy,
 )
+from backend.models.events import Event, TripAudit
 from backend.models.fleet import Device, Vehicle, vehicle_routes
 from backend.models.people import (
     Student,
@@ -23,6 +24,8 @@ from backend.models.people import (
 from backend.models.tracking import LivePosition, Ping, Reject, Scan, TrackerState
 
 __all__ = [
+    "Event",
+    "TripAudit",
     "LivePosition",
     "Ping",
     "Reject",

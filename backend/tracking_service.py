@@ -1,0 +1,212 @@
+"""Tracking wired into ingest and into the audit.
+
+Inside each ingest transaction, after the pings are stored, every vehicle with new pings has its
+stored tracker state locked, advanced by ``routing.track`` and written back, and the events are
+inserted — so pings, state and events commit together (STYLE: persist first, deliver later), and
+any ingest process can take any vehicle's next batch (DESIGN decision 4).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from backend.extensions import db
+from backend.models import (
+    CalendarDay,
+    District,
+    Event,
+    Route,
+    School,
+    Stop,
+    Teacher,
+    TeacherAssignment,
+    TrackerState,
+    Vehicle,
+    vehicle_routes,
+)
+from gps_ingest.pipeline import AfterStore, StoredPing
+from routing import model as rm
+from routing.config import TrackerConfig
+from routing.tracker import TrackerState as RoutingState
+from routing.tracker import track
+
+EVENTS = Event.__table__
+STATES = TrackerState.__table__
+ETA_HISTORY_RUNS = 10  # recent completed runs per run id whose segment times feed the ETA
+
+
+class ContextCache:
+    """Vehicle contexts built from the district tables, rebuilt after ``ttl_s`` or on demand."""
+
+    def __init__(self, ttl_s: float = 60.0):
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, rm.VehicleContext]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, conn: Connection, vehicle_id: str) -> rm.VehicleContext | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(vehicle_id)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        ctx = build_context(conn, vehicle_id)
+        if ctx is not None:
+            with self._lock:
+                self._cache[vehicle_id] = (now, ctx)
+        return ctx
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+def _calendar(conn: Connection, district_id: str) -> rm.Calendar:
+    district = conn.execute(select(District.timezone).where(District.id == district_id)).first()
+    days = conn.execute(select(CalendarDay.date, CalendarDay.kind, CalendarDay.as_weekday)
+                        .where(CalendarDay.district_id == district_id)).all()
+    return rm.Calendar(
+        timezone=district[0] if district else "Asia/Shanghai",
+        holidays=frozenset(dt.date.fromisoformat(d) for d, kind, _ in days if kind == "holiday"),
+        extra_school_days={dt.date.fromisoformat(d): w for d, kind, w in days
+                           if kind == "school_day"},
+    )
+
+
+def _place_of(session, place_id: str) -> rm.Place:
+    stop = session.get(Stop, place_id)
+    if stop is not None:
+        return rm.Place(stop.id, stop.name, stop.lat, stop.lon, stop.radius_m, False)
+    school = session.get(School, place_id)
+    return rm.Place(school.id, school.name, school.lat, school.lon, school.radius_m, True)
+
+
+def route_definition(session, route: Route) -> rm.Route:
+    return rm.Route(
+        id=route.id, name=route.name, school_id=route.school_id,
+        path=tuple((float(c[0]), float(c[1])) for c in route.path["coordinates"]),
+        corridor_m=route.corridor_m,
+        stops=tuple(_place_of(session, s.place_id) for s in route.stops),
+        runs=tuple(rm.Run(
+            id=run.id, times_s=tuple(int(t) for t in run.times_s),
+            days=frozenset(run.days) if run.days is not None else None,
+            dates=frozenset(dt.date.fromisoformat(d) for d in run.dates)
+            if run.dates is not None else None) for run in route.runs),
+    )
+
+
+def build_context(conn: Connection, vehicle_id: str) -> rm.VehicleContext | None:
+    from sqlalchemy.orm import Session
+
+    with Session(bind=conn) as session:
+        vehicle = session.get(Vehicle, vehicle_id)
+        if vehicle is None:
+            return None
+        route_ids = session.scalars(select(vehicle_routes.c.route_id)
+                                    .where(vehicle_routes.c.vehicle_id == vehicle_id)).all()
+        routes = tuple(route_definition(session, session.get(Route, r)) for r in sorted(route_ids))
+        schools = tuple(rm.Place(s.id, s.name, s.lat, s.lon, s.radius_m, True)
+                        for s in session.scalars(select(School).order_by(School.id)))
+        teacher = session.scalars(select(Teacher).where(Teacher.vehicle_id == vehicle_id)).first()
+        assignments: tuple[rm.Assignment, ...] = ()
+        if teacher is not None:
+            assignments = tuple(rm.Assignment(a.school_id, frozenset(a.weekdays)) for a in
+                                session.scalars(select(TeacherAssignment)
+                                                .where(TeacherAssignment.teacher_id == teacher.id)))
+        history = _segment_history(conn, [run.id for route in routes for run in route.runs])
+        return rm.VehicleContext(
+            vehicle_id=vehicle.id, kind=vehicle.kind, speed_limit_kmh=vehicle.speed_limit_kmh,
+            routes=routes, schools=schools, calendar=_calendar(conn, vehicle.district_id),
+            assignments=assignments, teacher_id=teacher.id if teacher else None,
+            segment_history=history)
+
+
+def _segment_history(conn: Connection, run_ids: list[str]) -> dict[str, list[list[float]]]:
+    history: dict[str, list[list[float]]] = {}
+    for run_id in run_ids:
+        rows = conn.execute(select(EVENTS.c.details).where(
+            EVENTS.c.kind == "trip_completed", EVENTS.c.run_id == run_id)
+            .order_by(EVENTS.c.ts.desc()).limit(ETA_HISTORY_RUNS)).scalars().all()
+        segments = [list(r["segment_s"]) for r in rows if r and r.get("segment_s")]
+        if segments:
+            history[run_id] = segments
+    return history
+
+
+def event_row(event: rm.Event, created_at: float) -> dict[str, Any]:
+    return {"kind": event.kind, "ts": event.ts, "vehicle_id": event.vehicle_id,
+            "route_id": event.route_id, "trip_id": event.trip_id, "run_id": event.run_id,
+            "stop_id": event.stop_id, "details": dict(event.details), "created_at": created_at}
+
+
+class TrackingStep:
+    """The after-store step of the ingest pipeline."""
+
+    def __init__(self, config: TrackerConfig | None = None, contexts: ContextCache | None = None):
+        self.config = config or TrackerConfig()
+        self.contexts = contexts or ContextCache()
+
+    def __call__(self, conn: Connection, stored: list[StoredPing]) -> None:
+        by_vehicle: dict[str, list[rm.Ping]] = defaultdict(list)
+        for s in stored:
+            p = s.ping
+            by_vehicle[s.vehicle_id].append(rm.Ping(ts=p.ts, lat=p.lat, lon=p.lon,
+                                                    speed_kmh=p.speed_kmh,
+                                                    heading_deg=p.heading_deg,
+                                                    accuracy_m=p.accuracy_m))
+        now = time.time()
+        events: list[dict[str, Any]] = []
+        for vehicle_id in sorted(by_vehicle):  # one lock order for every worker: no deadlock
+            ctx = self.contexts.get(conn, vehicle_id)
+            if ctx is None:
+                continue
+            state = lock_state(conn, vehicle_id)
+            new_state, new_events = track(ctx, state, by_vehicle[vehicle_id], self.config)
+            save_state(conn, vehicle_id, new_state, now)
+            events.extend(event_row(e, now) for e in new_events)
+        if events:
+            conn.execute(EVENTS.insert(), events)
+
+
+def lock_state(conn: Connection, vehicle_id: str) -> RoutingState | None:
+    """Read the vehicle's tracker state, locking its row on PostgreSQL until commit."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(STATES).values(vehicle_id=vehicle_id, state={}, last_ts=None,
+                                               updated_at=time.time())
+                 .on_conflict_do_nothing(index_elements=["vehicle_id"]))
+    query = select(STATES.c.state).where(STATES.c.vehicle_id == vehicle_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    raw = conn.execute(query).scalar_one()
+    return RoutingState.from_dict(raw) if raw else None
+
+
+def save_state(conn: Connection, vehicle_id: str, state: RoutingState, now: float) -> None:
+    conn.execute(STATES.update().where(STATES.c.vehicle_id == vehicle_id).values(
+        state=state.to_dict(), last_ts=getattr(state, "last_ts", None), updated_at=now))
+
+
+def tracking_steps(app: Flask) -> list[AfterStore]:
+    step = TrackingStep()
+    app.extensions["xiaoche.contexts"] = step.contexts
+    return [step]
+
+
+def live_trip(vehicle_id: str) -> dict | None:
+    """The trip the vehicle is on now, from its stored tracker state (None when on none)."""
+    raw = db.session.scalar(select(TrackerState.state).where(TrackerState.vehicle_id == vehicle_id))
+    if not raw:
+        return None
+    state = RoutingState.from_dict(raw)
+    trip = getattr(state, "trip", None)
+    if trip is None:
+        return None
+    return {"trip_id": getattr(trip, "trip_id", None), "route_id": getattr(trip, "route_id", None),
+            "run_id": getattr(trip, "run_id", None)}

@@ -1,0 +1,266 @@
+"""The ingest pipeline: the order of its steps is written here and nowhere else.
+
+    route → authenticate → decode → convert CRS → filter → store (+ track) → commit
+
+One call to :meth:`IngestPipeline.process` is one database transaction for a whole batch of
+messages (MQTT) or for one request (HTTP).  The caller acknowledges the messages only after it
+returns: once a device has its ack, the ping is in the database (SPEC §4, DESIGN decision 2).
+A message that cannot be accepted is stored as a reject with its reason; one bad message never
+costs the others of the batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Engine
+
+from gps_ingest import decoders, store
+from gps_ingest.filters import FilterConfig, Fix, apply_filters
+from gps_ingest.records import Decoded, PingRecord, Reject, ScanRecord
+from gps_ingest.registry import DeviceInfo, DeviceRegistry
+from routing.gcj02 import gcj02_to_wgs84
+
+log = logging.getLogger(__name__)
+
+PAYLOAD_HEAD_BYTES = 1024
+
+# Whole-message reasons decided here (per-field reasons come from gps_ingest.records/decoders).
+UNKNOWN_TOPIC = "unknown_topic"
+UNKNOWN_DEVICE = "unknown_device"
+DEVICE_MISMATCH = "device_mismatch"
+OSMAND_DISABLED = "osmand_disabled"
+NO_VEHICLE = "no_vehicle"
+
+# Message kinds
+PINGS, SCANS, OWNTRACKS, OSMAND_QUERY, OSMAND_JSON = (
+    "pings", "scans", "owntracks", "osmand_query", "osmand_json")
+
+
+@dataclass
+class Message:
+    """One payload entering the pipeline, from MQTT (topic) or HTTP (authenticated device)."""
+
+    payload: bytes
+    received_at: float
+    topic: str | None = None
+    kind: str | None = None  # set by HTTP; MQTT derives it from the topic
+    device_id: str | None = None  # set by HTTP after token authentication
+    params: Mapping[str, str] | None = None  # OsmAnd query/form fields
+
+
+@dataclass
+class MessageResult:
+    accepted: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    rejected: list[Reject] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPing:
+    """A ping newly stored in this batch, handed to the steps after storage (tracking)."""
+
+    vehicle_id: str
+    vehicle_kind: str | None
+    ping: PingRecord
+
+
+AfterStore = Callable[[Connection, list[StoredPing]], None]
+
+
+@dataclass
+class _Work:
+    message: Message
+    result: MessageResult
+    device: DeviceInfo | None = None
+    decoded: Decoded | None = None
+
+
+class IngestPipeline:
+    def __init__(self, engine: Engine, filter_config: FilterConfig | None = None,
+                 registry: DeviceRegistry | None = None, clock: Callable[[], float] = time.time,
+                 after_store: Sequence[AfterStore] = ()):
+        self.engine = engine
+        self.filter_config = filter_config or FilterConfig()
+        self.registry = registry or DeviceRegistry(engine)
+        self.clock = clock
+        self.after_store = list(after_store)
+        self._last_fix: dict[str, Fix] = {}
+        self.counters: dict[str, int] = {}
+
+    # -- the order of the steps -----------------------------------------------------------------
+
+    def process(self, messages: Sequence[Message]) -> list[MessageResult]:
+        work = [_Work(m, MessageResult()) for m in messages]
+        for w in work:
+            if self._route(w) and self._authenticate(w) and self._decode(w):
+                self._convert_crs(w)
+        with self.engine.begin() as conn:
+            accepted = self._filter(conn, work)
+            stored = self._store(conn, work, accepted)
+            for step in self.after_store:
+                step(conn, stored)
+        self._remember_fixes(stored)
+        return [w.result for w in work]
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _route(self, w: _Work) -> bool:
+        m = w.message
+        if m.kind is None:
+            parsed = decoders.parse_topic(m.topic or "")
+            if parsed is None:
+                return self._reject_message(w, UNKNOWN_TOPIC, f"topic {m.topic!r} is not ours")
+            m.kind, m.device_id = parsed
+        return True
+
+    def _authenticate(self, w: _Work) -> bool:
+        m = w.message
+        device_id = m.device_id or ""
+        if m.kind == OSMAND_QUERY or m.kind == OSMAND_JSON:
+            named, w.decoded = (decoders.decode_osmand_query(m.params or {})
+                                if m.kind == OSMAND_QUERY else decoders.decode_osmand_json(m.payload))
+            # OsmAnd clients (Traccar Client) send no token: the id in the request is the device,
+            # which is why only devices registered with "osmand": true are accepted this way.
+            if m.device_id is None:
+                m.device_id = device_id = named or ""
+            elif named is not None and named != device_id:
+                return self._reject_message(
+                    w, DEVICE_MISMATCH, f"the request names device {named!r}, the token is {device_id!r}")
+        w.device = self.registry.get(device_id)
+        if w.device is None:
+            return self._reject_message(w, UNKNOWN_DEVICE, f"no device {device_id!r} is registered")
+        if m.kind in (OSMAND_QUERY, OSMAND_JSON) and not w.device.osmand:
+            return self._reject_message(w, OSMAND_DISABLED,
+                                        f"device {device_id!r} is not set up for OsmAnd")
+        if w.device.vehicle_id is None and m.kind != SCANS:
+            return self._reject_message(w, NO_VEHICLE,
+                                        f"device {device_id!r} is not assigned to a vehicle")
+        return True
+
+    def _decode(self, w: _Work) -> bool:
+        m = w.message
+        device_id = w.device.device_id  # type: ignore[union-attr]
+        if m.kind == PINGS:
+            w.decoded = decoders.decode_native_pings(device_id, m.payload)
+        elif m.kind == OWNTRACKS:
+            w.decoded = decoders.decode_owntracks(device_id, m.payload)
+        elif m.kind == SCANS:
+            w.decoded = decoders.decode_scans(device_id, m.payload)
+        # OsmAnd was decoded while authenticating (the device id is inside the payload)
+        if w.decoded is not None and w.decoded.pings and m.kind in (OSMAND_QUERY, OSMAND_JSON):
+            w.decoded.pings = [dataclasses.replace(p, device_id=device_id)
+                               for p in w.decoded.pings]
+        w.result.ignored += w.decoded.ignored if w.decoded else 0
+        w.result.rejected.extend(w.decoded.rejects if w.decoded else [])
+        return w.decoded is not None
+
+    def _convert_crs(self, w: _Work) -> None:
+        if w.device is None or w.device.crs != "gcj02" or w.decoded is None:
+            return
+        converted = []
+        for p in w.decoded.pings:
+            lat, lon = gcj02_to_wgs84(p.lat, p.lon)
+            converted.append(dataclasses.replace(p, lat=lat, lon=lon))
+        w.decoded.pings = converted
+
+    def _filter(self, conn: Connection, work: list[_Work]) -> list[tuple[_Work, PingRecord]]:
+        candidates: list[tuple[_Work, PingRecord]] = [
+            (w, p) for w in work if w.decoded is not None and w.device is not None
+            for p in w.decoded.pings]
+        if not candidates:
+            return []
+        devices = {p.device_id for _, p in candidates}
+        missing = [d for d in devices if d not in self._last_fix]
+        if missing:
+            for device_id, (ts, lat, lon) in store.latest_fixes(conn, missing).items():
+                self._last_fix[device_id] = Fix(ts, lat, lon)
+        pings = [p for _, p in candidates]
+        last = {d: self._last_fix[d] for d in devices if d in self._last_fix}
+        kept, rejects = apply_filters(pings, last, self.clock(), self.filter_config)
+        kept_ids = {id(p) for p in kept}
+        for index, reject in rejects:
+            candidates[index][0].result.rejected.append(reject)
+        return [(w, p) for w, p in candidates if id(p) in kept_ids]
+
+    def _store(self, conn: Connection, work: list[_Work],
+               accepted: list[tuple[_Work, PingRecord]]) -> list[StoredPing]:
+        received = {id(w): w.message.received_at for w in work}
+        rows = [_ping_row(p, w.device, received[id(w)]) for w, p in accepted]  # type: ignore[arg-type]
+        new_keys = store.insert_pings(conn, rows)
+        stored: list[StoredPing] = []
+        for w, p in accepted:
+            if (p.device_id, p.ts) in new_keys:
+                new_keys.discard((p.device_id, p.ts))  # a twin inside the batch is a duplicate
+                w.result.accepted += 1
+                stored.append(StoredPing(w.device.vehicle_id, w.device.vehicle_kind, p))  # type: ignore[union-attr,arg-type]
+            else:
+                w.result.duplicates += 1
+        self._store_scans(conn, work)
+        store.insert_rejects(conn, [row for w in work for row in _reject_rows(w)])
+        store.upsert_live_positions(conn, _newest_per_vehicle(stored, received_at=self.clock()))
+        for w in work:
+            for r in w.result.rejected:
+                self.counters[r.reason] = self.counters.get(r.reason, 0) + 1
+        return stored
+
+    def _store_scans(self, conn: Connection, work: list[_Work]) -> None:
+        for w in work:
+            if w.decoded is None or not w.decoded.scans:
+                continue
+            rows = [_scan_row(s, w.device, w.message.received_at) for s in w.decoded.scans]  # type: ignore[arg-type]
+            inserted = store.insert_scans(conn, rows)
+            w.result.accepted += inserted
+            w.result.duplicates += len(rows) - inserted
+
+    def _remember_fixes(self, stored: list[StoredPing]) -> None:
+        for s in stored:
+            known = self._last_fix.get(s.ping.device_id)
+            if known is None or s.ping.ts > known.ts:
+                self._last_fix[s.ping.device_id] = Fix(s.ping.ts, s.ping.lat, s.ping.lon)
+
+    def _reject_message(self, w: _Work, reason: str, detail: str) -> bool:
+        w.result.rejected.append(Reject(reason=reason, index=None, detail=detail))
+        w.decoded = None
+        return False
+
+
+def _ping_row(p: PingRecord, device: DeviceInfo, received_at: float) -> dict[str, Any]:
+    return {"device_id": p.device_id, "vehicle_id": device.vehicle_id, "ts": p.ts, "lat": p.lat,
+            "lon": p.lon, "speed_kmh": p.speed_kmh, "heading_deg": p.heading_deg,
+            "accuracy_m": p.accuracy_m, "alt_m": p.alt_m, "battery_pct": p.battery_pct,
+            "seq": p.seq, "received_at": received_at}
+
+
+def _scan_row(s: ScanRecord, device: DeviceInfo, received_at: float) -> dict[str, Any]:
+    return {"device_id": s.device_id, "vehicle_id": device.vehicle_id, "ts": s.ts,
+            "card_id": s.card_id, "action": s.action, "lat": s.lat, "lon": s.lon,
+            "received_at": received_at}
+
+
+def _reject_rows(w: _Work) -> list[dict[str, Any]]:
+    if not w.result.rejected:
+        return []
+    head = w.message.payload[:PAYLOAD_HEAD_BYTES].decode("utf-8", errors="replace")
+    device_id = w.message.device_id
+    return [{"received_at": w.message.received_at, "device_id": (device_id or None) and device_id[:200],
+             "topic": (w.message.topic or f"http:{w.message.kind}")[:500], "reason": r.reason,
+             "detail": r.detail[:2000], "item_index": r.index, "payload_head": head}
+            for r in w.result.rejected]
+
+
+def _newest_per_vehicle(stored: list[StoredPing], received_at: float) -> list[dict[str, Any]]:
+    newest: dict[str, PingRecord] = {}
+    for s in stored:
+        if s.vehicle_id not in newest or s.ping.ts > newest[s.vehicle_id].ts:
+            newest[s.vehicle_id] = s.ping
+    return [{"vehicle_id": v, "device_id": p.device_id, "ts": p.ts, "lat": p.lat, "lon": p.lon,
+             "speed_kmh": p.speed_kmh, "heading_deg": p.heading_deg, "received_at": received_at}
+            for v, p in newest.items()]

@@ -1,0 +1,103 @@
+"""`xiaoche serve` as a user runs it: one process, embedded broker, sample district, HTTP API."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import orjson
+import pytest
+
+from gps_ingest.publisher import WindowedPublisher
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method, url, body=None, token=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.read()
+
+
+@pytest.fixture
+def served(tmp_path):
+    http_port, mqtt_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOCHE_")}
+    env.update(XIAOCHE_INSTANCE_PATH=str(tmp_path / "instance"),
+               XIAOCHE_EMBEDDED_MQTT_PORT=str(mqtt_port))
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--port",
+                                str(http_port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{http_port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if http("GET", f"{base}/healthz")[0] == 200:
+                break
+        except OSError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.3)
+    try:
+        assert process.poll() is None, (tmp_path / "serve.log").read_text()
+        yield base, f"mqtt://127.0.0.1:{mqtt_port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_serve_on_a_fresh_instance_imports_the_sample_and_ingests_over_mqtt(served, tmp_path):
+    base, mqtt_url = served
+    status, body = http("GET", f"{base}/healthz")
+    assert status == 200 and json.loads(body) == {"status": "ok"}
+    assert (tmp_path / "instance" / "xiaoche.sqlite3").exists()
+
+    status, body = http("POST", f"{base}/api/v1/auth/token",
+                        {"username": "houqin.wang", "password": "demo-logistics-1"})
+    assert status == 200
+    token = json.loads(body)["access_token"]
+
+    now = time.time()
+    publisher = WindowedPublisher(mqtt_url)
+    try:
+        for i in range(5):
+            publisher.publish("xiaoche/v1/devices/dev-bus-07/pings", orjson.dumps(
+                {"ts": now - 50 + 10 * i, "lat": 27.452 - 0.0005 * i, "lon": 113.231}))
+        publisher.flush(30)
+    finally:
+        publisher.close()
+
+    deadline = time.time() + 30
+    count = 0
+    while time.time() < deadline and count < 5:
+        status, body = http("GET", f"{base}/api/v1/vehicles/bus-07/track", token=token)
+        assert status == 200, body
+        count = json.loads(body)["properties"]["count"]
+        time.sleep(0.3)
+    assert count == 5
+
+    status, body = http("GET", f"{base}/api/v1/openapi.json")
+    assert status == 200 and "/api/v1/auth/token" in json.loads(body)["paths"]
