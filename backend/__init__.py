@@ -48,6 +48,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         level=app.config.get("LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # every command migrates first; alembic's INFO lines ("setup plugin …") would bury its output
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     from backend import errors
     from backend.database import init_database

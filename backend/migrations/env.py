@@ -7,9 +7,9 @@ from flask import current_app
 # access to the values within the .ini file in use.
 config = context.config
 
-# The application configured logging already (create_app); alembic.ini's logging section would
-# lower the root logger to WARN and silence the service's own INFO lines after every migration.
-logging.getLogger("alembic").setLevel(logging.WARNING)
+# The application configured logging already (create_app, which also quiets alembic's INFO);
+# alembic.ini's logging section would lower the root logger to WARN and silence the service's
+# own INFO lines after every migration, so it is not applied here.
 logger = logging.getLogger("alembic.env")
 
 

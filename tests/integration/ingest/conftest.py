@@ -63,7 +63,9 @@ class IngestProcess:
         self.process: subprocess.Popen | None = None
         self.log = instance_path / "ingest.log"
 
-    def start(self) -> None:
+    def start(self, **env: str) -> None:
+        """Start `xiaoche ingest`; ``env`` adds variables (``XIAOCHE_MAX_PING_AGE_S="0"``)."""
+        self.env.update(env)
         handle = open(self.log, "ab")  # noqa: SIM115  (closed in stop/kill)
         self.process = subprocess.Popen([sys.executable, "-m", "backend.cli", "ingest"],
                                         env=self.env, stdout=handle, stderr=subprocess.STDOUT)
