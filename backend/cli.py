@@ -214,5 +214,29 @@ def broker_config_command(
         click.echo(f"{name}: {path}")
 
 
+@main.command("replay")
+@click.argument("trace", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--device", "device_id", required=True, help="the registered device that recorded it")
+@click.option("--skip-bad", is_flag=True, help="read past bad trace lines (counted and listed)")
+@with_appcontext
+def replay_command(trace: Path, device_id: str, skip_bad: bool) -> None:
+    """Feed a recorded TRACE (GPX, CSV, OwnTracks .rec / JSON lines) through the ingest
+    pipeline in event time and print the events it produced."""
+    from backend.replay import ReplayError, replay_trace, report_lines
+    from gps_ingest.traces import TraceError
+
+    _prepare_database(with_sample=False)
+    try:
+        result = replay_trace(current_app._get_current_object(), trace, device_id, skip_bad)
+    except TraceError as exc:
+        raise click.ClickException(
+            f"{exc}; nothing was replayed (--skip-bad reads past bad lines)"
+        ) from exc
+    except ReplayError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for line in report_lines(result):
+        click.echo(line)
+
+
 if __name__ == "__main__":
     main()
