@@ -238,5 +238,60 @@ def replay_command(trace: Path, device_id: str, skip_bad: bool) -> None:
         click.echo(line)
 
 
+@main.command("import-gtfs")
+@click.argument("feed", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--route", "route_ids", multiple=True, help="a GTFS route_id to take (repeatable)")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="write the bundle to this JSON file instead of importing it",
+)
+@click.option("--district-id", default=None, help="the district's id [default: from FEED's name]")
+@with_appcontext
+def import_gtfs_command(
+    feed: Path, route_ids: tuple[str, ...], out: Path | None, district_id: str | None
+) -> None:
+    """Convert a GTFS static FEED (zip) to a district bundle and import it (or write it to --out).
+
+    One bundle route per GTFS route and (shape, stop pattern), one run per trip; see
+    backend/gtfs_import.py for how calendars, missing times and ids are translated."""
+    import time
+
+    from backend.bundle import BundleError, import_bundle
+    from backend.database import upgrade_schema
+    from backend.gtfs_import import GtfsError, convert_gtfs
+
+    started = time.monotonic()
+    try:
+        conversion = convert_gtfs(feed, route_ids or None, district_id, progress=True)
+    except GtfsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    s = conversion.summary()
+    click.echo(
+        f"{feed.name}: {s['gtfs_routes']} GTFS routes -> {s['routes']} routes, "
+        f"{s['runs']} runs, {s['stops']} stops (district {s['district']}, {s['timezone']}) "
+        f"in {time.monotonic() - started:.1f} s"
+    )
+    if s["skipped_trips"]:
+        click.echo("skipped trips: " + ", ".join(f"{k} {v}" for k, v in s["skipped_trips"].items()))
+    if out is not None:
+        out.write_text(json.dumps(conversion.bundle, ensure_ascii=False), encoding="utf-8")
+        click.echo(f"wrote {out}")
+        return
+    upgrade_schema(current_app)
+    started = time.monotonic()
+    try:
+        summary = import_bundle(conversion.bundle)
+    except BundleError as exc:
+        for line in exc.lines()[:50]:
+            click.echo(line, err=True)
+        raise click.ClickException(f"{exc}; nothing was written") from exc
+    for verb, counts in summary.as_dict().items():
+        if counts:
+            click.echo(f"{verb}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    click.echo(f"imported in {time.monotonic() - started:.1f} s")
+
+
 if __name__ == "__main__":
     main()
