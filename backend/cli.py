@@ -293,5 +293,29 @@ def import_gtfs_command(
     click.echo(f"imported in {time.monotonic() - started:.1f} s")
 
 
+@main.command("audit")
+@click.option("--date", "day", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
+              metavar="YYYY-MM-DD", help="the local service date (district timezone)")
+@click.option("--vehicle", "vehicle_ids", multiple=True, metavar="ID",
+              help="only this vehicle (repeatable) [default: every vehicle]")
+@with_appcontext
+def audit_command(day, vehicle_ids: tuple[str, ...]) -> None:
+    """Recompute every trip of local date D from the stored pings (what GET /audit/trips serves)."""
+    from functools import partial
+
+    from tqdm import tqdm
+
+    from backend.audit_service import UnknownVehicle, audit_date
+    from backend.database import upgrade_schema
+
+    upgrade_schema(current_app)
+    bar = partial(tqdm, desc=f"audit {day:%Y-%m-%d}", unit="vehicle", leave=False)
+    try:
+        summary = audit_date(day.date(), list(vehicle_ids) or None, progress=bar)
+    except UnknownVehicle as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(summary.line())
+
+
 if __name__ == "__main__":
     main()

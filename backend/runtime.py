@@ -97,22 +97,34 @@ def run_ingest(app: Flask) -> None:
 
 
 def run_all_in_one(app: Flask, host: str, port: int) -> None:
-    """``xiaoche serve``: broker (if embedded) + ingest + HTTP API in one process."""
-    url, broker = mqtt_url_or_embedded(app)
-    runner = IngestRunner(app, url)
-    app.extensions["xiaoche.ingest"] = runner
-    runner.start()
+    """``xiaoche serve``: broker (if embedded) + ingest + scheduler + HTTP API in one process."""
+    from backend.scheduler import make_scheduler
 
-    server = make_server(host, port, app, threaded=True)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    print(f"xiaoche: API on http://{host}:{server.server_port}/api/v1 "
-          f"(docs /api/v1/docs), MQTT on {url.split('@')[-1]}", flush=True)
+    try:  # the nightly trip audit; a bad setting fails here, before anything has started
+        scheduler = make_scheduler(app)
+    except ValueError as exc:
+        raise SystemExit(f"xiaoche: {exc}") from exc
+    url, broker = mqtt_url_or_embedded(app)
+    runner = None
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        runner = IngestRunner(app, url)
+        app.extensions["xiaoche.ingest"] = runner
+        runner.start()
+        scheduler.start()
+        server = make_server(host, port, app, threaded=True)
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+        print(f"xiaoche: API on http://{host}:{server.server_port}/api/v1 "
+              f"(docs /api/v1/docs), MQTT on {url.split('@')[-1]}", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
     finally:
-        server.server_close()
-        runner.stop()
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        if runner is not None:
+            runner.stop()
         if broker is not None:
             broker.stop()

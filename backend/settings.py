@@ -109,6 +109,13 @@ SETTINGS: tuple[Setting, ...] = (
         "how long the broker keeps the ingest's session (and queues pings) while it is down",
         int,
     ),
+    Setting(
+        "XIAOCHE_AUDIT_AT",
+        "AUDIT_AT",
+        "00:30",
+        "local time (HH:MM, district timezone) of the nightly audit of yesterday's trips: "
+        "after the day's last runs, before the morning's first",
+    ),
     Setting("XIAOCHE_LOG_LEVEL", "LOG_LEVEL", "INFO", "Python logging level"),
 )
 

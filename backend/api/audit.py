@@ -1,0 +1,57 @@
+"""GET /api/v1/audit/trips: the daily trip audit (SPEC §5), what `xiaoche audit` computed.
+
+Scope (DESIGN decision 5): a trip belongs to a route, and logistics staff see the routes of their
+schools; admin sees every route. A ``route_id`` outside the caller's scope answers 404, as if it
+did not exist; without one, trips of other routes are simply not listed.
+"""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+from sqlalchemy import select
+
+from backend.audit_service import stored_audits
+from backend.auth import current_user, require_role
+from backend.errors import not_found
+from backend.extensions import db
+from backend.models import Route, User
+from backend.scopes import STAFF
+
+blp = Blueprint("audit", __name__, description="Daily audits (staff)")
+
+
+class AuditTripsQuery(Schema):
+    date = fields.Date(
+        required=True, metadata={"description": "local service date YYYY-MM-DD (district timezone)"}
+    )
+    route_id = fields.String(load_default=None)
+
+
+def visible_route_ids(user: User) -> set[str] | None:
+    """Route ids the user may audit; None means every route (admin)."""
+    if user.role == "admin":
+        return None
+    school_ids = [s.id for s in user.schools]
+    return set(db.session.scalars(select(Route.id).where(Route.school_id.in_(school_ids))))
+
+
+@blp.get("/trips")
+@blp.arguments(AuditTripsQuery, location="query")
+@blp.doc(
+    security=[{"bearer": []}],
+    description="Every audited trip of a local date, oldest start first: stops visited, missed "
+    "and late, corridor deviations. Refreshed by `xiaoche audit --date D` and nightly.",
+)
+@blp.response(200)
+@require_role(*STAFF)
+def audit_trips(query):
+    visible = visible_route_ids(current_user())
+    route_id = query["route_id"]
+    if route_id is not None:
+        if db.session.get(Route, route_id) is None or (
+            visible is not None and route_id not in visible
+        ):
+            raise not_found("route")
+        visible = {route_id}
+    return stored_audits(query["date"], visible)

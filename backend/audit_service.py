@@ -1,0 +1,285 @@
+"""The daily trip audit: every trip of a local service day recomputed from the stored pings.
+
+DESIGN decision 1 (event time): the live tracker sees pings in arrival order and never moves a
+trip backwards, so a late backlog can leave the live record short of what happened. The audit
+reads each vehicle's stored pings of the day in the devices' own time order and runs them
+through the very same ``routing`` code (:func:`routing.audit.audit_trips`); its result is the
+ground truth that ``GET /api/v1/audit/trips`` serves (SPEC §5) and ``xiaoche audit`` refreshes
+(SPEC §2).
+
+Rows of ``trip_audits`` are replaced per vehicle and day in one transaction, so running the audit
+again (a late backlog arrived, the scheduler and an admin both ran it) converges on the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, select
+
+from backend.extensions import db
+from backend.models import Ping, TripAudit, Vehicle
+from backend.timefmt import iso
+from backend.tracking_service import build_context
+from routing import model as rm
+from routing.audit import audit_trips
+from routing.calendar import DAY_S, service_day_start
+from routing.config import DEFAULT, TrackerConfig
+
+log = logging.getLogger(__name__)
+
+PINGS = Ping.__table__
+TRIP_AUDITS = TripAudit.__table__
+VEHICLES = Vehicle.__table__
+# Rows fetched per round trip while streaming a vehicle's day: a bus pinging every 5 s sends
+# ~17 k pings a day; the driver never buffers more than this many at once.
+PING_CHUNK = 5000
+
+Progress = Callable[[Sequence[str]], Iterable[str]]
+
+
+class UnknownVehicle(LookupError):
+    """A vehicle id asked for by name that the district does not have."""
+
+
+@dataclass
+class AuditSummary:
+    """What one audit run did, for the CLI, the scheduler's log and tests."""
+
+    service_date: dt.date
+    vehicles: int = 0  # vehicles with routes and with pings in the day's window
+    trips: int = 0
+    stops_visited: int = 0
+    stops_missed: int = 0
+    stops_upcoming: int = 0  # stops of trips still running at their last ping
+
+    def add(self, audit: rm.TripAudit) -> None:
+        self.trips += 1
+        for stop in audit.stops:
+            status = stop["status"]
+            if status == "visited":
+                self.stops_visited += 1
+            elif status == "missed":
+                self.stops_missed += 1
+            else:
+                self.stops_upcoming += 1
+
+    def line(self) -> str:
+        return (
+            f"audited {self.service_date.isoformat()}: {self.vehicles} vehicles, "
+            f"{self.trips} trips, stops {self.stops_visited} visited, "
+            f"{self.stops_missed} missed, {self.stops_upcoming} upcoming"
+        )
+
+
+def audit_date(
+    date: dt.date,
+    vehicle_ids: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    config: TrackerConfig = DEFAULT,
+) -> AuditSummary:
+    """Recompute and store every trip of the local service day ``date``.
+
+    Parameters
+    ----------
+    date : datetime.date
+        The service day, local to each vehicle's district.
+    vehicle_ids : sequence of str, optional
+        Only these vehicles (default: every vehicle of the district tables).
+    progress : callable, optional
+        Wraps the list of vehicle ids being audited (``tqdm`` in the CLI).
+    config : TrackerConfig
+        The tracker's tunables: the same as live tracking, or the audit would disagree with it.
+
+    Returns
+    -------
+    AuditSummary
+
+    Raises
+    ------
+    UnknownVehicle
+        When a requested vehicle id does not exist (nothing is written).
+    """
+    engine = db.engine
+    ids = _vehicle_ids(engine, vehicle_ids)
+    summary = AuditSummary(date)
+    for vehicle_id in progress(ids) if progress is not None else ids:
+        audits, had_pings = _audit_vehicle(engine, vehicle_id, date, config)
+        if had_pings:
+            summary.vehicles += 1
+        for audit in audits:
+            summary.add(audit)
+    log.info("%s", summary.line())
+    return summary
+
+
+def _vehicle_ids(engine, vehicle_ids: Sequence[str] | None) -> list[str]:
+    with engine.connect() as conn:
+        known = list(conn.execute(select(VEHICLES.c.id).order_by(VEHICLES.c.id)).scalars())
+    if vehicle_ids is None:
+        return known
+    missing = sorted(set(vehicle_ids) - set(known))
+    if missing:
+        raise UnknownVehicle(f"no such vehicle: {', '.join(missing)}")
+    return sorted(set(vehicle_ids))
+
+
+def _audit_vehicle(
+    engine, vehicle_id: str, date: dt.date, config: TrackerConfig
+) -> tuple[list[rm.TripAudit], bool]:
+    # Read, compute, then write in a short transaction of its own: holding a write transaction
+    # across the computation would block SQLite's single writer (the ingest) for its duration.
+    with engine.connect() as conn:
+        ctx = build_context(conn, vehicle_id)
+        pings: list[rm.Ping] = []
+        if ctx is not None and ctx.routes:  # a vehicle without routes has no trips to audit
+            since, until = audit_window(ctx, date, config)
+            pings = load_pings(conn, vehicle_id, since, until)
+    audits = audit_trips(ctx, pings, config, service_date=date) if ctx and pings else []
+    now = time.time()
+    rows = [
+        {
+            "trip_id": a.trip_id,
+            "service_date": date.isoformat(),
+            "route_id": a.route_id,
+            "run_id": a.run_id,
+            "vehicle_id": a.vehicle_id,
+            "result": trip_body(a),
+            "computed_at": now,
+        }
+        for a in audits
+    ]
+    with engine.begin() as conn:
+        _lock_vehicle(conn, vehicle_id)
+        conn.execute(
+            delete(TRIP_AUDITS).where(
+                TRIP_AUDITS.c.service_date == date.isoformat(),
+                TRIP_AUDITS.c.vehicle_id == vehicle_id,
+            )
+        )
+        if rows:
+            conn.execute(TRIP_AUDITS.insert(), rows)
+    return audits, bool(pings)
+
+
+def _lock_vehicle(conn: Connection, vehicle_id: str) -> None:
+    """Serialise two audits of one vehicle on PostgreSQL (the scheduler's and an admin's), so the
+    second one's delete sees the first one's rows instead of colliding on their keys. SQLite has
+    a single writer anyway."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(VEHICLES.c.id).where(VEHICLES.c.id == vehicle_id).with_for_update())
+
+
+def audit_window(
+    ctx: rm.VehicleContext, date: dt.date, config: TrackerConfig = DEFAULT
+) -> tuple[float, float]:
+    """The epoch seconds ``[since, until)`` of pings that can belong to trips of ``date``.
+
+    From local midnight (in the vehicle's district timezone) less the earliest a run may start
+    before its first stop, to the end of the local day or, for runs whose timetable goes past
+    24:00, the night after until such a trip would have timed out — the same bounds the tracker
+    itself applies (``trip_start_before_s``, ``trip_timeout_slack_s``).
+
+    Examples
+    --------
+    >>> from routing.model import VehicleContext
+    >>> ctx = VehicleContext("bus-07", "school_bus", None, (), ())
+    >>> since, until = audit_window(ctx, dt.date(2026, 11, 23))
+    >>> until - since == 86400 + DEFAULT.trip_start_before_s
+    True
+    """
+    day0 = service_day_start(date, ctx.calendar)
+    last_s = max(
+        (max(run.times_s, default=0) for route in ctx.routes for run in route.runs), default=0
+    )
+    since = day0 - config.trip_start_before_s
+    until = day0 + max(float(DAY_S), last_s + config.trip_timeout_slack_s)
+    return since, until
+
+
+def load_pings(conn: Connection, vehicle_id: str, since: float, until: float) -> list[rm.Ping]:
+    """A vehicle's stored pings in ``[since, until)`` in timestamp order, streamed through Core
+    (an ORM object per ping would cost more than the tracking itself, DESIGN's measurements)."""
+    query = (
+        select(
+            PINGS.c.ts,
+            PINGS.c.lat,
+            PINGS.c.lon,
+            PINGS.c.speed_kmh,
+            PINGS.c.heading_deg,
+            PINGS.c.accuracy_m,
+        )
+        .where(PINGS.c.vehicle_id == vehicle_id, PINGS.c.ts >= since, PINGS.c.ts < until)
+        .order_by(PINGS.c.ts, PINGS.c.id)
+    )
+    result = conn.execution_options(yield_per=PING_CHUNK).execute(query)
+    return [
+        rm.Ping(
+            ts=r.ts,
+            lat=r.lat,
+            lon=r.lon,
+            speed_kmh=r.speed_kmh,
+            heading_deg=r.heading_deg,
+            accuracy_m=r.accuracy_m,
+        )
+        for r in result
+    ]
+
+
+def trip_body(audit: rm.TripAudit) -> dict[str, Any]:
+    """A trip audit in the shape of SPEC §5 ``GET /audit/trips`` (times ISO-8601 UTC ``Z``),
+    plus ``service_date``: what ``trip_audits.result`` stores and the API returns as is."""
+    return {
+        "trip_id": audit.trip_id,
+        "run_id": audit.run_id,
+        "route_id": audit.route_id,
+        "vehicle_id": audit.vehicle_id,
+        "service_date": audit.service_date.isoformat(),
+        "started_at": iso(audit.started_at),
+        "completed_at": iso(audit.completed_at),
+        "distance_km": _number(audit.distance_km),
+        "max_speed_kmh": _number(audit.max_speed_kmh),
+        "stops": [
+            {
+                "stop_id": s["stop_id"],
+                "scheduled_at": iso(s["scheduled_at"]),
+                "arrived_at": iso(s["arrived_at"]),
+                "departed_at": iso(s["departed_at"]),
+                "status": s["status"],
+                "late_s": _number(s["late_s"]),
+            }
+            for s in audit.stops
+        ],
+        "deviations": [
+            {
+                "started_at": iso(d["started_at"]),
+                "ended_at": iso(d["ended_at"]),
+                "max_offset_m": _number(d["max_offset_m"]),
+            }
+            for d in audit.deviations
+        ],
+    }
+
+
+def _number(value: Any) -> float | None:
+    """Plain floats in the JSON column (the tracker may hand numpy scalars)."""
+    return None if value is None else float(value)
+
+
+def stored_audits(date: dt.date, route_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """The stored audit results of a service day, oldest trip first; ``route_ids`` (None = all)
+    limits them to routes the caller may see."""
+    query = select(TripAudit.result, TripAudit.trip_id).where(
+        TripAudit.service_date == date.isoformat()
+    )
+    if route_ids is not None:
+        query = query.where(TripAudit.route_id.in_(sorted(route_ids)))
+    rows = db.session.execute(query).all()
+    # ISO strings do not sort as times ("…:00Z" after "…:00.500Z"): compare the parsed instants.
+    rows.sort(key=lambda r: (dt.datetime.fromisoformat(r.result["started_at"]), r.trip_id))
+    return [r.result for r in rows]
