@@ -1,7 +1,8 @@
 """Which devices exist and what they speak for, cached in the ingest process.
 
-The registry is reloaded every ``refresh_s`` seconds and at once (rate-limited) when a message
-names a device it does not know, so a device imported a moment ago is accepted without a restart.
+The registry is reloaded every ``refresh_s`` seconds, and a device it does not know is looked up
+at once (at most every ``miss_reload_s`` per id), so a device imported a moment ago is accepted
+without a restart and without its first pings being refused as ``unknown_device``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,16 @@ class DeviceInfo:
     osmand: bool
 
 
+MAX_REMEMBERED_MISSES = 10_000
+
+
 class DeviceRegistry:
     def __init__(self, engine: Engine, refresh_s: float = 30.0, miss_reload_s: float = 2.0):
         self._engine = engine
         self._refresh_s = refresh_s
         self._miss_reload_s = miss_reload_s
         self._devices: dict[str, DeviceInfo] = {}
+        self._misses: dict[str, float] = {}  # unknown id → when it was last looked up
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()
 
@@ -39,16 +44,38 @@ class DeviceRegistry:
         if now - self._loaded_at > self._refresh_s:
             self.reload()
         info = self._devices.get(device_id)
-        if info is None and now - self._loaded_at > self._miss_reload_s:
-            self.reload()
-            info = self._devices.get(device_id)
+        if info is None:
+            # imported since the last reload? One primary-key lookup, at most every
+            # miss_reload_s per unknown id, so a stranger hammering us costs little
+            last_miss = self._misses.get(device_id)
+            if last_miss is None or now - last_miss > self._miss_reload_s:
+                info = self._load(device_id)
+                with self._lock:
+                    if info is None:
+                        if len(self._misses) > MAX_REMEMBERED_MISSES:
+                            self._misses.clear()
+                        self._misses[device_id] = now
+                    else:
+                        self._devices = {**self._devices, device_id: info}
+                        self._misses.pop(device_id, None)
         return info
 
-    def reload(self) -> None:
-        query = select(Device.id, Device.vehicle_id, Vehicle.kind, Device.crs, Device.osmand) \
+    def _load(self, device_id: str) -> DeviceInfo | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(self._query().where(Device.id == device_id)).first()
+        return _info(row) if row else None
+
+    @staticmethod
+    def _query():
+        return select(Device.id, Device.vehicle_id, Vehicle.kind, Device.crs, Device.osmand) \
             .outerjoin(Vehicle, Vehicle.id == Device.vehicle_id)
+
+    def reload(self) -> None:
         with self._lock, self._engine.connect() as conn:
-            rows = conn.execute(query).all()
-            self._devices = {r[0]: DeviceInfo(r[0], r[1], r[2], r[3] or "wgs84", bool(r[4]))
-                             for r in rows}
+            self._devices = {r[0]: _info(r) for r in conn.execute(self._query())}
+            self._misses = {}
             self._loaded_at = time.monotonic()
+
+
+def _info(row) -> DeviceInfo:
+    return DeviceInfo(row[0], row[1], row[2], row[3] or "wgs84", bool(row[4]))
