@@ -53,3 +53,26 @@ def can_see_vehicle(user: User, vehicle_id: str) -> bool:
     return (visible is None or vehicle_id in visible) and db.session.get(
         Vehicle, vehicle_id
     ) is not None
+
+
+def visible_route_ids(user: User) -> set[str] | None:
+    """Route ids the user may read live; None means every route (admin).
+
+    A parent sees the routes their children ride; logistics staff the routes of their schools
+    (and the routes of the buses they see); a driver the routes of their vehicles.
+    """
+    if user.role == "admin":
+        return None
+    if user.role == "parent":
+        return {s.route_id for s in user.students if s.route_id}
+    if user.role == "driver":
+        return {r.id for v in user.vehicles for r in v.routes}
+    if user.role != "logistics":
+        return set()
+    school_ids = [s.id for s in user.schools]
+    return set(db.session.scalars(select(Route.id).where(Route.school_id.in_(school_ids))))
+
+
+def can_see_route(user: User, route_id: str) -> bool:
+    visible = visible_route_ids(user)
+    return (visible is None or route_id in visible) and db.session.get(Route, route_id) is not None

@@ -8,6 +8,7 @@ any ingest process can take any vehicle's next batch (DESIGN decision 4).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
@@ -15,7 +16,7 @@ from collections import defaultdict
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.extensions import db
@@ -24,6 +25,7 @@ from backend.models import (
     District,
     Event,
     Route,
+    RouteSubstitution,
     School,
     Stop,
     Teacher,
@@ -34,6 +36,7 @@ from backend.models import (
 )
 from gps_ingest.pipeline import AfterStore, StoredPing
 from routing import model as rm
+from routing.calendar import is_service_day
 from routing.config import TrackerConfig
 from routing.tracker import TrackerState as RoutingState
 from routing.tracker import track
@@ -68,7 +71,7 @@ class ContextCache:
             self._cache.clear()
 
 
-def _calendar(conn: Connection, district_id: str) -> rm.Calendar:
+def district_calendar(conn: Connection, district_id: str) -> rm.Calendar:
     district = conn.execute(select(District.timezone).where(District.id == district_id)).first()
     days = conn.execute(select(CalendarDay.date, CalendarDay.kind, CalendarDay.as_weekday)
                         .where(CalendarDay.district_id == district_id)).all()
@@ -111,7 +114,10 @@ def build_context(conn: Connection, vehicle_id: str) -> rm.VehicleContext | None
             return None
         route_ids = session.scalars(select(vehicle_routes.c.route_id)
                                     .where(vehicle_routes.c.vehicle_id == vehicle_id)).all()
-        routes = tuple(route_definition(session, session.get(Route, r)) for r in sorted(route_ids))
+        calendar = district_calendar(conn, vehicle.district_id)
+        routes = _with_substitutions(
+            session, vehicle_id, calendar,
+            [route_definition(session, session.get(Route, r)) for r in sorted(route_ids)])
         schools = tuple(rm.Place(s.id, s.name, s.lat, s.lon, s.radius_m, True)
                         for s in session.scalars(select(School).order_by(School.id)))
         teacher = session.scalars(select(Teacher).where(Teacher.vehicle_id == vehicle_id)).first()
@@ -123,9 +129,40 @@ def build_context(conn: Connection, vehicle_id: str) -> rm.VehicleContext | None
         history = _segment_history(conn, [run.id for route in routes for run in route.runs])
         return rm.VehicleContext(
             vehicle_id=vehicle.id, kind=vehicle.kind, speed_limit_kmh=vehicle.speed_limit_kmh,
-            routes=routes, schools=schools, calendar=_calendar(conn, vehicle.district_id),
+            routes=routes, schools=schools, calendar=calendar,
             assignments=assignments, teacher_id=teacher.id if teacher else None,
             segment_history=history)
+
+
+def _with_substitutions(session, vehicle_id: str, calendar: rm.Calendar,
+                        routes: list[rm.Route]) -> tuple[rm.Route, ...]:
+    """The vehicle's own routes minus the dates a substitute drives them, plus the routes it
+    drives as a substitute on exactly those dates (``PUT /routes/{id}/vehicle``)."""
+    own = {r.id for r in routes}
+    subs = session.execute(select(RouteSubstitution.route_id, RouteSubstitution.service_date,
+                                  RouteSubstitution.vehicle_id).where(or_(
+        RouteSubstitution.vehicle_id == vehicle_id, RouteSubstitution.route_id.in_(own)))).all()
+    replaced: dict[str, set[dt.date]] = defaultdict(set)
+    substitute: dict[str, set[dt.date]] = defaultdict(set)
+    for route_id, date, driver in subs:
+        day = dt.date.fromisoformat(date)
+        if driver == vehicle_id:
+            substitute[route_id].add(day)
+        elif route_id in own:
+            replaced[route_id].add(day)
+    out = [dataclasses.replace(r, runs=tuple(
+        dataclasses.replace(run, except_dates=frozenset(replaced[r.id])) for run in r.runs))
+        if r.id in replaced else r for r in routes]
+    for route_id in sorted(set(substitute) - own):
+        route = route_definition(session, session.get(Route, route_id))
+        runs = []
+        for run in route.runs:
+            dates = frozenset(d for d in substitute[route_id] if is_service_day(run, calendar, d))
+            if dates:
+                runs.append(rm.Run(id=run.id, times_s=run.times_s, dates=dates))
+        if runs:
+            out.append(dataclasses.replace(route, runs=tuple(runs)))
+    return tuple(out)
 
 
 def _segment_history(conn: Connection, run_ids: list[str]) -> dict[str, list[list[float]]]:

@@ -94,7 +94,8 @@ def timetable_weekday(service_date: dt.date, calendar: Calendar) -> int | None:
 def is_service_day(run: Run, calendar: Calendar, service_date: dt.date) -> bool:
     """Whether ``run`` operates on ``service_date``.
 
-    Explicit ``dates`` are served whatever the calendar says. ``days`` honour the calendar
+    ``except_dates`` are never served (the day a substitute bus drives the run). Explicit
+    ``dates`` are served whatever the calendar says. ``days`` honour the calendar
     (holidays off, extra school days run their ``as_weekday``). A run with neither runs on every
     non-holiday.
 
@@ -108,6 +109,8 @@ def is_service_day(run: Run, calendar: Calendar, service_date: dt.date) -> bool:
     >>> is_service_day(weekdays, cal, dt.date(2026, 10, 10))  # a Saturday worked as a Friday
     True
     """
+    if service_date in run.except_dates:
+        return False
     if run.dates is not None and service_date in run.dates:
         return True
     if run.days is None:

@@ -50,6 +50,8 @@ class Run:
     times_s: tuple[int, ...]
     days: frozenset[int] | None = None
     dates: frozenset[dt.date] | None = None
+    #: service dates on which this vehicle does not drive the run (a substitute bus does)
+    except_dates: frozenset[dt.date] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

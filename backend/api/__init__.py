@@ -7,7 +7,7 @@ from flask_smorest import Api
 
 
 def register_blueprints(app: Flask, api: Api) -> None:
-    from backend.api import admin, audit, auth, events, health, ingest, me, vehicles
+    from backend.api import admin, audit, auth, events, health, ingest, me, routes, trips, vehicles
 
     app.register_blueprint(health.blp)
     api.register_blueprint(auth.blp, url_prefix="/api/v1/auth")
@@ -15,6 +15,8 @@ def register_blueprints(app: Flask, api: Api) -> None:
     api.register_blueprint(ingest.blp, url_prefix="/api/v1/ingest")
     api.register_blueprint(vehicles.blp, url_prefix="/api/v1/vehicles")
     api.register_blueprint(me.blp, url_prefix="/api/v1/me")
+    api.register_blueprint(routes.blp, url_prefix="/api/v1/routes")
+    api.register_blueprint(trips.blp, url_prefix="/api/v1/trips")
     api.register_blueprint(events.blp, url_prefix="/api/v1/events")
     api.register_blueprint(audit.blp, url_prefix="/api/v1/audit")
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})

@@ -21,9 +21,13 @@ from backend.models.people import (
     user_students,
     user_vehicles,
 )
+from backend.models.service import Notification, RouteMessage, RouteSubstitution
 from backend.models.tracking import LivePosition, Ping, Reject, Scan, TrackerState
 
 __all__ = [
+    "Notification",
+    "RouteMessage",
+    "RouteSubstitution",
     "Event",
     "TripAudit",
     "LivePosition",

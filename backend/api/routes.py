@@ -1,0 +1,237 @@
+"""Routes as parents and staff see them: the live bus with ETAs, staff broadcasts, substitutes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from backend.api.common import CrsQuery, out_point
+from backend.auth import current_user, require_role
+from backend.errors import ApiError, not_found
+from backend.extensions import db
+from backend.live_service import RouteLive, clock, contexts, route_live
+from backend.messages_service import broadcast_to_route
+from backend.models import Route, RouteSubstitution, Vehicle
+from backend.scopes import STAFF, can_see_route
+from backend.timefmt import iso
+from backend.tracking_service import district_calendar
+from routing.calendar import local_date
+
+blp = Blueprint("routes", __name__, description="Routes: live bus, messages, substitute bus")
+
+LIVE_ROLES = ("parent", *STAFF)
+
+
+class StopLiveSchema(Schema):
+    stop_id = fields.String(required=True)
+    name = fields.String(required=True)
+    sequence = fields.Integer(required=True)
+    lat = fields.Float(required=True)
+    lon = fields.Float(required=True)
+    scheduled_at = fields.String(allow_none=True, required=True)
+    status = fields.String(required=True, validate=validate.OneOf(
+        ["visited", "missed", "upcoming"]))
+    arrived_at = fields.String(allow_none=True, required=True)
+    departed_at = fields.String(allow_none=True, required=True)
+    eta = fields.String(allow_none=True, required=True)
+    eta_confidence = fields.Float(allow_none=True, required=True)
+
+
+class PositionSchema(Schema):
+    lat = fields.Float(required=True)
+    lon = fields.Float(required=True)
+    ts = fields.String(required=True)
+    speed_kmh = fields.Float(allow_none=True, required=True)
+    heading_deg = fields.Float(allow_none=True, required=True)
+
+
+class RouteLiveSchema(Schema):
+    route_id = fields.String(required=True)
+    name = fields.String(required=True)
+    active = fields.Boolean(required=True)
+    trip_id = fields.String(allow_none=True, required=True)
+    run_id = fields.String(allow_none=True, required=True)
+    vehicle_id = fields.String(allow_none=True, required=True)
+    position = fields.Nested(PositionSchema, allow_none=True, required=True)
+    next_stop_id = fields.String(allow_none=True, required=True)
+    delay_s = fields.Float(allow_none=True, required=True)
+    eta_source = fields.String(allow_none=True, required=True)
+    as_of = fields.String(allow_none=True, required=True)
+    crs = fields.String(required=True)
+    stops = fields.List(fields.Nested(StopLiveSchema), required=True)
+
+
+@blp.get("/<route_id>/live")
+@blp.arguments(CrsQuery, location="query")
+@blp.doc(security=[{"bearer": []}], description=(
+    "The route's bus while a trip is in progress (position, next stop, delay, ETA per stop); "
+    "otherwise `active: false`, `position: null` and today's timetable."))
+@blp.response(200, RouteLiveSchema)
+@require_role(*LIVE_ROLES)
+def get_route_live(query, route_id: str):
+    if not can_see_route(current_user(), route_id):
+        raise not_found("route")
+    live = route_live(route_id)
+    if live is None:
+        raise not_found("route")
+    return route_live_body(live, query["crs"])
+
+
+def route_live_body(live: RouteLive, crs: str) -> dict:
+    view = live.view
+    by_stop = {s.stop_id: s for s in view.stops} if view else {}
+    stops = []
+    for j, place in enumerate(live.route.stops):
+        lat, lon = out_point(place.lat, place.lon, crs)
+        s = by_stop.get(place.id) if view else None
+        scheduled = s.scheduled_at if s else (live.scheduled_at[j] if live.scheduled_at else None)
+        stops.append({
+            "stop_id": place.id, "name": place.name, "sequence": j, "lat": lat, "lon": lon,
+            "scheduled_at": iso(scheduled), "status": s.status if s else "upcoming",
+            "arrived_at": iso(s.arrived_at) if s else None,
+            "departed_at": iso(s.departed_at) if s else None,
+            "eta": iso(s.eta) if s else None,
+            "eta_confidence": s.eta_confidence if s else None,
+        })
+    position = None
+    if view is not None and view.position.get("lat") is not None:
+        lat, lon = out_point(view.position["lat"], view.position["lon"], crs)
+        position = {"lat": lat, "lon": lon, "ts": iso(view.position["ts"]),
+                    "speed_kmh": view.position.get("speed_kmh"),
+                    "heading_deg": view.position.get("heading_deg")}
+    return {
+        "route_id": live.route.id, "name": live.route.name, "active": view is not None,
+        "trip_id": view.trip_id if view else None, "run_id": view.run_id if view else None,
+        "vehicle_id": live.vehicle_id, "position": position,
+        "next_stop_id": view.next_stop_id if view else None,
+        "delay_s": view.delay_s if view else None,
+        "eta_source": view.eta_source if view else None,
+        "as_of": iso(view.as_of) if view else None, "crs": crs, "stops": stops,
+    }
+
+
+class MessageSchema(Schema):
+    title = fields.String(required=True, validate=validate.Length(1, 200))
+    body = fields.String(required=True, validate=validate.Length(1, 2000))
+
+
+@blp.post("/<route_id>/messages")
+@blp.arguments(MessageSchema)
+@blp.doc(security=[{"bearer": []}], description=(
+    "A staff broadcast (a delay, a road closure) to every parent of the route's riders; each "
+    "gets a `staff_message` notification."))
+@blp.response(201)
+@require_role(*STAFF)
+def post_route_message(message, route_id: str):
+    user = current_user()
+    if not can_see_route(user, route_id):
+        raise not_found("route")
+    sent = broadcast_to_route(route_id, message["title"], message["body"], user.username)
+    return {"id": sent.id, "route_id": route_id, "recipients": sent.recipients,
+            "created_at": iso(sent.created_at)}, 201
+
+
+class SubstituteQuery(Schema):
+    date = fields.Date(load_default=None, metadata={"description": "local date; default today"})
+
+
+class SubstituteBody(Schema):
+    vehicle_id = fields.String(required=True, validate=validate.Length(1, 64))
+
+
+@blp.put("/<route_id>/vehicle")
+@blp.arguments(SubstituteQuery, location="query")
+@blp.arguments(SubstituteBody)
+@blp.doc(security=[{"bearer": []}], description=(
+    "A substitute bus for the route on one local date: tracking and parents follow it that day "
+    "(other ingest processes pick the change up within a minute)."))
+@blp.response(200)
+@require_role(*STAFF)
+def put_route_vehicle(query, body, route_id: str):
+    user = current_user()
+    route = _route_in_scope(route_id)
+    date = _service_date(route, query["date"])
+    vehicle = db.session.get(Vehicle, body["vehicle_id"])
+    if vehicle is None or vehicle.district_id != route.district_id:
+        raise ApiError(422, f"no vehicle {body['vehicle_id']!r} in this district",
+                       errors={"vehicle_id": ["unknown vehicle"]})
+    if vehicle.kind != "school_bus":
+        raise ApiError(422, f"{vehicle.id} is a {vehicle.kind}, not a school bus",
+                       errors={"vehicle_id": ["not a school bus"]})
+    row = db.session.get(RouteSubstitution, (route_id, date.isoformat()))
+    if row is None:
+        row = RouteSubstitution(route_id=route_id, service_date=date.isoformat())
+        db.session.add(row)
+    row.vehicle_id, row.set_by, row.set_at = vehicle.id, user.username, time.time()
+    db.session.commit()
+    contexts().clear()
+    return _substitution_body(row)
+
+
+@blp.delete("/<route_id>/vehicle")
+@blp.arguments(SubstituteQuery, location="query")
+@blp.doc(security=[{"bearer": []}], description="Cancel the substitute bus of that date.")
+@blp.response(204)
+@require_role(*STAFF)
+def delete_route_vehicle(query, route_id: str):
+    route = _route_in_scope(route_id)
+    date = _service_date(route, query["date"])
+    row = db.session.get(RouteSubstitution, (route_id, date.isoformat()))
+    if row is None:
+        raise not_found("substitute bus")
+    db.session.delete(row)
+    db.session.commit()
+    contexts().clear()
+    return None
+
+
+@blp.get("/<route_id>/vehicle")
+@blp.arguments(SubstituteQuery, location="query")
+@blp.doc(security=[{"bearer": []}], description="Who drives the route on that date.")
+@blp.response(200)
+@require_role(*STAFF)
+def get_route_vehicle(query, route_id: str):
+    route = _route_in_scope(route_id)
+    date = _service_date(route, query["date"])
+    row = db.session.get(RouteSubstitution, (route_id, date.isoformat()))
+    if row is not None:
+        return _substitution_body(row)
+    return {"route_id": route_id, "date": date.isoformat(), "substitute": False,
+            "vehicle_ids": [v.id for v in _route_vehicles(route)]}
+
+
+def _route_vehicles(route: Route) -> list[Vehicle]:
+    from sqlalchemy import select
+
+    from backend.models import vehicle_routes
+
+    ids = db.session.scalars(select(vehicle_routes.c.vehicle_id)
+                             .where(vehicle_routes.c.route_id == route.id)).all()
+    return [db.session.get(Vehicle, i) for i in sorted(ids)]
+
+
+def _substitution_body(row: RouteSubstitution) -> dict:
+    return {"route_id": row.route_id, "date": row.service_date, "substitute": True,
+            "vehicle_ids": [row.vehicle_id], "vehicle_id": row.vehicle_id,
+            "set_by": row.set_by, "set_at": iso(row.set_at)}
+
+
+def _route_in_scope(route_id: str) -> Route:
+    if not can_see_route(current_user(), route_id):
+        raise not_found("route")
+    return db.session.get(Route, route_id)
+
+
+def _service_date(route: Route, date: dt.date | None) -> dt.date:
+    calendar = district_calendar(db.session.connection(), route.district_id)
+    today = local_date(clock(), calendar)
+    if date is None:
+        return today
+    if date < today:
+        raise ApiError(422, "a substitute bus is set for today or a later date",
+                       errors={"date": ["in the past"]})
+    return date
+

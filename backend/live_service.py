@@ -1,0 +1,145 @@
+"""What the live endpoints read: which bus serves a route today, the trip it is on, its ETAs.
+
+Everything comes from the tracker state that the ingest stores per vehicle (one small row) and
+from the vehicle contexts cached per process, so a ``/routes/{id}/live`` answers from an indexed
+lookup and the pure :func:`routing.tracker.live_view`, never from a scan of pings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from backend.extensions import db
+from backend.models import Event, Route, RouteSubstitution, TrackerState, vehicle_routes
+from backend.tracking_service import ContextCache, district_calendar, route_definition
+from routing import model as rm
+from routing.calendar import local_date, service_dates_for, service_day_start
+from routing.config import TrackerConfig
+from routing.state import TrackerState as RoutingState
+from routing.tracker import live_view, route_of
+
+CONFIG = TrackerConfig()
+
+
+def clock() -> float:
+    """The wall clock of the live views; tests give the app a fixed ``CLOCK``."""
+    return current_app.config.get("CLOCK", time.time)()
+
+
+def contexts() -> ContextCache:
+    """This process's vehicle contexts (shared with its ingest pipeline when it has one)."""
+    cache = current_app.extensions.get("xiaoche.contexts")
+    if cache is None:
+        cache = current_app.extensions["xiaoche.contexts"] = ContextCache()
+    return cache
+
+
+def vehicle_context(vehicle_id: str) -> rm.VehicleContext | None:
+    return contexts().get(db.session.connection(), vehicle_id)
+
+
+def tracker_state(vehicle_id: str) -> RoutingState | None:
+    raw = db.session.scalar(select(TrackerState.state)
+                            .where(TrackerState.vehicle_id == vehicle_id))
+    return RoutingState.from_dict(raw) if raw else None
+
+
+def route_vehicle_ids(route_id: str, service_date: dt.date) -> list[str]:
+    """Who drives the route on a date: the substitute when one is set, else its own buses."""
+    substitute = db.session.scalar(select(RouteSubstitution.vehicle_id).where(
+        RouteSubstitution.route_id == route_id,
+        RouteSubstitution.service_date == service_date.isoformat()))
+    if substitute is not None:
+        return [substitute]
+    return sorted(db.session.scalars(select(vehicle_routes.c.vehicle_id)
+                                     .where(vehicle_routes.c.route_id == route_id)))
+
+
+@dataclass(frozen=True)
+class RouteLive:
+    """A route right now: the trip in progress (``view``) or, when none, today's timetable."""
+
+    route: rm.Route
+    view: rm.LiveView | None
+    vehicle_id: str | None
+    scheduled_at: tuple[float, ...] | None  # the next (or last) run of today, when no trip
+    eta_confidence: tuple[float | None, ...] | None = None
+
+
+def route_live(route_id: str, now: float | None = None) -> RouteLive | None:
+    """The live state of a route, or ``None`` when the route does not exist."""
+    row = db.session.get(Route, route_id)
+    if row is None:
+        return None
+    now = clock() if now is None else now
+    definition = _route_definition(route_id)
+    calendar = _district_calendar(row.district_id)
+    today = local_date(now, calendar)
+    candidates = route_vehicle_ids(route_id, today)
+    # a trip started yesterday evening and still running keeps yesterday's substitute
+    candidates += [v for v in route_vehicle_ids(route_id, today - dt.timedelta(days=1))
+                   if v not in candidates]
+    for vehicle_id in candidates:
+        state = tracker_state(vehicle_id)
+        if state is None or state.trip is None or state.trip.route_id != route_id:
+            continue
+        if now > state.trip.scheduled_at[-1] + CONFIG.trip_timeout_slack_s:
+            continue  # its device fell silent: the tracker times the trip out on its next ping
+        ctx = vehicle_context(vehicle_id)
+        view = live_view(ctx, state, CONFIG) if ctx is not None else None
+        if view is not None:
+            return RouteLive(route=route_of(ctx, route_id) or definition, view=view,
+                             vehicle_id=vehicle_id, scheduled_at=None)
+    return RouteLive(route=definition, view=None, vehicle_id=None,
+                     scheduled_at=todays_timetable(definition, calendar, now))
+
+
+def todays_timetable(route: rm.Route, calendar: rm.Calendar,
+                     now: float) -> tuple[float, ...] | None:
+    """Stop times of the run of today that has not ended yet (else today's last run)."""
+    today = local_date(now, calendar)
+    instances = []
+    for run in route.runs:
+        for day in service_dates_for(run, calendar, today):
+            day0 = service_day_start(day, calendar)
+            instances.append(tuple(day0 + t for t in run.times_s))
+    if not instances:
+        return None
+    instances.sort()
+    upcoming = [times for times in instances if times[-1] >= now]
+    return upcoming[0] if upcoming else instances[-1]
+
+
+def trip_bounds(trip_id: str) -> dict[str, Any] | None:
+    """Vehicle, route and time span of a trip, from its events; ``None`` when unknown."""
+    rows = db.session.execute(select(Event.kind, Event.ts, Event.vehicle_id, Event.route_id)
+                              .where(Event.trip_id == trip_id,
+                                     Event.kind.in_(("trip_started", "trip_completed")))
+                              .order_by(Event.ts)).all()
+    started = next((r for r in rows if r.kind == "trip_started"), None)
+    if started is None:
+        return None
+    completed = next((r for r in rows if r.kind == "trip_completed"), None)
+    in_progress = completed is None
+    until = completed.ts if completed else None
+    if in_progress:
+        state = tracker_state(started.vehicle_id)
+        live = state is not None and state.trip is not None and state.trip.trip_id == trip_id
+        in_progress = live
+        until = state.last_ts if live and state else started.ts
+    return {"trip_id": trip_id, "vehicle_id": started.vehicle_id, "route_id": started.route_id,
+            "started_at": started.ts, "until": until, "in_progress": in_progress}
+
+
+def _route_definition(route_id: str) -> rm.Route:
+    return route_definition(db.session, db.session.get(Route, route_id))
+
+
+def _district_calendar(district_id: str) -> rm.Calendar:
+    return district_calendar(db.session.connection(), district_id)
