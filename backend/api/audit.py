@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
-from sqlalchemy import select
 
 from backend.audit_service import stored_audits
 from backend.auth import current_user, require_role
 from backend.errors import not_found
-from backend.extensions import db
-from backend.models import Route, User
-from backend.scopes import STAFF
+from backend.scopes import STAFF, can_see_route, visible_route_ids
 
 blp = Blueprint("audit", __name__, description="Daily audits (staff)")
 
@@ -26,14 +23,6 @@ class AuditTripsQuery(Schema):
         required=True, metadata={"description": "local service date YYYY-MM-DD (district timezone)"}
     )
     route_id = fields.String(load_default=None)
-
-
-def visible_route_ids(user: User) -> set[str] | None:
-    """Route ids the user may audit; None means every route (admin)."""
-    if user.role == "admin":
-        return None
-    school_ids = [s.id for s in user.schools]
-    return set(db.session.scalars(select(Route.id).where(Route.school_id.in_(school_ids))))
 
 
 @blp.get("/trips")
@@ -49,9 +38,7 @@ def audit_trips(query):
     visible = visible_route_ids(current_user())
     route_id = query["route_id"]
     if route_id is not None:
-        if db.session.get(Route, route_id) is None or (
-            visible is not None and route_id not in visible
-        ):
+        if not can_see_route(current_user(), route_id):
             raise not_found("route")
         visible = {route_id}
     return stored_audits(query["date"], visible)

@@ -1,0 +1,173 @@
+"""Who may read what: every endpoint × every role × (own scope, other scope), from one table.
+
+A parent must never read another family's route, stop or child; staff see their schools; an
+object outside the caller's scope answers 404, a role that may not use the endpoint at all 403,
+no token 401. ``test_every_api_endpoint_is_in_the_matrix`` fails when an endpoint is added
+without a row here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from backend.extensions import db
+from backend.models import Event, RouteSubstitution
+from tests.conftest import login
+
+USERS = {
+    "parent": ("zhang.lanlan", "demo-parent-1"),  # 李明 on zt-am-1 (朱亭学校)
+    "driver": ("driver.zhao", "demo-driver-1"),  # bus-07
+    "teacher": ("liu.sheng", "demo-teacher-1"),
+    "logistics": ("houqin.wang", "demo-logistics-1"),  # 朱亭学校
+    "admin": ("admin", "demo-admin-1"),
+}
+ROLES = ("anonymous", *USERS)
+
+# what "own" and "other" mean for each kind of object, seen from the users above
+OWN = {"route": "zt-am-1", "vehicle": "bus-07", "trip": "20261109-zt-am-1-bus-07"}
+OTHER = {"route": "lf-am-1", "vehicle": "bus-12", "trip": "20261109-lf-am-1-bus-12"}
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    rule: str  # as in Flask's url_map
+    path: str  # with {route}, {vehicle}, {trip}
+    expect: dict[str, tuple[int, int | None]]  # role → (own, other); other None: no such object
+    body: dict | None = None
+    query: dict = field(default_factory=dict)
+    setup: Callable | None = None
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.rule}"
+
+
+def everyone(code: int) -> dict[str, tuple[int, None]]:
+    return {**{role: (code, None) for role in USERS}, "anonymous": (401, None)}
+
+
+def only(allowed: dict[str, tuple[int, int | None]]) -> dict[str, tuple[int, int | None]]:
+    """``allowed`` roles as given, every other role 403, no token 401."""
+    return {"anonymous": (401, 401), **{r: (403, 403) for r in USERS}, **allowed}
+
+
+def substitute_today(app, route_id: str) -> None:
+    from backend.live_service import district_calendar
+    from backend.models import Route
+    from routing.calendar import local_date
+
+    with app.app_context():
+        route = db.session.get(Route, route_id)
+        today = local_date(time.time(), district_calendar(db.session.connection(),
+                                                          route.district_id))
+        db.session.merge(RouteSubstitution(route_id=route_id, service_date=today.isoformat(),
+                                           vehicle_id="bus-spare", set_by="test",
+                                           set_at=time.time()))
+        db.session.commit()
+
+
+STAFF_OWN_AND_ALL = {"logistics": (200, 404), "admin": (200, 200)}
+
+MATRIX = [
+    Case("GET", "/api/v1/me", "/api/v1/me", everyone(200)),
+    Case("GET", "/api/v1/me/notifications", "/api/v1/me/notifications", everyone(200)),
+    Case("GET", "/api/v1/routes/<route_id>/live", "/api/v1/routes/{route}/live",
+         only({"parent": (200, 404), **STAFF_OWN_AND_ALL})),
+    Case("POST", "/api/v1/routes/<route_id>/messages", "/api/v1/routes/{route}/messages",
+         only({"logistics": (201, 404), "admin": (201, 201)}),
+         body={"title": "校车晚点", "body": "晚到10分钟"}),
+    Case("GET", "/api/v1/routes/<route_id>/vehicle", "/api/v1/routes/{route}/vehicle",
+         only(STAFF_OWN_AND_ALL)),
+    Case("PUT", "/api/v1/routes/<route_id>/vehicle", "/api/v1/routes/{route}/vehicle",
+         only(STAFF_OWN_AND_ALL), body={"vehicle_id": "bus-spare"}),
+    Case("DELETE", "/api/v1/routes/<route_id>/vehicle", "/api/v1/routes/{route}/vehicle",
+         only({"logistics": (204, 404), "admin": (204, 204)}), setup=substitute_today),
+    Case("GET", "/api/v1/trips/<trip_id>/track", "/api/v1/trips/{trip}/track",
+         only({"parent": (200, 404), "driver": (200, 404), **STAFF_OWN_AND_ALL})),
+    Case("GET", "/api/v1/vehicles/live", "/api/v1/vehicles/live",
+         only({"logistics": (200, None), "admin": (200, None)})),
+    Case("GET", "/api/v1/vehicles/<vehicle_id>/track", "/api/v1/vehicles/{vehicle}/track",
+         only(STAFF_OWN_AND_ALL)),
+    Case("GET", "/api/v1/events", "/api/v1/events", only(
+        {"logistics": (200, None), "admin": (200, None)})),
+    Case("GET", "/api/v1/audit/trips", "/api/v1/audit/trips",
+         only(STAFF_OWN_AND_ALL), query={"date": "2026-11-09", "route_id": "{route}"}),
+    Case("GET", "/api/v1/admin/rejects", "/api/v1/admin/rejects",
+         only({"admin": (200, None)})),
+    Case("POST", "/api/v1/admin/import", "/api/v1/admin/import",
+         only({"admin": (200, None)}), body={"stops": []}),
+]
+
+# Endpoints that are not for people: devices authenticate with their own tokens (tested in
+# tests/integration/ingest), and logging in is what gives a token.
+NOT_FOR_USERS = {
+    ("POST", "/api/v1/auth/token"),
+    ("POST", "/api/v1/ingest/pings"),
+    ("POST", "/api/v1/ingest/scans"),
+    ("GET", "/api/v1/ingest/osmand"),
+    ("POST", "/api/v1/ingest/osmand"),
+}
+
+
+def api_endpoints(app) -> set[tuple[str, str]]:
+    found = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/") or rule.rule.startswith(("/api/v1/docs",
+                                                                          "/api/v1/openapi")):
+            continue
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            found.add((method, rule.rule))
+    return found
+
+
+def test_every_api_endpoint_is_in_the_matrix(app):
+    listed = {(c.method, c.rule) for c in MATRIX} | NOT_FOR_USERS
+    assert api_endpoints(app) - listed == set(), "add the new endpoint to MATRIX"
+    assert listed - api_endpoints(app) == set(), "MATRIX names an endpoint that does not exist"
+
+
+def trips_on_record(app) -> None:
+    """One trip of each route on 2026-11-09, as the tracker records them."""
+    started = dt.datetime(2026, 11, 8, 22, 50, tzinfo=dt.UTC).timestamp()
+    with app.app_context():
+        for ref in (OWN, OTHER):
+            route_id, vehicle_id = ref["route"], ref["vehicle"]
+            for kind, ts in (("trip_started", started), ("trip_completed", started + 1800)):
+                db.session.add(Event(kind=kind, ts=ts, vehicle_id=vehicle_id, route_id=route_id,
+                                     trip_id=ref["trip"], run_id=route_id, details={},
+                                     created_at=time.time()))
+        db.session.commit()
+
+
+def fill(template, ref: dict[str, str]):
+    if isinstance(template, str):
+        return template.format(**ref)
+    return {k: fill(v, ref) for k, v in template.items()}
+
+
+@pytest.mark.parametrize("case", MATRIX, ids=str)
+def test_each_role_gets_the_expected_status_in_and_out_of_its_scope(client, app, imported, case):
+    trips_on_record(app)
+    tokens = {role: login(client, *who) for role, who in USERS.items()}
+    wrong = []
+    for role in ROLES:
+        for scope, ref in (("own", OWN), ("other", OTHER)):
+            expected = case.expect[role][0 if scope == "own" else 1]
+            if expected is None:
+                continue
+            if case.setup is not None:
+                case.setup(app, ref["route"])
+            response = client.open(fill(case.path, ref), method=case.method,
+                                   headers=tokens.get(role, {}), json=case.body,
+                                   query_string=fill(case.query, ref))
+            if response.status_code != expected:
+                wrong.append(f"{role}/{scope}: {response.status_code} != {expected} "
+                             f"{response.get_data(as_text=True)[:200]}")
+            elif response.status_code >= 400:
+                assert response.mimetype == "application/problem+json", (role, scope)
+    assert wrong == []
