@@ -16,7 +16,7 @@ from collections import defaultdict
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, bindparam, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.extensions import db
@@ -198,36 +198,56 @@ class TrackingStep:
                                                     speed_kmh=p.speed_kmh,
                                                     heading_deg=p.heading_deg,
                                                     accuracy_m=p.accuracy_m))
+        contexts = {v: self.contexts.get(conn, v) for v in sorted(by_vehicle)}
+        vehicle_ids = [v for v, ctx in contexts.items() if ctx is not None]
+        if not vehicle_ids:
+            return
         now = time.time()
+        states = lock_states(conn, vehicle_ids, now)
+        saved: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
-        for vehicle_id in sorted(by_vehicle):  # one lock order for every worker: no deadlock
-            ctx = self.contexts.get(conn, vehicle_id)
-            if ctx is None:
-                continue
-            state = lock_state(conn, vehicle_id)
-            new_state, new_events = track(ctx, state, by_vehicle[vehicle_id], self.config)
-            save_state(conn, vehicle_id, new_state, now)
+        for vehicle_id in vehicle_ids:
+            new_state, new_events = track(contexts[vehicle_id], states.get(vehicle_id),
+                                          by_vehicle[vehicle_id], self.config)
+            saved.append({"vid": vehicle_id, "state": new_state.to_dict(),
+                          "last_ts": new_state.last_ts, "updated_at": now})
             events.extend(event_row(e, now) for e in new_events)
+        save_states(conn, saved)
         if events:
             conn.execute(EVENTS.insert(), events)
 
 
-def lock_state(conn: Connection, vehicle_id: str) -> RoutingState | None:
-    """Read the vehicle's tracker state, locking its row on PostgreSQL until commit."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(STATES).values(vehicle_id=vehicle_id, state={}, last_ts=None,
-                                               updated_at=time.time())
-                 .on_conflict_do_nothing(index_elements=["vehicle_id"]))
-    query = select(STATES.c.state).where(STATES.c.vehicle_id == vehicle_id)
+def lock_states(conn: Connection, vehicle_ids: list[str],
+                now: float) -> dict[str, RoutingState | None]:
+    """Read the vehicles' tracker states, locking their rows on PostgreSQL until commit.
+
+    One statement for the whole batch (rows locked in vehicle-id order, the same in every
+    worker, so two workers never deadlock), plus one insert for vehicles seen for the first time.
+    """
+    query = (select(STATES.c.vehicle_id, STATES.c.state)
+             .where(STATES.c.vehicle_id.in_(vehicle_ids)).order_by(STATES.c.vehicle_id))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
-    raw = conn.execute(query).scalar_one()
-    return RoutingState.from_dict(raw) if raw else None
+    raw = dict(conn.execute(query).all())
+    missing = [v for v in vehicle_ids if v not in raw]
+    if missing:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(dialect.insert(STATES).on_conflict_do_nothing(index_elements=["vehicle_id"]),
+                     [{"vehicle_id": v, "state": {}, "last_ts": None, "updated_at": now}
+                      for v in missing])
+        raw.update(conn.execute(query.where(STATES.c.vehicle_id.in_(missing))).all())
+    return {v: RoutingState.from_dict(state) if state else None for v, state in raw.items()}
 
 
-def save_state(conn: Connection, vehicle_id: str, state: RoutingState, now: float) -> None:
-    conn.execute(STATES.update().where(STATES.c.vehicle_id == vehicle_id).values(
-        state=state.to_dict(), last_ts=getattr(state, "last_ts", None), updated_at=now))
+_SAVE_STATE = (STATES.update().where(STATES.c.vehicle_id == bindparam("vid"))
+               .values(state=bindparam("state", type_=STATES.c.state.type),
+                       last_ts=bindparam("last_ts"), updated_at=bindparam("updated_at")))
+
+
+def save_states(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Write the batch's states back (``vid``, ``state`` dict, ``last_ts``, ``updated_at``)."""
+    if rows:
+        conn.execute(_SAVE_STATE, rows)
 
 
 def tracking_steps(app: Flask) -> list[AfterStore]:

@@ -6,12 +6,16 @@ any vehicle; floats survive JSON exactly, so a continued vehicle produces the sa
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from routing.episode import Episode
 
 STATE_VERSION = 1
+
+
+def _slots_dict(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
 
 
 @dataclass(slots=True)
@@ -46,7 +50,10 @@ class TripState:
     ping_count: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        raw = asdict(self)
+        # written per vehicle per ingest batch: a flat copy, not dataclasses.asdict's deep one
+        raw = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        raw["scheduled_at"] = list(self.scheduled_at)
+        raw["stops"] = [_slots_dict(s) for s in self.stops]
         raw["deviation"] = self.deviation.to_dict()
         return raw
 
@@ -108,7 +115,8 @@ class TrackerState:
             "done_trips": list(self.done_trips),
             "overspeed": self.overspeed.to_dict(),
             "overspeed_trip": list(self.overspeed_trip),
-            "geofence": asdict(self.geofence),
+            "geofence": {"inside": self.geofence.inside,
+                         "trip": _slots_dict(self.geofence.trip) if self.geofence.trip else None},
         }
 
     @classmethod
