@@ -151,26 +151,81 @@ class RouteGeometry:
         return i, max(j, i + 1)
 
 
-def _stop_positions(geom_parts: tuple[FloatArray, ...], stop_xy: list[tuple[float, float]],
-                    tie_m: float = 20.0) -> tuple[float, ...]:
-    """Stops onto the route in sequence: each at the earliest near-best point at or after the
-    previous stop, so a stop on a road the route drives twice lands on the right pass."""
+# Two passes whose offsets from a stop differ by less than this are one as far as a feed can tell
+# (a stop sits on the kerb 3-10 m off a centre-line shape; twin carriageways are ~10 m apart), and
+# then the earlier pass wins: a stop on a road the route drives twice is left for the first time
+# the route comes by. A parallel street 20-30 m away is not a tie.
+STOP_TIE_M = 5.0
+# Cells of the stops x segments distance matrix computed at once (bounds memory on long shapes).
+_CELLS = 1 << 20
+
+
+def _passes(geom_parts: tuple[FloatArray, ...],
+            stop_xy: list[tuple[float, float]]) -> list[FloatArray]:
+    """Where the path passes each stop: the positions along the route of the local minima of the
+    distance from the path to the stop (vectorised over stops x segments)."""
     x0, y0, dx, dy, len2, start, end = geom_parts
-    along_prev = 0.0
-    out = []
-    for sx, sy in stop_xy:
-        px, py = sx - x0, sy - y0
+    xy = np.asarray(stop_xy, dtype=np.float64).reshape(-1, 2)
+    step = max(1, _CELLS // len(x0))
+    out: list[FloatArray] = []
+    for k in range(0, len(xy), step):
+        px = xy[k:k + step, :1] - x0
+        py = xy[k:k + step, 1:] - y0
         t = np.clip((px * dx + py * dy) / len2, 0.0, 1.0)
-        dist = np.hypot(px - t * dx, py - t * dy)
+        # Distance to a segment is convex along it, so a local minimum is inside a segment or at
+        # a vertex the path reaches closing in (t == 1 before it) and leaves moving away (t == 0).
+        closing = np.ones_like(t, dtype=bool)
+        closing[:, 1:] = t[:, :-1] == 1.0
+        minimum = ((t > 0.0) & (t < 1.0)) | ((t == 0.0) & closing)
+        minimum[:, -1] |= t[:, -1] == 1.0  # the path ends closing in
         along = start + t * (end - start)
-        ok = along >= along_prev - 1e-6
-        if not ok.any():
-            out.append(along_prev)
-            continue
-        best = dist[ok].min()
-        near = ok & (dist <= best + tie_m)
-        along_prev = float(along[near].min())
-        out.append(along_prev)
+        out.extend(along[row, minimum[row]] for row in range(len(t)))
+    return out
+
+
+def _stop_positions(geom_parts: tuple[FloatArray, ...], stop_xy: list[tuple[float, float]],
+                    tie_m: float = STOP_TIE_M) -> tuple[float, ...]:
+    """Each stop's position along the route, non-decreasing in the stops' order.
+
+    A stop goes on one of the path's passes by it (:func:`_passes`), never before the previous
+    stop. Of all such placements the one with the least total offset is chosen, except that the
+    earliest one, stop by stop, within ``tie_m`` of that total wins. So a stop on a road the route
+    drives twice lands on its own pass (the drive-by false triggers of Traccar #6019), and a stop
+    that a parallel street passes at 30 m before the route comes within 10 m of it lands on the
+    near pass. A stop none of whose passes fits the order (a feed's mistake) may instead sit at a
+    neighbouring stop's pass or at an end of the path, for its offset there plus ``tie_m``.
+
+    Cost: ``O(stops x segments)`` vectorised to find the passes, then a dynamic programme over
+    them, ``O(passes log passes)``; once per route (the geometry is cached).
+    """
+    x0, y0, dx, dy, _, start, end = geom_parts
+    own = _passes(geom_parts, stop_xy)
+    vertex_along = np.append(start, end[-1])
+    vertex_x, vertex_y = np.append(x0, x0[-1] + dx[-1]), np.append(y0, y0[-1] + dy[-1])
+    places: list[tuple[FloatArray, FloatArray]] = []  # per stop: along, cost; by along then cost
+    for j, (sx, sy) in enumerate(stop_xy):
+        # a neighbour's place or an end is a fallback, never the earlier of a tie
+        fallback = [own[k] for k in (j - 1, j + 1) if 0 <= k < len(own)] + [start[:1], end[-1:]]
+        along = np.clip(np.concatenate([own[j], *fallback]), 0.0, end[-1])
+        cost = np.hypot(np.interp(along, vertex_along, vertex_x) - sx,
+                        np.interp(along, vertex_along, vertex_y) - sy)
+        cost[len(own[j]):] += tie_m
+        order = np.lexsort((cost, along))
+        places.append((along[order], cost[order]))
+    if not places:
+        return ()
+    # rest[j][c]: the least total cost of stops j, j+1, ... with stop j at its place c
+    rest = [places[-1][1]] * len(places)
+    for j in range(len(places) - 2, -1, -1):
+        best_from = np.minimum.accumulate(rest[j + 1][::-1])[::-1]  # over places i, i+1, ...
+        after = np.searchsorted(places[j + 1][0], places[j][0], side="left")  # the end is there
+        rest[j] = places[j][1] + best_from[after]
+    budget = float(rest[0].min()) + tie_m + 1e-6
+    spent, previous, out = 0.0, -math.inf, []
+    for (along, cost), total in zip(places, rest, strict=True):
+        c = int(np.argmax((along >= previous) & (spent + total <= budget)))  # earliest that fits
+        spent, previous = spent + float(cost[c]), float(along[c])
+        out.append(previous)
     return tuple(out)
 
 

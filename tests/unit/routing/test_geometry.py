@@ -41,6 +41,14 @@ def test_stops_on_a_road_driven_twice_are_placed_on_their_own_pass():
     assert geom.stop_along == pytest.approx((0, 500, 3040), abs=1)
 
 
+def test_a_stop_beside_a_finely_drawn_road_is_placed_at_its_foot():
+    # a GTFS shape has a vertex every few metres: the stop belongs where the road is nearest, not
+    # where it first comes within some tolerance (that was 30 m early here)
+    road = make_route("fine", [(10.0 * k, 0) for k in range(301)], [0, 1000, 3000], [0, 60, 120],
+                      stop_offsets_m=[0, 15, 0])
+    assert route_geometry(road).stop_along == pytest.approx((0, 1000, 3000), abs=0.5)
+
+
 def test_progress_follows_the_pass_near_the_current_progress_not_the_nearest_point():
     geom = route_geometry(OUT_AND_BACK)
     xs = [500.0, 1500.0, 1500.0, 500.0]

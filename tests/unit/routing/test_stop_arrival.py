@@ -51,6 +51,23 @@ def test_a_stop_beside_a_road_the_route_uses_earlier_is_not_visited_on_that_pass
     assert not kinds(events, "stop_missed")
 
 
+def test_a_stop_a_parallel_street_passes_first_is_visited_where_the_route_comes_close():
+    # Cairns route 133 and its stop 750255: the main street passes the stop 28 m away, inside its
+    # 40 m circle; the route turns into the parallel street and passes it at 10 m 338 m later
+    xy = [(0, 0), (650, 0), (650, 38), (0, 38)]
+    route = make_route("par", xy, [0, 500, 1338], TIMES[:3], radius_m=40.0,
+                       stop_offsets_m=[0, 28, 0], school_last=False)
+    main = straight(T0 + 60, 0, 0, 650, 0, 10.0, 5.0)
+    side = straight(main[-1].ts + 5, 650, 0, 650, 38, 10.0, 5.0)
+    back = straight(side[-1].ts + 5, 650, 38, 0, 38, 10.0, 5.0)
+    _, events = run(bus((route,)), [ping(T0, 0, 0, 0.0), *main, *side, *back])
+    arrivals = kinds(events, "stop_arrived")
+    assert [e.stop_id for e in arrivals] == ["par-s0", "par-s1", "par-s2"]
+    enters_on_the_close_pass = back[0].ts + (650 - (500 + (40**2 - 10**2) ** 0.5)) / 10.0
+    assert abs(arrivals[1].ts - enters_on_the_close_pass) < 1.0  # not 43 s early on the main street
+    assert not kinds(events, "stop_missed")
+
+
 def test_a_stop_the_bus_drives_around_is_missed_once_progress_is_clearly_past_it():
     pings = [ping(T0, 0, 0, 0.0)]
     pings += straight(T0 + 60, 0, 0, 700, 0, 10.0, 10.0)
