@@ -14,6 +14,7 @@ Choices, each for correctness over compactness:
   ``calendar_dates.txt`` additions, minus removals, clipped to ``feed_info.txt``'s validity when
   given). Only a service that is a plain weekday pattern - no exceptions, and bounds that span the
   whole feed - becomes ``days``, since ``days`` run forever and honour the district calendar.
+  Reading the zip and expanding the calendars is :mod:`backend.gtfs_feed`.
 * ``frequencies.txt`` trips become one run per departure (``exact_times`` or not: the timetable
   is what the tracker matches against).
 * Ids are made bundle-safe (``[A-Za-z0-9._-]{1,64}``) deterministically: an id that already is
@@ -26,21 +27,16 @@ The feed has no vehicles, devices, users or schools: the bundle has none of thos
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
 import hashlib
-import io
 import re
-import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tqdm import tqdm
-
+from backend.gtfs_feed import REQUIRED, Feed, GtfsError, Trip, gtfs_seconds, service_days
 from routing.calendar import format_hms
 from routing.geometry import segment_m
 
@@ -52,15 +48,20 @@ STOP_RADIUS_M = 40.0
 CORRIDOR_M = 80.0
 MAX_SCHEDULE_S = 48 * 3600  # the bundle accepts hours up to 47
 
-REQUIRED = ("agency.txt", "stops.txt", "routes.txt", "trips.txt", "stop_times.txt")
+__all__ = [
+    "CORRIDOR_M",
+    "MAX_SCHEDULE_S",
+    "REQUIRED",
+    "STOP_RADIUS_M",
+    "Conversion",
+    "GtfsError",
+    "bundle_from_gtfs",
+    "convert_gtfs",
+    "safe_id",
+]
+
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-_GTFS_TIME = re.compile(r"^(\d{1,3}):([0-5]\d):([0-5]\d)$")
-_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-class GtfsError(ValueError):
-    """The file is not a usable GTFS feed, or the request does not fit it."""
 
 
 @dataclass
@@ -121,7 +122,7 @@ def convert_gtfs(
 ) -> Conversion:
     """:func:`bundle_from_gtfs`, also reporting skipped trips; ``progress`` shows tqdm bars."""
     path = Path(path)
-    with _Feed(path) as feed:
+    with Feed(path) as feed:
         return _Converter(feed, path, route_ids, district_id, progress).run()
 
 
@@ -160,128 +161,10 @@ class _Ids:
         return clean
 
 
-class _Feed:
-    """The zip and its members by file name, read as UTF-8 CSV (a BOM is fine)."""
-
-    def __init__(self, path: Path):
-        try:
-            self.zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise GtfsError(f"{path}: not a GTFS zip ({exc})") from exc
-        self.members: dict[str, str] = {}
-        for name in sorted(self.zip.namelist(), key=lambda n: (n.count("/"), n)):
-            self.members.setdefault(name.rsplit("/", 1)[-1].lower(), name)
-        missing = [f for f in REQUIRED if f not in self.members]
-        if "calendar.txt" not in self.members and "calendar_dates.txt" not in self.members:
-            missing.append("calendar.txt or calendar_dates.txt")
-        if missing:
-            raise GtfsError(f"{path}: not a GTFS feed, missing {', '.join(missing)}")
-        self.path = path
-
-    def __enter__(self) -> _Feed:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.zip.close()
-
-    def rows(self, name: str, required: tuple[str, ...] = ()) -> Iterator[dict[str, str]]:
-        if name not in self.members:
-            return
-        with self.zip.open(self.members[name]) as raw:
-            reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""))
-            header = [h.strip() for h in next(reader, [])]
-            absent = [c for c in required if c not in header]
-            if absent:
-                raise GtfsError(f"{self.path}: {name} has no column {', '.join(absent)}")
-            for values in reader:
-                if any(v.strip() for v in values):
-                    yield {h: v.strip() for h, v in zip(header, values, strict=False)}
-
-
-def _date(text: str, where: str) -> dt.date:
-    try:
-        return dt.datetime.strptime(text, "%Y%m%d").date()
-    except ValueError as exc:
-        raise GtfsError(f"{where}: {text!r} is not a date YYYYMMDD") from exc
-
-
-def _integer(text: str, column: str) -> int:
-    try:
-        return int(text)
-    except ValueError as exc:
-        raise GtfsError(f"{column} {text!r} is not a whole number") from exc
-
-
-def _seconds(text: str) -> int | None:
-    match = _GTFS_TIME.match(text)
-    if match is None:
-        return None
-    return int(match[1]) * 3600 + int(match[2]) * 60 + int(match[3])
-
-
-def _service_days(feed: _Feed) -> dict[str, dict[str, list[Any]]]:
-    """Each service id → ``{"days": [...]}`` or ``{"dates": [...]}`` (ISO date strings)."""
-    weekly: dict[str, tuple[list[int], dt.date, dt.date]] = {}
-    for row in feed.rows("calendar.txt", ("service_id", *_WEEKDAYS, "start_date", "end_date")):
-        days = [i + 1 for i, name in enumerate(_WEEKDAYS) if row[name] == "1"]
-        start = _date(row["start_date"], "calendar.txt start_date")
-        end = _date(row["end_date"], "calendar.txt end_date")
-        weekly[row["service_id"]] = (days, start, end)
-    exceptions: dict[str, dict[dt.date, str]] = defaultdict(dict)
-    for row in feed.rows("calendar_dates.txt", ("service_id", "date", "exception_type")):
-        day = _date(row["date"], "calendar_dates.txt")
-        exceptions[row["service_id"]][day] = row["exception_type"]
-    bounds = _feed_bounds(feed, weekly, exceptions)
-    out: dict[str, dict[str, list[Any]]] = {}
-    for service_id in sorted(set(weekly) | set(exceptions)):
-        days, start, end = weekly.get(service_id, ([], dt.date.max, dt.date.min))
-        if days and not exceptions.get(service_id) and start <= bounds[0] and end >= bounds[1]:
-            out[service_id] = {"days": days}
-            continue
-        span = (start + dt.timedelta(days=k) for k in range((end - start).days + 1))
-        dates = {d for d in span if d.isoweekday() in days} if days else set()
-        for day, kind in exceptions.get(service_id, {}).items():
-            if kind == "1":
-                dates.add(day)
-            elif kind == "2":
-                dates.discard(day)
-        in_feed = sorted(d for d in dates if bounds[0] <= d <= bounds[1])
-        out[service_id] = {"dates": [d.isoformat() for d in in_feed]}
-    return out
-
-
-def _feed_bounds(feed: _Feed, weekly: dict, exceptions: dict) -> tuple[dt.date, dt.date]:
-    """The feed's validity: ``feed_info.txt`` when it says, else the span of its calendars."""
-    starts = [start for _, start, _ in weekly.values()]
-    ends = [end for _, _, end in weekly.values()]
-    for per_date in exceptions.values():
-        starts.extend(per_date)
-        ends.extend(per_date)
-    first = min(starts, default=dt.date.min)
-    last = max(ends, default=dt.date.max)
-    for row in feed.rows("feed_info.txt"):
-        if row.get("feed_start_date"):
-            first = _date(row["feed_start_date"], "feed_info.txt feed_start_date")
-        if row.get("feed_end_date"):
-            last = _date(row["feed_end_date"], "feed_info.txt feed_end_date")
-    return first, last
-
-
-@dataclass
-class _Trip:
-    id: str
-    route_id: str
-    service_id: str
-    shape_id: str
-    headsign: str
-    stops: list[tuple[int, str, str, str, str]] = field(default_factory=list)
-    # (stop_sequence, stop_id, arrival_time, departure_time, shape_dist_traveled)
-
-
 class _Converter:
     def __init__(
         self,
-        feed: _Feed,
+        feed: Feed,
         path: Path,
         route_ids: Iterable[str] | None,
         district_id: str | None,
@@ -303,11 +186,11 @@ class _Converter:
                     f"{self.path}: no route {', '.join(map(repr, unknown))} in the feed"
                 )
             routes = {k: v for k, v in routes.items() if k in self.wanted}
-        trips = self._trips(routes)
-        services = _service_days(self.feed)
-        stops = self._stops()
-        frequencies = self._frequencies(trips)
-        patterns: dict[str, dict[tuple[str, tuple[str, ...]], list[tuple[_Trip, list[int]]]]]
+        trips = self.feed.trips(routes, self.progress)
+        services = service_days(self.feed)
+        stops = self.feed.stops()
+        frequencies = self.feed.frequencies(trips)
+        patterns: dict[str, dict[tuple[str, tuple[str, ...]], list[tuple[Trip, list[int]]]]]
         patterns = defaultdict(lambda: defaultdict(list))
         for trip in trips.values():
             times = self._times(trip, stops)
@@ -319,7 +202,8 @@ class _Converter:
                 continue
             stop_ids = tuple(s[1] for s in trip.stops)
             patterns[trip.route_id][(trip.shape_id, stop_ids)].append((trip, times))
-        shapes = self._shapes({shape for by in patterns.values() for shape, _ in by})
+        wanted = {shape for by in patterns.values() for shape, _ in by}
+        shapes = {k: _line(v) for k, v in self.feed.shapes(wanted, self.progress).items()}
         bundle_routes, used_stops = [], set()
         for route_id in sorted(patterns):
             by_pattern = patterns[route_id]
@@ -362,43 +246,6 @@ class _Converter:
             "timezone": timezone,
         }
 
-    def _trips(self, routes: dict[str, dict[str, str]]) -> dict[str, _Trip]:
-        trips: dict[str, _Trip] = {}
-        for row in self.feed.rows("trips.txt", ("route_id", "service_id", "trip_id")):
-            if row["route_id"] in routes:
-                trips[row["trip_id"]] = _Trip(
-                    row["trip_id"],
-                    row["route_id"],
-                    row["service_id"],
-                    row.get("shape_id", ""),
-                    row.get("trip_headsign", ""),
-                )
-        rows = self.feed.rows("stop_times.txt", ("trip_id", "stop_id", "stop_sequence"))
-        for row in tqdm(rows, desc="stop_times", unit=" rows", disable=not self.progress):
-            trip = trips.get(row["trip_id"])
-            if trip is not None:
-                trip.stops.append(
-                    (
-                        _integer(row["stop_sequence"], "stop_sequence"),
-                        row["stop_id"],
-                        row.get("arrival_time", ""),
-                        row.get("departure_time", ""),
-                        row.get("shape_dist_traveled", ""),
-                    )
-                )
-        for trip in trips.values():
-            trip.stops.sort()
-        return dict(sorted(trips.items()))
-
-    def _stops(self) -> dict[str, dict[str, Any]]:
-        rows = {r["stop_id"]: r for r in self.feed.rows("stops.txt", ("stop_id",))}
-        out = {}
-        for stop_id, row in rows.items():
-            point = _lat_lon(row) or _lat_lon(rows.get(row.get("parent_station", ""), {}))
-            if point is not None:
-                out[stop_id] = {"name": row.get("stop_name") or stop_id, "point": point}
-        return out
-
     def _stop(self, stop_id: str, stop: dict[str, Any]) -> dict[str, Any]:
         lat, lon = stop["point"]
         return {
@@ -409,7 +256,7 @@ class _Converter:
             "radius_m": STOP_RADIUS_M,
         }
 
-    def _times(self, trip: _Trip, stops: dict[str, dict[str, Any]]) -> list[int] | None:
+    def _times(self, trip: Trip, stops: dict[str, dict[str, Any]]) -> list[int] | None:
         """One time per stop, non-timepoints interpolated; ``None`` (counted) when unusable."""
         reason = None
         if len(trip.stops) < 2:
@@ -417,7 +264,7 @@ class _Converter:
         elif any(s[1] not in stops for s in trip.stops):
             reason = "stop_without_coordinates"
         if reason is None:
-            known = [_seconds(s[2]) if s[2] else _seconds(s[3]) for s in trip.stops]
+            known = [gtfs_seconds(s[2]) if s[2] else gtfs_seconds(s[3]) for s in trip.stops]
             if known[0] is None or known[-1] is None:
                 reason = "no_first_or_last_time"
             else:
@@ -431,34 +278,12 @@ class _Converter:
         self.skipped[reason] += 1
         return None
 
-    def _frequencies(self, trips: dict[str, _Trip]) -> dict[str, list[tuple[int, int, int]]]:
-        out: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
-        required = ("trip_id", "start_time", "end_time", "headway_secs")
-        for row in self.feed.rows("frequencies.txt", required):
-            start, end = _seconds(row["start_time"]), _seconds(row["end_time"])
-            headway = _integer(row["headway_secs"] or "0", "headway_secs")
-            if row["trip_id"] in trips and start is not None and end is not None and headway > 0:
-                out[row["trip_id"]].append((start, end, headway))
-        return out
-
-    def _shapes(self, wanted: set[str]) -> dict[str, list[list[float]]]:
-        points: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-        required = ("shape_id", "shape_pt_lat", "shape_pt_lon", "shape_pt_sequence")
-        rows = self.feed.rows("shapes.txt", required)
-        for row in tqdm(rows, desc="shapes", unit=" points", disable=not self.progress):
-            if row["shape_id"] in wanted:
-                point = _lat_lon(row, "shape_pt_lat", "shape_pt_lon")
-                if point is not None:
-                    seq = _integer(row["shape_pt_sequence"], "shape_pt_sequence")
-                    points[row["shape_id"]].append((seq, point[1], point[0]))
-        return {k: _line([[lon, lat] for _, lon, lat in sorted(v)]) for k, v in points.items()}
-
     def _route(
         self,
         gtfs_route: dict[str, str],
         raw_id: str,
         key: tuple[str, tuple[str, ...]],
-        trips: list[tuple[_Trip, list[int]]],
+        trips: list[tuple[Trip, list[int]]],
         stops: dict[str, dict[str, Any]],
         shapes: dict[str, list[list[float]]],
         services: dict[str, dict[str, list[Any]]],
@@ -512,18 +337,6 @@ class _Converter:
         }
 
 
-def _lat_lon(
-    row: dict[str, str], lat_key: str = "stop_lat", lon_key: str = "stop_lon"
-) -> tuple[float, float] | None:
-    try:
-        lat, lon = float(row[lat_key]), float(row[lon_key])
-    except (KeyError, ValueError):
-        return None
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
-        return None
-    return lat, lon
-
-
 def _line(coordinates: list[list[float]]) -> list[list[float]]:
     """Drop consecutive repeated points (a zero-length segment helps nobody)."""
     out: list[list[float]] = []
@@ -533,7 +346,7 @@ def _line(coordinates: list[list[float]]) -> list[list[float]]:
     return out
 
 
-def _distances(trip: _Trip, stops: dict[str, dict[str, Any]]) -> list[float]:
+def _distances(trip: Trip, stops: dict[str, dict[str, Any]]) -> list[float]:
     """Distance of each stop along the trip: ``shape_dist_traveled`` if every stop has it."""
     try:
         given = [float(s[4]) for s in trip.stops]
