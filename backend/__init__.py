@@ -53,7 +53,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from backend import errors
     from backend.database import init_database
-    from backend.extensions import api, migrate
+    from backend.extensions import api, init_limiter, migrate
 
     init_database(app)
     from backend.extensions import db
@@ -66,6 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         compare_type=True,
     )
     api.init_app(app)
+    init_limiter(app)  # login throttling; off under TESTING unless RATELIMIT_ENABLED is set
     errors.register(app)  # after api.init_app so problem+json wins over smorest's format
 
     from backend.api import register_blueprints

@@ -1,5 +1,8 @@
 """Extensions, created unbound and bound to an app in ``create_app`` (nothing connects at import)."""
 
+from flask import Flask
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
@@ -23,3 +26,20 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 api = Api()
+
+# Only the views that declare a limit (the login) are limited.  Headers on: a throttled client
+# is told when to come back (Retry-After).  A moving window, because "10 per minute" should mean
+# any 60 s, not a clock minute that lets 20 through across its edge.  The storage comes from
+# XIAOCHE_RATELIMIT_STORAGE_URL (settings.py) so it is always explicit.
+limiter = Limiter(get_remote_address, headers_enabled=True, strategy="moving-window")
+
+
+def init_limiter(app: Flask) -> None:
+    """Bind the limiter; it is off under ``TESTING`` unless the test config turns it on.
+
+    The suite logs in hundreds of times a minute; the tests of the limits enable it themselves.
+    The flag is always written to the config because flask-limiter keeps the previous app's
+    ``enabled`` as its default.
+    """
+    app.config.setdefault("RATELIMIT_ENABLED", not app.config.get("TESTING", False))
+    limiter.init_app(app)

@@ -22,6 +22,7 @@ from routing import model as rm
 from routing.calendar import local_date, service_dates_for, service_day_start
 from routing.config import TrackerConfig
 from routing.state import TrackerState as RoutingState
+from routing.state import TripState
 from routing.tracker import live_view, route_of
 
 CONFIG = TrackerConfig()
@@ -48,6 +49,15 @@ def tracker_state(vehicle_id: str) -> RoutingState | None:
     raw = db.session.scalar(select(TrackerState.state)
                             .where(TrackerState.vehicle_id == vehicle_id))
     return RoutingState.from_dict(raw) if raw else None
+
+
+def current_trip(state: RoutingState | None, now: float) -> TripState | None:
+    """The trip the tracker state is on, unless its device fell silent past the trip timeout
+    (the tracker only closes such a trip on the vehicle's next ping)."""
+    trip = state.trip if state is not None else None
+    if trip is None or now > trip.scheduled_at[-1] + CONFIG.trip_timeout_slack_s:
+        return None
+    return trip
 
 
 def route_vehicle_ids(route_id: str, service_date: dt.date) -> list[str]:
@@ -87,10 +97,9 @@ def route_live(route_id: str, now: float | None = None) -> RouteLive | None:
                    if v not in candidates]
     for vehicle_id in candidates:
         state = tracker_state(vehicle_id)
-        if state is None or state.trip is None or state.trip.route_id != route_id:
+        trip = current_trip(state, now)
+        if trip is None or trip.route_id != route_id:
             continue
-        if now > state.trip.scheduled_at[-1] + CONFIG.trip_timeout_slack_s:
-            continue  # its device fell silent: the tracker times the trip out on its next ping
         ctx = vehicle_context(vehicle_id)
         view = live_view(ctx, state, CONFIG) if ctx is not None else None
         if view is not None:
