@@ -113,10 +113,14 @@ def ingest_command() -> None:
 @main.command("api")
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
 @click.option("--workers", default=2, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--threads", default=64, show_default=True, type=int,
+              help="per gthread worker; each open /stream holds one for its life")
+@click.option("--worker-class", default="gthread", show_default=True,
+              type=click.Choice(["gthread", "gevent"]),
+              help="gevent (pip install gevent) for thousands of open streams")
 @with_appcontext
-def api_command(bind: str, workers: int, threads: int) -> None:
-    """The HTTP API alone under gunicorn (gthread workers; WSGI entry backend.wsgi:app)."""
+def api_command(bind: str, workers: int, threads: int, worker_class: str) -> None:
+    """The HTTP API alone under gunicorn (WSGI entry backend.wsgi:app)."""
     _require_secret_key()
     from backend.database import upgrade_schema
 
@@ -125,16 +129,15 @@ def api_command(bind: str, workers: int, threads: int) -> None:
 
     args = [
         "gunicorn",
-        "--bind",
-        bind,
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--worker-class",
-        "gthread",
-        "--access-logfile",
-        "-",
+        "--bind", bind,
+        "--workers", str(workers),
+        "--threads", str(threads),
+        "--worker-class", worker_class,
+        # several instances on one machine would share gunicorn's default control socket
+        "--no-control-socket",
+        "--access-logfile", "-",
+        # the path without its query: /stream?access_token=… must not land in the log
+        "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s',
         "backend.wsgi:app",
     ]
     os.execvp(sys.executable, [sys.executable, "-m", *args])

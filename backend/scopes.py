@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import or_, select
 
 from backend.extensions import db
-from backend.models import Route, Teacher, TeacherAssignment, User, Vehicle, vehicle_routes
+from backend.models import (
+    Route,
+    RouteSubstitution,
+    Teacher,
+    TeacherAssignment,
+    User,
+    Vehicle,
+    vehicle_routes,
+)
 
 STAFF = ("logistics", "admin")
 
@@ -76,3 +86,39 @@ def visible_route_ids(user: User) -> set[str] | None:
 def can_see_route(user: User, route_id: str) -> bool:
     visible = visible_route_ids(user)
     return (visible is None or route_id in visible) and db.session.get(Route, route_id) is not None
+
+
+@dataclass(frozen=True)
+class LiveScope:
+    """Whose live position and ETAs a caller may follow on ``/stream``.
+
+    Staff, drivers and teachers follow their vehicles at any time; a parent follows a bus only
+    while it is on a trip in progress of one of their children's routes (DESIGN decision 5).
+    ``candidate_vehicle_ids`` narrows the rows worth reading (None: every vehicle); the trip
+    check in :meth:`may_follow` is what decides.
+    """
+
+    vehicle_ids: frozenset[str] | None  # always followed; None = every vehicle (admin)
+    trip_route_ids: frozenset[str]  # followed only while on a trip in progress of these routes
+    candidate_vehicle_ids: frozenset[str] | None
+
+    def may_follow(self, vehicle_id: str, route_id_of_trip_in_progress: str | None) -> bool:
+        if self.vehicle_ids is None or vehicle_id in self.vehicle_ids:
+            return True
+        return route_id_of_trip_in_progress in self.trip_route_ids
+
+
+def live_scope(user: User) -> LiveScope:
+    """The :class:`LiveScope` of a user (what ``/stream`` sends of positions and ETAs)."""
+    if user.role != "parent":
+        visible = visible_vehicle_ids(user)
+        ids = None if visible is None else frozenset(visible)
+        return LiveScope(vehicle_ids=ids, trip_route_ids=frozenset(), candidate_vehicle_ids=ids)
+    route_ids = frozenset(visible_route_ids(user) or ())
+    # the buses that may drive these routes: their own, and any substitute ever set for them
+    own = select(vehicle_routes.c.vehicle_id).where(vehicle_routes.c.route_id.in_(route_ids))
+    substitutes = select(RouteSubstitution.vehicle_id).where(
+        RouteSubstitution.route_id.in_(route_ids))
+    candidates = frozenset(db.session.scalars(own)) | frozenset(db.session.scalars(substitutes))
+    return LiveScope(vehicle_ids=frozenset(), trip_route_ids=route_ids,
+                     candidate_vehicle_ids=candidates)

@@ -69,6 +69,27 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
+        "XIAOCHE_LOGIN_LIMIT_PER_USER",
+        "LOGIN_LIMIT_PER_USER",
+        "10/minute",
+        "failed logins per username before 429: stops password guessing on one account "
+        "without locking out someone who mistypes a few times",
+    ),
+    Setting(
+        "XIAOCHE_LOGIN_LIMIT_PER_IP",
+        "LOGIN_LIMIT_PER_IP",
+        "30/minute",
+        "failed logins per client address before 429: stops guessing across many usernames; "
+        "higher than per user because a school's staff may share one NAT address",
+    ),
+    Setting(
+        "XIAOCHE_RATELIMIT_STORAGE_URL",
+        "RATELIMIT_STORAGE_URI",
+        "memory://",
+        "where login attempts are counted; memory:// is per process, so give several "
+        "gunicorn workers or api processes a shared one (redis://127.0.0.1:6379)",
+    ),
+    Setting(
         "XIAOCHE_EMBEDDED_MQTT_PORT",
         "EMBEDDED_MQTT_PORT",
         1883,
@@ -116,6 +137,30 @@ SETTINGS: tuple[Setting, ...] = (
         "local time (HH:MM, district timezone) of the nightly audit of yesterday's trips: "
         "after the day's last runs, before the morning's first",
     ),
+    Setting(
+        "XIAOCHE_STREAM_POLL_MS",
+        "STREAM_POLL_MS",
+        250,
+        "how often each /stream connection reads new positions and notifications: with the "
+        "ingest's 50 ms batches it keeps publish→stream under the 1 s target",
+        int,
+    ),
+    Setting(
+        "XIAOCHE_STREAM_HEARTBEAT_S",
+        "STREAM_HEARTBEAT_S",
+        15.0,
+        "a quiet /stream sends a keep-alive comment this often: proxies drop idle connections "
+        "after 30–60 s, and a write is how a worker notices a client that went away",
+        float,
+    ),
+    Setting(
+        "XIAOCHE_STREAM_MAX_S",
+        "STREAM_MAX_S",
+        3600.0,
+        "the server ends a /stream after this long and the client resumes with Last-Event-ID, "
+        "so no worker thread is held forever and tokens are checked again",
+        float,
+    ),
     Setting("XIAOCHE_LOG_LEVEL", "LOG_LEVEL", "INFO", "Python logging level"),
 )
 
@@ -139,7 +184,8 @@ def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 def describe() -> str:
-    """A Markdown table of the settings (kept in sync with the README by a test)."""
+    """A Markdown table of the settings (tests/unit/test_settings_documented.py checks that
+    the README has a row for each)."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for s in SETTINGS:
         rows.append(f"| `{s.env}` | `{s.default}` | {s.doc} |")

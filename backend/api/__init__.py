@@ -19,4 +19,10 @@ def register_blueprints(app: Flask, api: Api) -> None:
     api.register_blueprint(trips.blp, url_prefix="/api/v1/trips")
     api.register_blueprint(events.blp, url_prefix="/api/v1/events")
     api.register_blueprint(audit.blp, url_prefix="/api/v1/audit")
+    from backend.api import gtfs_rt
+
+    api.register_blueprint(gtfs_rt.blp, url_prefix="/api/v1/gtfs-rt")
+    from backend.api import stream
+
+    api.register_blueprint(stream.blp, url_prefix="/api/v1/stream")
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})

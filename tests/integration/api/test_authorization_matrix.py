@@ -76,6 +76,7 @@ STAFF_OWN_AND_ALL = {"logistics": (200, 404), "admin": (200, 200)}
 MATRIX = [
     Case("GET", "/api/v1/me", "/api/v1/me", everyone(200)),
     Case("GET", "/api/v1/me/notifications", "/api/v1/me/notifications", everyone(200)),
+    Case("GET", "/api/v1/stream", "/api/v1/stream", everyone(200)),  # scope filters its events
     Case("GET", "/api/v1/routes/<route_id>/live", "/api/v1/routes/{route}/live",
          only({"parent": (200, 404), **STAFF_OWN_AND_ALL})),
     Case("POST", "/api/v1/routes/<route_id>/messages", "/api/v1/routes/{route}/messages",
@@ -97,6 +98,10 @@ MATRIX = [
         {"logistics": (200, None), "admin": (200, None)})),
     Case("GET", "/api/v1/audit/trips", "/api/v1/audit/trips",
          only(STAFF_OWN_AND_ALL), query={"date": "2026-11-09", "route_id": "{route}"}),
+    Case("GET", "/api/v1/gtfs-rt/vehicle-positions.pb", "/api/v1/gtfs-rt/vehicle-positions.pb",
+         only({"logistics": (200, None), "admin": (200, None)})),
+    Case("GET", "/api/v1/gtfs-rt/trip-updates.pb", "/api/v1/gtfs-rt/trip-updates.pb",
+         only({"logistics": (200, None), "admin": (200, None)})),
     Case("GET", "/api/v1/admin/rejects", "/api/v1/admin/rejects",
          only({"admin": (200, None)})),
     Case("POST", "/api/v1/admin/import", "/api/v1/admin/import",
@@ -165,6 +170,7 @@ def test_each_role_gets_the_expected_status_in_and_out_of_its_scope(client, app,
             response = client.open(fill(case.path, ref), method=case.method,
                                    headers=tokens.get(role, {}), json=case.body,
                                    query_string=fill(case.query, ref))
+            response.close()  # a stream is not read here: its generator ends with the response
             if response.status_code != expected:
                 wrong.append(f"{role}/{scope}: {response.status_code} != {expected} "
                              f"{response.get_data(as_text=True)[:200]}")
