@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import starmap
 from typing import Any
 
 from sqlalchemy import Connection, delete, select
@@ -38,7 +39,6 @@ TRIP_AUDITS = TripAudit.__table__
 VEHICLES = Vehicle.__table__
 # Rows fetched per round trip while streaming a vehicle's day: a bus pinging every 5 s sends
 # ~17 k pings a day; the driver never buffers more than this many at once.
-PING_CHUNK = 5000
 
 Progress = Callable[[Sequence[str]], Iterable[str]]
 
@@ -203,8 +203,8 @@ def audit_window(
 
 
 def load_pings(conn: Connection, vehicle_id: str, since: float, until: float) -> list[rm.Ping]:
-    """A vehicle's stored pings in ``[since, until)`` in timestamp order, streamed through Core
-    (an ORM object per ping would cost more than the tracking itself, DESIGN's measurements)."""
+    """A vehicle's stored pings in ``[since, until)`` in timestamp order, through Core (an ORM
+    object per ping would cost more than the tracking itself, DESIGN's measurements)."""
     query = (
         select(
             PINGS.c.ts,
@@ -217,18 +217,9 @@ def load_pings(conn: Connection, vehicle_id: str, since: float, until: float) ->
         .where(PINGS.c.vehicle_id == vehicle_id, PINGS.c.ts >= since, PINGS.c.ts < until)
         .order_by(PINGS.c.ts, PINGS.c.id)
     )
-    result = conn.execution_options(yield_per=PING_CHUNK).execute(query)
-    return [
-        rm.Ping(
-            ts=r.ts,
-            lat=r.lat,
-            lon=r.lon,
-            speed_kmh=r.speed_kmh,
-            heading_deg=r.heading_deg,
-            accuracy_m=r.accuracy_m,
-        )
-        for r in result
-    ]
+    # one vehicle-day is a few thousand rows: fetched at once (psycopg's C row loop) and built
+    # positionally, this is several times faster than a server-side cursor row by row
+    return list(starmap(rm.Ping, conn.execute(query).tuples().all()))
 
 
 def trip_body(audit: rm.TripAudit) -> dict[str, Any]:
