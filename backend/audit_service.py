@@ -219,7 +219,7 @@ def load_pings(conn: Connection, vehicle_id: str, since: float, until: float) ->
     )
     # one vehicle-day is a few thousand rows: fetched at once (psycopg's C row loop) and built
     # positionally, this is several times faster than a server-side cursor row by row
-    return list(starmap(rm.Ping, conn.execute(query).tuples().all()))
+    return list(starmap(rm.Ping, conn.execute(query).all()))
 
 
 def trip_body(audit: rm.TripAudit) -> dict[str, Any]:
