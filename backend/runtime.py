@@ -39,6 +39,8 @@ class IngestRunner:
         self.client = MqttIngestClient(
             mqtt_url, client_id=client_id, topics=INGEST_TOPICS, handle_batch=self.handle_batch,
             batch_max=int(app.config["INGEST_BATCH_MAX"]),
+            # room for the next batch to arrive while one commits (MQTT 5 Receive Maximum)
+            max_inflight=min(65535, max(1000, 2 * int(app.config["INGEST_BATCH_MAX"]))),
             batch_ms=int(app.config["INGEST_BATCH_MS"]), shared_group=group or None,
             session_expiry_s=int(app.config["INGEST_SESSION_EXPIRY_S"]))
 

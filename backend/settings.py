@@ -99,8 +99,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "XIAOCHE_INGEST_BATCH_MAX",
         "INGEST_BATCH_MAX",
-        500,
-        "messages per ingest transaction: large enough for executemany to pay off",
+        2000,
+        "messages per ingest transaction: tracker states are locked and saved once per vehicle "
+        "per batch, so a backlog drains ~2x faster at 2000 than at 500 (bench/ingest.py)",
         int,
     ),
     Setting(
