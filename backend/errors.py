@@ -12,11 +12,26 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Response, json
+from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemSchema(Schema):
+    """Every error body (RFC 9457), as :func:`problem` builds it; documents the error responses."""
+
+    type = fields.String(required=True, metadata={"example": "about:blank"})
+    title = fields.String(required=True, metadata={"example": "Unprocessable Entity"})
+    status = fields.Integer(required=True, metadata={"example": 422})
+    detail = fields.String(required=True, metadata={"example": "crs: Must be one of: wgs84, gcj02."})
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "validation failures only: JSON path → messages"},
+    )
 
 
 class ApiError(Exception):

@@ -1,13 +1,19 @@
 """Extensions, created unbound and bound to an app in ``create_app`` (nothing connects at import)."""
 
+from http import HTTPStatus
+
+from apispec import BasePlugin
 from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from backend.errors import PROBLEM_JSON, ProblemSchema
 
 # Stable constraint names so Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING = {
@@ -25,7 +31,39 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-api = Api()
+
+
+class EveryOperationMayAnswer400(BasePlugin):
+    """Adds ``400`` to every operation: a request the whole API refuses before any view runs
+    (a NUL character, ``backend.api.common.refuse_nul_characters``) is a 400 on any path."""
+
+    def operation_helper(self, path=None, operations=None, **kwargs) -> None:
+        for operation in (operations or {}).values():
+            operation.setdefault("responses", {}).setdefault("400", HTTPStatus.BAD_REQUEST.name)
+
+
+class ProblemApi(Api):
+    """flask-smorest's Api, documenting errors the way ``errors.py`` answers them.
+
+    Every error status (``UNAUTHORIZED``, ``NOT_FOUND``, …, what ``@blp.arguments`` and
+    ``Blueprint.problems`` refer to) is a ``Problem`` in ``application/problem+json``, not
+    flask-smorest's own ``Error`` in ``application/json``.  There is no catch-all ``default``
+    response: each operation lists the statuses it can answer, so a client (and Schemathesis)
+    can hold the API to them.
+    """
+
+    ERROR_SCHEMA = ProblemSchema
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _register_responses(self) -> None:
+        for status in HTTPStatus:
+            if status >= 400:
+                response = {"description": status.phrase, "schema": self.ERROR_SCHEMA}
+                prepare_response(response, self.spec, PROBLEM_JSON)
+                self.spec.components.response(status.name, response, lazy=True)
+
+
+api = ProblemApi(spec_kwargs={"extra_plugins": [EveryOperationMayAnswer400()]})
 
 # Only the views that declare a limit (the login) are limited.  Headers on: a throttled client
 # is told when to come back (Retry-After).  A moving window, because "10 per minute" should mean

@@ -26,3 +26,6 @@ def register_blueprints(app: Flask, api: Api) -> None:
 
     api.register_blueprint(stream.blp, url_prefix="/api/v1/stream")
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    from backend.api.common import refuse_nul_characters
+
+    app.before_request(refuse_nul_characters)

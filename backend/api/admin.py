@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from flask import request
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import func, select
 
-from backend.api.common import decode_cursor, encode_cursor
+from backend.api.common import BEARER, Blueprint, decode_cursor, encode_cursor
 from backend.auth import require_role
 from backend.bundle import BundleError, import_bundle
 from backend.errors import ApiError
@@ -18,12 +17,20 @@ from backend.timefmt import EventTime, iso
 blp = Blueprint("admin", __name__, description="District administration")
 
 
+class ImportSummarySchema(Schema):
+    created = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                          metadata={"description": "how many of each kind (`stops`, …)"})
+    updated = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    unchanged = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+
+
 @blp.post("/import")
 @blp.doc(
-    security=[{"bearer": []}],
+    security=BEARER,
     requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
 )
-@blp.response(200)
+@blp.response(200, ImportSummarySchema)
+@blp.problems(400, 401, 403, 422)
 @require_role("admin")
 def import_district_bundle():
     document = request.get_json(silent=True)
@@ -46,14 +53,34 @@ class RejectsQuery(Schema):
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
 
 
+class RejectSchema(Schema):
+    id = fields.Integer(required=True)
+    received_at = fields.String(required=True)
+    device_id = fields.String(allow_none=True, required=True)
+    topic = fields.String(allow_none=True, required=True)
+    reason = fields.String(required=True)
+    detail = fields.String(required=True)
+    index = fields.Integer(allow_none=True, required=True,
+                           metadata={"description": "the item's index in a batch"})
+    payload_head = fields.String(required=True, metadata={"description": "first 1 KB, as text"})
+
+
+class RejectsPageSchema(Schema):
+    items = fields.List(fields.Nested(RejectSchema), required=True)
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                         metadata={"description": "reason → number of rejects"})
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
 @blp.get("/rejects")
 @blp.arguments(RejectsQuery, location="query")
 @blp.doc(
-    security=[{"bearer": []}],
+    security=BEARER,
     description="Input that was not stored as a position, newest first, with its reason; "
     "`counts` gives the number per reason for the same filters.",
 )
-@blp.response(200)
+@blp.response(200, RejectsPageSchema)
+@blp.problems(400, 401, 403)
 @require_role("admin")
 def list_rejects(query):
     filters = []
@@ -63,10 +90,10 @@ def list_rejects(query):
         filters.append(Reject.reason == query["reason"])
     if query["since"] is not None:
         filters.append(Reject.received_at >= query["since"])
-    cursor = decode_cursor(query["cursor"])
+    cursor = decode_cursor(query["cursor"], before=int)
     page = select(Reject).where(*filters)
     if cursor is not None:
-        page = page.where(Reject.id < int(cursor.get("before", 0)))
+        page = page.where(Reject.id < cursor["before"])
     rows = db.session.scalars(page.order_by(Reject.id.desc()).limit(query["limit"] + 1)).all()
     more = len(rows) > query["limit"]
     rows = rows[: query["limit"]]

@@ -7,9 +7,9 @@ did not exist; without one, trips of other routes are simply not listed.
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
+from backend.api.common import BEARER, Blueprint
 from backend.audit_service import stored_audits
 from backend.auth import current_user, require_role
 from backend.errors import not_found
@@ -25,14 +25,44 @@ class AuditTripsQuery(Schema):
     route_id = fields.String(load_default=None)
 
 
+class AuditStopSchema(Schema):
+    stop_id = fields.String(required=True)
+    scheduled_at = fields.String(allow_none=True, required=True)
+    arrived_at = fields.String(allow_none=True, required=True)
+    departed_at = fields.String(allow_none=True, required=True)
+    status = fields.String(required=True)
+    late_s = fields.Float(allow_none=True, required=True)
+
+
+class DeviationSchema(Schema):
+    started_at = fields.String(allow_none=True, required=True)
+    ended_at = fields.String(allow_none=True, required=True)
+    max_offset_m = fields.Float(allow_none=True, required=True)
+
+
+class TripAuditSchema(Schema):
+    trip_id = fields.String(required=True)
+    run_id = fields.String(required=True)
+    route_id = fields.String(required=True)
+    vehicle_id = fields.String(required=True)
+    service_date = fields.String(required=True)
+    started_at = fields.String(required=True)
+    completed_at = fields.String(allow_none=True, required=True)
+    distance_km = fields.Float(allow_none=True, required=True)
+    max_speed_kmh = fields.Float(allow_none=True, required=True)
+    stops = fields.List(fields.Nested(AuditStopSchema), required=True)
+    deviations = fields.List(fields.Nested(DeviationSchema), required=True)
+
+
 @blp.get("/trips")
 @blp.arguments(AuditTripsQuery, location="query")
 @blp.doc(
-    security=[{"bearer": []}],
+    security=BEARER,
     description="Every audited trip of a local date, oldest start first: stops visited, missed "
     "and late, corridor deviations. Refreshed by `xiaoche audit --date D` and nightly.",
 )
-@blp.response(200)
+@blp.response(200, TripAuditSchema(many=True))
+@blp.problems(401, 403, 404)
 @require_role(*STAFF)
 def audit_trips(query):
     visible = visible_route_ids(current_user())

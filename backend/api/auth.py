@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import current_app, request
 from flask_limiter.util import get_remote_address
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from backend import auth
+from backend.api.common import Blueprint
+from backend.errors import PROBLEM_JSON, ProblemSchema
 from backend.extensions import limiter
 
 blp = Blueprint("auth", __name__, description="Log in")
@@ -53,8 +54,11 @@ def _failed(response) -> bool:
     )
 )
 @blp.response(200, TokenSchema)
-@blp.alt_response(401, description="wrong username or password")
-@blp.alt_response(429, description="too many failed logins; see Retry-After")
+@blp.alt_response(401, schema=ProblemSchema, content_type=PROBLEM_JSON,
+                  description="wrong username or password")
+@blp.alt_response(429, schema=ProblemSchema, content_type=PROBLEM_JSON,
+                  description="too many failed logins; see Retry-After")
+@blp.problems(400)
 @limiter.limit(
     lambda: current_app.config["LOGIN_LIMIT_PER_USER"],
     key_func=_login_username,

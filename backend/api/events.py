@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import or_, select
 
-from backend.api.common import decode_cursor, encode_cursor
+from backend.api.common import BEARER, Blueprint, decode_cursor, encode_cursor
 from backend.auth import current_user, require_role
 from backend.extensions import db
 from backend.models import Event, Route
@@ -26,10 +25,29 @@ class EventsQuery(Schema):
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
 
 
+class EventSchema(Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    ts = fields.String(required=True)
+    vehicle_id = fields.String(allow_none=True, required=True)
+    route_id = fields.String(allow_none=True, required=True)
+    trip_id = fields.String(allow_none=True, required=True)
+    run_id = fields.String(allow_none=True, required=True)
+    stop_id = fields.String(allow_none=True, required=True)
+    details = fields.Dict(required=True)
+
+
+class EventsPageSchema(Schema):
+    items = fields.List(fields.Nested(EventSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True, metadata={
+        "description": "pass as `cursor` for the next (older) page; null on the last page"})
+
+
 @blp.get("")
 @blp.arguments(EventsQuery, location="query")
-@blp.doc(security=[{"bearer": []}])
-@blp.response(200)
+@blp.doc(security=BEARER)
+@blp.response(200, EventsPageSchema)
+@blp.problems(400, 401, 403)
 @require_role(*STAFF)
 def list_events(query):
     user = current_user()
@@ -46,9 +64,9 @@ def list_events(query):
         filters.append(Event.ts >= query["since"])
     if query["until"] is not None:
         filters.append(Event.ts <= query["until"])
-    cursor = decode_cursor(query["cursor"])
+    cursor = decode_cursor(query["cursor"], ts=float, id=int)
     if cursor is not None:
-        ts, event_id = float(cursor.get("ts", 0)), int(cursor.get("id", 0))
+        ts, event_id = cursor["ts"], cursor["id"]
         filters.append(or_(Event.ts < ts, (Event.ts == ts) & (Event.id < event_id)))
     rows = db.session.scalars(select(Event).where(*filters)
                               .order_by(Event.ts.desc(), Event.id.desc())

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from flask import Response
-from flask_smorest import Blueprint
 from google.protobuf import json_format
 from google.transit import gtfs_realtime_pb2 as rt
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
+from backend.api.common import BEARER, Blueprint
 from backend.auth import current_user, require_role
 from backend.extensions import db
 from backend.live_service import RouteLive, clock, current_trip, route_live, tracker_state
@@ -55,7 +55,7 @@ class FeedQuery(Schema):
 @blp.get("/vehicle-positions.pb")
 @blp.arguments(FeedQuery, location="query")
 @blp.doc(
-    security=[{"bearer": []}],
+    security=BEARER,
     description=(
         "One entity per visible vehicle with a known position: lat/lon, bearing, speed (m/s), "
         "the fix's time, the vehicle (id, plate as label) and, while it drives a run, the trip "
@@ -63,6 +63,9 @@ class FeedQuery(Schema):
     ),
 )
 @blp.response(200, FEED_DOC, description="a GTFS-rt FeedMessage", content_type=PROTOBUF)
+@blp.alt_response(200, schema={"type": "object"}, content_type="application/json", success=True,
+                  description="`format=json`: the same FeedMessage as protobuf JSON")
+@blp.problems(401, 403)
 @require_role(*STAFF)
 def vehicle_positions(query):
     return feed_response(vehicle_positions_feed(current_user(), clock()), query["format"])
@@ -71,7 +74,7 @@ def vehicle_positions(query):
 @blp.get("/trip-updates.pb")
 @blp.arguments(FeedQuery, location="query")
 @blp.doc(
-    security=[{"bearer": []}],
+    security=BEARER,
     description=(
         "One entity per run in progress on a visible route: the trip's current delay and a "
         "stop_time_update per stop — the predicted arrival for the stops ahead (the same ETAs as "
@@ -80,6 +83,9 @@ def vehicle_positions(query):
     ),
 )
 @blp.response(200, FEED_DOC, description="a GTFS-rt FeedMessage", content_type=PROTOBUF)
+@blp.alt_response(200, schema={"type": "object"}, content_type="application/json", success=True,
+                  description="`format=json`: the same FeedMessage as protobuf JSON")
+@blp.problems(401, 403)
 @require_role(*STAFF)
 def trip_updates(query):
     return feed_response(trip_updates_feed(current_user(), clock()), query["format"])

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
+from backend.api.common import BEARER, Blueprint
 from backend.auth import current_user
 from backend.extensions import db
 from backend.models import Notification, School, Stop
@@ -21,9 +21,32 @@ def place_name(place_id: str | None) -> str | None:
     return place.name if place else None
 
 
+class ChildSchema(Schema):
+    student_id = fields.String(required=True)
+    name = fields.String(required=True)
+    school_id = fields.String(required=True)
+    route_id = fields.String(allow_none=True, required=True)
+    stop_id = fields.String(allow_none=True, required=True)
+    stop_name = fields.String(allow_none=True, required=True)
+
+
+class MeSchema(Schema):
+    username = fields.String(required=True)
+    role = fields.String(
+        required=True,
+        validate=validate.OneOf(["parent", "driver", "teacher", "logistics", "admin"]),
+    )
+    children = fields.List(fields.Nested(ChildSchema), required=True,
+                           metadata={"description": "a parent's children; empty for other roles"})
+    school_ids = fields.List(fields.String(), metadata={"description": "logistics only"})
+    vehicle_ids = fields.List(fields.String(), metadata={"description": "drivers only"})
+    teacher_id = fields.String(allow_none=True, metadata={"description": "teachers only"})
+
+
 @blp.get("")
-@blp.doc(security=[{"bearer": []}])
-@blp.response(200)
+@blp.doc(security=BEARER)
+@blp.response(200, MeSchema)
+@blp.problems(401)
 def me():
     user = current_user()
     children = [{"student_id": s.id, "name": s.name, "school_id": s.school_id,
@@ -44,10 +67,26 @@ class NotificationsQuery(Schema):
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
 
 
+class NotificationSchema(Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    title = fields.String(required=True)
+    body = fields.String(required=True)
+    created_at = fields.String(required=True)
+    route_id = fields.String(allow_none=True, required=True)
+    stop_id = fields.String(allow_none=True, required=True)
+    trip_id = fields.String(allow_none=True, required=True)
+
+
+class NotificationsSchema(Schema):
+    items = fields.List(fields.Nested(NotificationSchema), required=True)
+
+
 @blp.get("/notifications")
 @blp.arguments(NotificationsQuery, location="query")
-@blp.doc(security=[{"bearer": []}], description="The caller's notifications, newest first.")
-@blp.response(200)
+@blp.doc(security=BEARER, description="The caller's notifications, newest first.")
+@blp.response(200, NotificationsSchema)
+@blp.problems(401)
 def my_notifications(query):
     user = current_user()
     rows = db.session.scalars(

@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from backend.api.common import CrsQuery, out_point
+from backend.api.common import BEARER, Blueprint, CrsQuery, PositionSchema, out_point
 from backend.auth import current_user, require_role
 from backend.errors import ApiError, not_found
 from backend.extensions import db
@@ -40,14 +39,6 @@ class StopLiveSchema(Schema):
     eta_confidence = fields.Float(allow_none=True, required=True)
 
 
-class PositionSchema(Schema):
-    lat = fields.Float(required=True)
-    lon = fields.Float(required=True)
-    ts = fields.String(required=True)
-    speed_kmh = fields.Float(allow_none=True, required=True)
-    heading_deg = fields.Float(allow_none=True, required=True)
-
-
 class RouteLiveSchema(Schema):
     route_id = fields.String(required=True)
     name = fields.String(required=True)
@@ -66,10 +57,11 @@ class RouteLiveSchema(Schema):
 
 @blp.get("/<route_id>/live")
 @blp.arguments(CrsQuery, location="query")
-@blp.doc(security=[{"bearer": []}], description=(
+@blp.doc(security=BEARER, description=(
     "The route's bus while a trip is in progress (position, next stop, delay, ETA per stop); "
     "otherwise `active: false`, `position: null` and today's timetable."))
 @blp.response(200, RouteLiveSchema)
+@blp.problems(401, 403, 404)
 @require_role(*LIVE_ROLES)
 def get_route_live(query, route_id: str):
     if not can_see_route(current_user(), route_id):
@@ -118,12 +110,20 @@ class MessageSchema(Schema):
     body = fields.String(required=True, validate=validate.Length(1, 2000))
 
 
+class MessageSentSchema(Schema):
+    id = fields.Integer(required=True)
+    route_id = fields.String(required=True)
+    recipients = fields.Integer(required=True, metadata={"description": "parents notified"})
+    created_at = fields.String(required=True)
+
+
 @blp.post("/<route_id>/messages")
 @blp.arguments(MessageSchema)
-@blp.doc(security=[{"bearer": []}], description=(
+@blp.doc(security=BEARER, description=(
     "A staff broadcast (a delay, a road closure) to every parent of the route's riders; each "
     "gets a `staff_message` notification."))
-@blp.response(201)
+@blp.response(201, MessageSentSchema)
+@blp.problems(400, 401, 403, 404)
 @require_role(*STAFF)
 def post_route_message(message, route_id: str):
     user = current_user()
@@ -142,13 +142,24 @@ class SubstituteBody(Schema):
     vehicle_id = fields.String(required=True, validate=validate.Length(1, 64))
 
 
+class RouteVehicleSchema(Schema):
+    route_id = fields.String(required=True)
+    date = fields.String(required=True, metadata={"description": "local date YYYY-MM-DD"})
+    substitute = fields.Boolean(required=True)
+    vehicle_ids = fields.List(fields.String(), required=True)
+    vehicle_id = fields.String(metadata={"description": "the substitute bus (substitutes only)"})
+    set_by = fields.String(metadata={"description": "who set it (substitutes only)"})
+    set_at = fields.String(metadata={"description": "when it was set (substitutes only)"})
+
+
 @blp.put("/<route_id>/vehicle")
 @blp.arguments(SubstituteQuery, location="query")
 @blp.arguments(SubstituteBody)
-@blp.doc(security=[{"bearer": []}], description=(
+@blp.doc(security=BEARER, description=(
     "A substitute bus for the route on one local date: tracking and parents follow it that day "
     "(other ingest processes pick the change up within a minute)."))
-@blp.response(200)
+@blp.response(200, RouteVehicleSchema)
+@blp.problems(400, 401, 403, 404)
 @require_role(*STAFF)
 def put_route_vehicle(query, body, route_id: str):
     user = current_user()
@@ -173,8 +184,9 @@ def put_route_vehicle(query, body, route_id: str):
 
 @blp.delete("/<route_id>/vehicle")
 @blp.arguments(SubstituteQuery, location="query")
-@blp.doc(security=[{"bearer": []}], description="Cancel the substitute bus of that date.")
+@blp.doc(security=BEARER, description="Cancel the substitute bus of that date.")
 @blp.response(204)
+@blp.problems(401, 403, 404)
 @require_role(*STAFF)
 def delete_route_vehicle(query, route_id: str):
     route = _route_in_scope(route_id)
@@ -190,8 +202,9 @@ def delete_route_vehicle(query, route_id: str):
 
 @blp.get("/<route_id>/vehicle")
 @blp.arguments(SubstituteQuery, location="query")
-@blp.doc(security=[{"bearer": []}], description="Who drives the route on that date.")
-@blp.response(200)
+@blp.doc(security=BEARER, description="Who drives the route on that date.")
+@blp.response(200, RouteVehicleSchema)
+@blp.problems(401, 403, 404)
 @require_role(*STAFF)
 def get_route_vehicle(query, route_id: str):
     route = _route_in_scope(route_id)

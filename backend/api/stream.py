@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from flask import Response, current_app, request, stream_with_context
-from flask_smorest import Blueprint
 from marshmallow import fields
 
-from backend.api.common import CrsQuery
+from backend.api.common import BEARER, Blueprint, CrsQuery
 from backend.auth import current_user
 from backend.stream_service import StreamConfig, live_stream
 
@@ -36,7 +35,7 @@ class StreamQuery(CrsQuery):
 
 @blp.get("")
 @blp.arguments(StreamQuery, location="query")
-@blp.doc(security=[{"bearer": []}], description=(
+@blp.doc(security=BEARER, description=(
     "`text/event-stream` of what the caller may see: `position` and `eta` of the vehicles in "
     "scope (a parent: their children's bus only while it is on a trip in progress of their "
     "route), and the caller's own `notification`s (items as in `/me/notifications`). Starts "
@@ -47,6 +46,7 @@ class StreamQuery(CrsQuery):
     "server ends the stream after `XIAOCHE_STREAM_MAX_S` and the client resumes."))
 @blp.response(200, content_type="text/event-stream", example=EXAMPLE,
               description="an endless stream of events (until XIAOCHE_STREAM_MAX_S)")
+@blp.problems(401)
 def get_stream(query):
     user = _authenticate(query["access_token"])  # 401 problem+json before any byte is streamed
     messages = live_stream(

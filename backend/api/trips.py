@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
+from marshmallow import fields
 from sqlalchemy import select
 
-from backend.api.common import CrsQuery, out_point
-from backend.api.vehicles import line_feature
+from backend.api.common import BEARER, Blueprint, CrsQuery, out_point
+from backend.api.vehicles import TrackPropertiesSchema, TrackSchema, line_feature
 from backend.auth import current_user, require_role
 from backend.errors import not_found
 from backend.extensions import db
@@ -17,12 +17,23 @@ from backend.scopes import STAFF, can_see_route, can_see_vehicle
 blp = Blueprint("trips", __name__, description="Trips of school buses")
 
 
+class TripTrackPropertiesSchema(TrackPropertiesSchema):
+    trip_id = fields.String(required=True)
+    route_id = fields.String(required=True)
+    in_progress = fields.Boolean(required=True)
+
+
+class TripTrackSchema(TrackSchema):
+    properties = fields.Nested(TripTrackPropertiesSchema, required=True)
+
+
 @blp.get("/<trip_id>/track")
 @blp.arguments(CrsQuery, location="query")
-@blp.doc(security=[{"bearer": []}], description=(
+@blp.doc(security=BEARER, description=(
     "GeoJSON Feature: a LineString of the trip's pings with `properties.times`. Parents of the "
     "route's riders see exactly the trip's span, never the bus before or after it."))
-@blp.response(200)
+@blp.response(200, TripTrackSchema)
+@blp.problems(401, 403, 404)
 @require_role("parent", "driver", *STAFF)
 def trip_track(query, trip_id: str):
     user = current_user()

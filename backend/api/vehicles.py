@@ -8,11 +8,10 @@ import time
 
 import gpxpy.gpx
 from flask import Response
-from flask_smorest import Blueprint
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 
-from backend.api.common import CrsQuery, out_point
+from backend.api.common import BEARER, Blueprint, CrsQuery, PositionSchema, out_point
 from backend.auth import current_user, require_role
 from backend.errors import ApiError, not_found
 from backend.extensions import db
@@ -44,13 +43,59 @@ class TrackQuery(CrsQuery):
             raise ValidationError("since is after until", "since")
 
 
+class VehicleLiveSchema(Schema):
+    vehicle_id = fields.String(required=True)
+    kind = fields.String(
+        required=True, validate=validate.OneOf(["school_bus", "teacher_car", "meal_truck"])
+    )
+    plate = fields.String(allow_none=True, required=True)
+    online = fields.Boolean(required=True)
+    last_seen = fields.String(allow_none=True, required=True)
+    route_id = fields.String(allow_none=True, required=True)
+    trip_id = fields.String(allow_none=True, required=True)
+    position = fields.Nested(PositionSchema, allow_none=True, required=True)
+
+
+# A track can be 200 000 points: its arrays are passed through as built (fields.Raw), and
+# documented by hand, rather than dumped value by value.
+def raw_array(items: dict, description: str) -> fields.Raw:
+    return fields.Raw(required=True, metadata={
+        "type": "array", "items": items, "description": description})
+
+
+class LineStringSchema(Schema):
+    type = fields.String(required=True, validate=validate.OneOf(["LineString"]))
+    coordinates = raw_array(
+        {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+        "[lon, lat] of every ping (GeoJSON order)")
+
+
+class TrackPropertiesSchema(Schema):
+    vehicle_id = fields.String(required=True)
+    crs = fields.String(required=True, validate=validate.OneOf(["wgs84", "gcj02"]))
+    count = fields.Integer(required=True)
+    times = raw_array({"type": "string"}, "the time of each point (ISO-8601 UTC)")
+    speeds_kmh = raw_array({"type": "number", "nullable": True}, "the speed at each point")
+
+
+class TrackSchema(Schema):
+    type = fields.String(required=True, validate=validate.OneOf(["Feature"]))
+    geometry = fields.Nested(LineStringSchema, allow_none=True, required=True, metadata={
+        "description": "null below two points (a LineString needs two)"})
+    properties = fields.Nested(TrackPropertiesSchema, required=True)
+
+
+TEXT = {"type": "string"}
+TRACK_FORMATS = ("`format=geojson` (default): a GeoJSON Feature; `format=csv`: "
+                 "ts,lat,lon,speed_kmh,heading_deg,accuracy_m,alt_m rows; `format=gpx`: GPX 1.1")
 ONLINE_WITHIN_S = 180  # a device silent for 3 min is offline (the notifications' default too)
 
 
 @blp.get("/live")
 @blp.arguments(CrsQuery, location="query")
-@blp.doc(security=[{"bearer": []}])
-@blp.response(200)
+@blp.doc(security=BEARER)
+@blp.response(200, VehicleLiveSchema(many=True))
+@blp.problems(401, 403)
 @require_role(*STAFF)
 def vehicles_live(query):
     visible = visible_vehicle_ids(current_user())
@@ -83,11 +128,16 @@ def position_body(position, crs: str) -> dict:
 @blp.get("/<vehicle_id>/track")
 @blp.arguments(TrackQuery, location="query")
 @blp.doc(
-    security=[{"bearer": []}],
+    security=BEARER,
     description="Every stored ping of the vehicle in [since, until] (default: the 24 h "
     "before until, which defaults to now), in the device's time order.",
 )
-@blp.response(200)
+@blp.response(200, TrackSchema, description=TRACK_FORMATS)
+@blp.alt_response(200, schema=TEXT, content_type="text/csv", success=True,
+                  description=TRACK_FORMATS)
+@blp.alt_response(200, schema=TEXT, content_type="application/gpx+xml", success=True,
+                  description=TRACK_FORMATS)
+@blp.problems(401, 403, 404)
 @require_role(*STAFF)
 def vehicle_track(query, vehicle_id: str):
     if not can_see_vehicle(current_user(), vehicle_id):
