@@ -38,6 +38,7 @@ from gps_ingest.records import (
     BAD_ACTION,
     BAD_ALTITUDE,
     BAD_BATTERY,
+    BAD_CARD_ID,
     BAD_ENCODING,
     BAD_HEADING,
     BAD_JSON,
@@ -64,6 +65,7 @@ from gps_ingest.records import (
 
 MAX_PAYLOAD_BYTES = 1_048_576
 MAX_ARRAY = 1000
+MAX_CARD_ID = 64  # the scans.card_id and students.card_id columns
 
 KNOTS_TO_KMH = 1.852  # exact, by definition of the nautical mile
 MPS_TO_KMH = 3.6
@@ -398,6 +400,9 @@ def decode_scans(device_id: str, payload: bytes) -> Decoded:
             raise _Invalid(MISSING_FIELD, "card_id is required")
         if type(card_id) is not str:
             raise _Invalid(BAD_TYPE, f"card_id must be a string, got {_json_type(card_id)}")
+        if len(card_id) > MAX_CARD_ID or not card_id.isprintable():
+            raise _Invalid(BAD_CARD_ID, f"card_id {_short(card_id)} is not 1-{MAX_CARD_ID} "
+                                        "printable characters")
         action = obj.get("action")
         if action is None:
             raise _Invalid(MISSING_FIELD, "action is required (board or alight)")

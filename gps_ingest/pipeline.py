@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError, IntegrityError
 
 from gps_ingest import decoders, store
 from gps_ingest.filters import FilterConfig, Fix, apply_filters
@@ -37,6 +38,7 @@ UNKNOWN_DEVICE = "unknown_device"
 DEVICE_MISMATCH = "device_mismatch"
 OSMAND_DISABLED = "osmand_disabled"
 NO_VEHICLE = "no_vehicle"
+UNSTORABLE = "unstorable"  # the database refused what the decoders let through
 
 # Message kinds
 PINGS, SCANS, OWNTRACKS, OSMAND_QUERY, OSMAND_JSON = (
@@ -98,6 +100,33 @@ class IngestPipeline:
     # -- the order of the steps -----------------------------------------------------------------
 
     def process(self, messages: Sequence[Message]) -> list[MessageResult]:
+        """Run a batch in one transaction; committed when this returns.
+
+        A message whose content the database refuses (a value that slipped past the decoders)
+        must not hold the batch back forever, which is what an MQTT redelivery loop would do:
+        the batch is retried message by message and the one that still fails is kept as an
+        ``unstorable`` reject. A database that is down raises: nothing is acked, all is resent.
+        """
+        try:
+            return self._process(messages)
+        except (DataError, IntegrityError) as exc:
+            if len(messages) > 1:
+                log.warning("a batch of %d failed (%s); retrying message by message",
+                            len(messages), type(exc.orig).__name__)
+                return [r for m in messages for r in self.process([m])]
+            log.error("message on %s refused by the database: %s", messages[0].topic, exc.orig)
+            return [self._unstorable(messages[0], exc)]
+
+    def _unstorable(self, message: Message, exc: Exception) -> MessageResult:
+        w = _Work(message, MessageResult())
+        detail = f"the database refused it: {getattr(exc, 'orig', exc)}"
+        w.result.rejected.append(Reject(reason=UNSTORABLE, index=None, detail=detail))
+        with self.engine.begin() as conn:
+            store.insert_rejects(conn, _reject_rows(w))
+        self.counters[UNSTORABLE] = self.counters.get(UNSTORABLE, 0) + 1
+        return w.result
+
+    def _process(self, messages: Sequence[Message]) -> list[MessageResult]:
         work = [_Work(m, MessageResult()) for m in messages]
         for w in work:
             if self._route(w) and self._authenticate(w) and self._decode(w):
@@ -248,12 +277,19 @@ def _scan_row(s: ScanRecord, device: DeviceInfo, received_at: float) -> dict[str
 def _reject_rows(w: _Work) -> list[dict[str, Any]]:
     if not w.result.rejected:
         return []
-    head = w.message.payload[:PAYLOAD_HEAD_BYTES].decode("utf-8", errors="replace")
+    head = _text(w.message.payload[:PAYLOAD_HEAD_BYTES].decode("utf-8", errors="replace"))
     device_id = w.message.device_id
-    return [{"received_at": w.message.received_at, "device_id": (device_id or None) and device_id[:200],
-             "topic": (w.message.topic or f"http:{w.message.kind}")[:500], "reason": r.reason,
-             "detail": r.detail[:2000], "item_index": r.index, "payload_head": head}
+    return [{"received_at": w.message.received_at,
+             "device_id": (device_id or None) and _text(device_id[:200]),
+             "topic": _text((w.message.topic or f"http:{w.message.kind}")[:500]),
+             "reason": r.reason, "detail": _text(r.detail[:2000]), "item_index": r.index,
+             "payload_head": head}
             for r in w.result.rejected]
+
+
+def _text(value: str) -> str:
+    """What a bad payload brings along is kept as text PostgreSQL can store: no NUL (U+FFFD)."""
+    return value.replace("\x00", "\ufffd")
 
 
 def _newest_per_vehicle(stored: list[StoredPing], received_at: float) -> list[dict[str, Any]]:

@@ -34,6 +34,8 @@ Per item (``Reject.index`` is the position in an array payload, ``None`` for a s
 - ``bad_battery`` — a battery level outside [0, 100] %.
 - ``bad_altitude`` — an altitude outside ±100 km.
 - ``bad_action`` — a scan whose ``action`` is neither ``board`` nor ``alight``.
+- ``bad_card_id`` — a scan's ``card_id`` longer than 64 characters or with control characters
+  (a card reader sends a short printable id; anything else would not fit the column).
 - ``mock_location`` — the phone says the fix is simulated (Traccar Client ``mock: true``).
 
 Filters (:mod:`gps_ingest.filters`, plausibility of a well-formed ping):
@@ -73,6 +75,7 @@ BAD_ACCURACY = "bad_accuracy"
 BAD_BATTERY = "bad_battery"
 BAD_ALTITUDE = "bad_altitude"
 BAD_ACTION = "bad_action"
+BAD_CARD_ID = "bad_card_id"
 MOCK_LOCATION = "mock_location"
 NULL_ISLAND = "null_island"
 FUTURE_TS = "future_ts"
@@ -101,6 +104,7 @@ REASONS: dict[str, str] = {
     BAD_BATTERY: "battery outside [0, 100] %",
     BAD_ALTITUDE: "altitude outside ±100 km",
     BAD_ACTION: "a scan action other than board or alight",
+    BAD_CARD_ID: "a card id longer than 64 characters or with control characters",
     MOCK_LOCATION: "the phone reports a simulated (mock) location",
     NULL_ISLAND: "exactly (0, 0): a receiver without a fix",
     FUTURE_TS: "ts too far ahead of the server clock",

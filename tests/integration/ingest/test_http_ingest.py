@@ -199,3 +199,33 @@ def test_rejects_are_listed_for_admins_with_counts_and_a_cursor(client, imported
     assert [i["reason"] for i in only["items"]] == ["bad_json"]
     assert json.loads(json.dumps(only))  # serialisable
     assert client.get("/api/v1/admin/rejects?cursor=%%%", headers=admin).status_code == 400
+
+
+
+def test_a_message_the_database_refuses_is_kept_as_a_reject_and_the_rest_of_the_batch_stored(
+        app, imported):
+    """What slips past the decoders must not hold an MQTT batch back forever (redelivery)."""
+    import orjson
+    from sqlalchemy.exc import DataError
+
+    from gps_ingest.filters import FilterConfig
+    from gps_ingest.pipeline import IngestPipeline, Message
+
+    def refuse_bus_12(conn, stored):  # the database refusing one vehicle's row, as PostgreSQL
+        if any(s.vehicle_id == "bus-12" for s in stored):  # refuses a NUL or an over-long text
+            raise DataError("INSERT …", {}, ValueError("text fields cannot contain NUL bytes"))
+
+    now = time.time()
+    with app.app_context():
+        pipeline = IngestPipeline(db.engine, FilterConfig(), after_store=[refuse_bus_12])
+        results = pipeline.process([
+            Message(payload=orjson.dumps({"ts": now - 60, "lat": 27.45, "lon": 113.23}),
+                    received_at=now, topic="xiaoche/v1/devices/dev-bus-07/pings"),
+            Message(payload=orjson.dumps({"ts": now - 50, "lat": 27.46, "lon": 113.24}),
+                    received_at=now, topic="xiaoche/v1/devices/dev-bus-12/pings"),
+            Message(payload=orjson.dumps({"ts": now - 40, "lat": 27.4501, "lon": 113.2301}),
+                    received_at=now, topic="xiaoche/v1/devices/dev-bus-07/pings")])
+        assert [r.accepted for r in results] == [1, 0, 1]
+        assert [r.reason for r in results[1].rejected] == ["unstorable"]
+        assert db.session.scalar(select(func.count()).select_from(Ping)) == 2
+        assert db.session.scalars(select(Reject.reason)).all() == ["unstorable"]

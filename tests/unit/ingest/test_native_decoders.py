@@ -279,6 +279,9 @@ def test_scans_decode_with_and_without_a_position():
     ({"ts": "2023-11-14 22:13:20", "card_id": "C1", "action": "board"}, "bad_ts"),
     ({"ts": TS, "card_id": "C1", "action": "board", "lat": 27.6}, "missing_field"),
     ({"ts": TS, "card_id": "C1", "action": "board", "lat": 127.6, "lon": 1}, "bad_lat"),
+    ({"ts": TS, "card_id": "C" * 65, "action": "board"}, "bad_card_id"),
+    ({"ts": TS, "card_id": "C1\u0000", "action": "board"}, "bad_card_id"),
+    ({"ts": TS, "card_id": "C1\n", "action": "board"}, "bad_card_id"),
 ])
 def test_a_bad_scan_is_rejected_with_its_reason(fields, reason):
     decoded = decode_scans("b", orjson.dumps([fields]))
