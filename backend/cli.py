@@ -110,6 +110,17 @@ def ingest_command() -> None:
     run_ingest(current_app._get_current_object())
 
 
+@main.command("scheduler")
+@with_appcontext
+def scheduler_command() -> None:
+    """The scheduled jobs alone (the nightly trip audit), for deployments that run the roles
+    as separate processes; `serve` runs them itself."""
+    from backend.runtime import run_scheduler
+
+    _prepare_database(with_sample=False)
+    run_scheduler(current_app._get_current_object())
+
+
 @main.command("api")
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
 @click.option("--workers", default=2, show_default=True, type=int)

@@ -108,6 +108,26 @@ def run_ingest(app: Flask) -> None:
             broker.stop()
 
 
+def run_scheduler(app: Flask) -> None:
+    """``xiaoche scheduler``: run the scheduled jobs until SIGTERM/SIGINT."""
+    from backend.scheduler import make_scheduler
+
+    try:
+        scheduler = make_scheduler(app)
+    except ValueError as exc:
+        raise SystemExit(f"xiaoche: {exc}") from exc
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    scheduler.start()
+    jobs = ", ".join(f"{job.id} next at {job.next_run_time}" for job in scheduler.get_jobs())
+    print(f"xiaoche: scheduler running ({jobs})", flush=True)
+    try:
+        stop.wait()
+    finally:
+        scheduler.shutdown(wait=True)
+
+
 def run_all_in_one(app: Flask, host: str, port: int) -> None:
     """``xiaoche serve``: broker (if embedded) + ingest + scheduler + HTTP API in one process."""
     from backend.scheduler import make_scheduler

@@ -69,3 +69,39 @@ def test_an_unknown_vehicle_is_an_error_and_nothing_is_written(app, monday_drive
     assert "no such vehicle: no-such-bus" in done.stderr
     with app.app_context():
         assert db.session.scalars(select(TripAudit.trip_id)).all() == []
+
+
+def test_the_scheduler_role_runs_until_it_is_told_to_stop(app, imported, tmp_path):
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOCHE_")}
+    env.update(XIAOCHE_DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+               XIAOCHE_SECRET_KEY="test", XIAOCHE_INSTANCE_PATH=str(tmp_path / "sched"))
+    process = subprocess.Popen([sys.executable, "-m", "backend.cli", "scheduler"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = ""
+        deadline = time.time() + 60
+        while "scheduler running" not in line and time.time() < deadline:
+            line = process.stdout.readline()
+            assert line or process.poll() is None, "the scheduler exited"
+        assert "trip-audit" in line or "audit" in line, line
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+
+
+def test_the_scheduler_refuses_a_bad_audit_time_with_a_message(app, imported, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOCHE_")}
+    env.update(XIAOCHE_DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+               XIAOCHE_SECRET_KEY="test", XIAOCHE_INSTANCE_PATH=str(tmp_path / "sched"),
+               XIAOCHE_AUDIT_AT="25:99")
+    done = subprocess.run([sys.executable, "-m", "backend.cli", "scheduler"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "AUDIT_AT" in done.stderr or "25:99" in done.stderr, done.stderr
