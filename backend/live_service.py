@@ -8,7 +8,9 @@ lookup and the pure :func:`routing.tracker.live_view`, never from a scan of ping
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,21 +84,74 @@ class RouteLive:
     eta_confidence: tuple[float | None, ...] | None = None
 
 
+class TtlCache:
+    """A small per-process cache whose entries live ``ttl_s`` seconds (monotonic clock)."""
+
+    def __init__(self, ttl_s: float):
+        self.ttl_s = ttl_s
+        self._items: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, load: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        hit = self._items.get(key)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        value = load()
+        with self._lock:
+            if len(self._items) > 10_000:
+                self._items.clear()
+            self._items[key] = (now, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+# What a route is changes only on an import (in-process: cleared at once; elsewhere within a
+# minute); who drives it changes with a substitute bus. A finished answer is reused while its
+# buses' tracker states are unchanged (a new ping shows at once) and for at most a few seconds
+# (the time-dependent parts: a trip timing out, the next run of the day).
+_ROUTES = TtlCache(60.0)
+_DRIVERS = TtlCache(30.0)
+_ANSWERS = TtlCache(5.0)
+
+
+def clear_caches() -> None:
+    """After an import or a substitute bus: this process sees the change at once."""
+    contexts().clear()
+    for cache in (_ROUTES, _DRIVERS, _ANSWERS):
+        cache.clear()
+
+
 def route_live(route_id: str, now: float | None = None) -> RouteLive | None:
     """The live state of a route, or ``None`` when the route does not exist."""
-    row = db.session.get(Route, route_id)
-    if row is None:
+    static = _ROUTES.get(route_id, lambda: _route_static(route_id))
+    if static is None:
         return None
+    definition, calendar = static
     now = clock() if now is None else now
-    definition = _route_definition(route_id)
-    calendar = _district_calendar(row.district_id)
     today = local_date(now, calendar)
-    candidates = route_vehicle_ids(route_id, today)
+    candidates = list(_DRIVERS.get((route_id, today), lambda: route_vehicle_ids(route_id, today)))
     # a trip started yesterday evening and still running keeps yesterday's substitute
-    candidates += [v for v in route_vehicle_ids(route_id, today - dt.timedelta(days=1))
+    yesterday = today - dt.timedelta(days=1)
+    candidates += [v for v in _DRIVERS.get((route_id, yesterday),
+                                           lambda: route_vehicle_ids(route_id, yesterday))
                    if v not in candidates]
+    rows = db.session.execute(select(TrackerState.vehicle_id, TrackerState.last_ts, TrackerState.state)
+                              .where(TrackerState.vehicle_id.in_(candidates))).all()
+    signature = (route_id, int(now // 5), tuple(sorted((r.vehicle_id, r.last_ts) for r in rows)))
+    return _ANSWERS.get(signature, lambda: _compute_route_live(
+        route_id, definition, calendar, candidates, {r.vehicle_id: r.state for r in rows}, now))
+
+
+def _compute_route_live(route_id: str, definition: rm.Route, calendar: rm.Calendar,
+                        candidates: list[str], raw_states: dict[str, Any],
+                        now: float) -> RouteLive:
     for vehicle_id in candidates:
-        state = tracker_state(vehicle_id)
+        raw = raw_states.get(vehicle_id)
+        state = RoutingState.from_dict(raw) if raw else None
         trip = current_trip(state, now)
         if trip is None or trip.route_id != route_id:
             continue
@@ -107,6 +162,14 @@ def route_live(route_id: str, now: float | None = None) -> RouteLive | None:
                              vehicle_id=vehicle_id, scheduled_at=None)
     return RouteLive(route=definition, view=None, vehicle_id=None,
                      scheduled_at=todays_timetable(definition, calendar, now))
+
+
+def _route_static(route_id: str) -> tuple[rm.Route, rm.Calendar] | None:
+    row = db.session.get(Route, route_id)
+    if row is None:
+        return None
+    return (route_definition(db.session, row),
+            district_calendar(db.session.connection(), row.district_id))
 
 
 def todays_timetable(route: rm.Route, calendar: rm.Calendar,
@@ -144,11 +207,3 @@ def trip_bounds(trip_id: str) -> dict[str, Any] | None:
         until = state.last_ts if live and state else started.ts
     return {"trip_id": trip_id, "vehicle_id": started.vehicle_id, "route_id": started.route_id,
             "started_at": started.ts, "until": until, "in_progress": in_progress}
-
-
-def _route_definition(route_id: str) -> rm.Route:
-    return route_definition(db.session, db.session.get(Route, route_id))
-
-
-def _district_calendar(district_id: str) -> rm.Calendar:
-    return district_calendar(db.session.connection(), district_id)

@@ -11,6 +11,7 @@ from backend.auth import require_role
 from backend.bundle import BundleError, import_bundle
 from backend.errors import ApiError
 from backend.extensions import db
+from backend.live_service import clear_caches
 from backend.models import Reject
 from backend.timefmt import EventTime, iso
 
@@ -38,6 +39,7 @@ def import_district_bundle():
         raise ApiError(400, "the body must be a JSON district bundle (SPEC §3)")
     try:
         summary = import_bundle(document)
+        clear_caches()  # this process sees the new district at once (others within a minute)
     except BundleError as exc:
         raise ApiError(
             422, "; ".join(exc.lines()), title="Invalid bundle", errors=exc.errors

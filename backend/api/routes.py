@@ -11,7 +11,7 @@ from backend.api.common import BEARER, Blueprint, CrsQuery, PositionSchema, out_
 from backend.auth import current_user, require_role
 from backend.errors import ApiError, not_found
 from backend.extensions import db
-from backend.live_service import RouteLive, clock, contexts, route_live
+from backend.live_service import RouteLive, clear_caches, clock, route_live
 from backend.messages_service import broadcast_to_route
 from backend.models import Route, RouteSubstitution, Vehicle
 from backend.scopes import STAFF, can_see_route
@@ -178,7 +178,7 @@ def put_route_vehicle(query, body, route_id: str):
         db.session.add(row)
     row.vehicle_id, row.set_by, row.set_at = vehicle.id, user.username, time.time()
     db.session.commit()
-    contexts().clear()
+    clear_caches()
     return _substitution_body(row)
 
 
@@ -196,7 +196,7 @@ def delete_route_vehicle(query, route_id: str):
         raise not_found("substitute bus")
     db.session.delete(row)
     db.session.commit()
-    contexts().clear()
+    clear_caches()
     return None
 
 
