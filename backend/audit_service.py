@@ -31,6 +31,7 @@ from routing import model as rm
 from routing.audit import audit_trips
 from routing.calendar import DAY_S, service_day_start
 from routing.config import DEFAULT, TrackerConfig
+from routing.tracker import track
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class AuditSummary:
     stops_visited: int = 0
     stops_missed: int = 0
     stops_upcoming: int = 0  # stops of trips still running at their last ping
+    teacher_trips_booked: int = 0  # subsidy ledger entries the live run had missed
 
     def add(self, audit: rm.TripAudit) -> None:
         self.trips += 1
@@ -74,6 +76,8 @@ class AuditSummary:
             f"audited {self.service_date.isoformat()}: {self.vehicles} vehicles, "
             f"{self.trips} trips, stops {self.stops_visited} visited, "
             f"{self.stops_missed} missed, {self.stops_upcoming} upcoming"
+            + (f", {self.teacher_trips_booked} teacher trips booked"
+               if self.teacher_trips_booked else "")
         )
 
 
@@ -114,6 +118,7 @@ def audit_date(
             summary.vehicles += 1
         for audit in audits:
             summary.add(audit)
+        summary.teacher_trips_booked += book_teacher_trips(engine, vehicle_id, date, config)
     log.info("%s", summary.line())
     return summary
 
@@ -167,6 +172,28 @@ def _audit_vehicle(
     return audits, bool(pings)
 
 
+def book_teacher_trips(engine, vehicle_id: str, date: dt.date, config: TrackerConfig) -> int:
+    """Recompute a teacher car's day from its stored pings and book on the subsidy ledger the
+    trips the live run missed (a backlog that arrived late, a worker that was down); what is
+    already booked stays as it is (:func:`backend.subsidy_service.book_trip`)."""
+    from backend.subsidy_service import book_trips
+
+    with engine.connect() as conn:
+        ctx = build_context(conn, vehicle_id)
+        if ctx is None or ctx.kind != "teacher_car" or ctx.teacher_id is None:
+            return 0
+        day0 = service_day_start(date, ctx.calendar)
+        pings = load_pings(conn, vehicle_id, day0, day0 + DAY_S)
+    _, events = track(ctx, None, pings, config)
+    trips = [e for e in events if e.kind == "teacher_trip_completed"
+             and e.details.get("service_date") == date.isoformat()]
+    if not trips:
+        return 0
+    with engine.begin() as conn:
+        _lock_vehicle(conn, vehicle_id)
+        return len(book_trips(conn, trips, recorded_by="audit"))
+
+
 def _lock_vehicle(conn: Connection, vehicle_id: str) -> None:
     """Serialise two audits of one vehicle on PostgreSQL (the scheduler's and an admin's), so the
     second one's delete sees the first one's rows instead of colliding on their keys. SQLite has
@@ -217,9 +244,16 @@ def load_pings(conn: Connection, vehicle_id: str, since: float, until: float) ->
         .where(PINGS.c.vehicle_id == vehicle_id, PINGS.c.ts >= since, PINGS.c.ts < until)
         .order_by(PINGS.c.ts, PINGS.c.id)
     )
-    # one vehicle-day is a few thousand rows: fetched at once (psycopg's C row loop) and built
-    # positionally, this is several times faster than a server-side cursor row by row
-    return list(starmap(rm.Ping, conn.execute(query).all()))
+    # one vehicle-day is a few thousand rows: fetched at once as plain tuples by the driver and
+    # built positionally, several times faster than SQLAlchemy rows from a server-side cursor
+    compiled = query.compile(dialect=conn.dialect)
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(compiled), compiled.params if conn.dialect.paramstyle in (
+            "pyformat", "named") else tuple(compiled.params[k] for k in compiled.positiontup))
+        return list(starmap(rm.Ping, cursor.fetchall()))
+    finally:
+        cursor.close()
 
 
 def trip_body(audit: rm.TripAudit) -> dict[str, Any]:

@@ -98,6 +98,7 @@ class _Batch:
         self.hops = segments_m(self.lat, self.lon)
         self._batches: dict[int, ProjectedBatch] = {}
         self.windows = run_windows(ctx, ts[0], ts[-1], cfg)
+        self.window_bounds = [(w.opens_at, w.closes_at) for w in self.windows]
         self.route_index = {r.id: k for k, r in enumerate(ctx.routes)}
         self.school_d = (school_distances(ctx.schools, self.lat, self.lon)
                          if ctx.kind in ("teacher_car", "meal_truck") else None)
@@ -239,6 +240,9 @@ class _Batch:
 
     def try_start(self, k: int, speed: float | None) -> None:
         ts, cfg = self.ts[k], self.cfg
+        # most pings of a day fall in no start window (a parked bus): answer those cheaply
+        if not any(lo <= ts <= hi for lo, hi in self.window_bounds):
+            return
         for w in open_windows(self.windows, ts, set(self.st.done_trips)):
             b = self.projected(w.route_index)
             geom = b.geom
