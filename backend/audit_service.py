@@ -179,8 +179,11 @@ def book_teacher_trips(engine, vehicle_id: str, date: dt.date, config: TrackerCo
     from backend.subsidy_service import book_trips
 
     with engine.connect() as conn:
+        kind = conn.execute(select(Vehicle.kind).where(Vehicle.id == vehicle_id)).scalar()
+        if kind != "teacher_car":  # a county's buses: no second context build per bus
+            return 0
         ctx = build_context(conn, vehicle_id)
-        if ctx is None or ctx.kind != "teacher_car" or ctx.teacher_id is None:
+        if ctx is None or ctx.teacher_id is None:
             return 0
         day0 = service_day_start(date, ctx.calendar)
         pings = load_pings(conn, vehicle_id, day0, day0 + DAY_S)

@@ -331,5 +331,69 @@ def audit_command(day, vehicle_ids: tuple[str, ...]) -> None:
     click.echo(summary.line())
 
 
+@main.group("report")
+def report_group() -> None:
+    """Monthly reports for the finance office (CSV with a UTF-8 BOM, opens in Excel)."""
+
+
+def _month(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+        raise click.BadParameter(f"{value!r} is not a month YYYY-MM")
+    return value
+
+
+def _write_report(text: str, out: Path | None, default_name: str, xlsx: bool) -> None:
+    path = out or Path(default_name)
+    path.write_text(text, encoding="utf-8", newline="")
+    click.echo(f"wrote {path}")
+    if xlsx:
+        _write_xlsx(text, path.with_suffix(".xlsx"))
+
+
+def _write_xlsx(text: str, path: Path) -> None:
+    """The same rows as an .xlsx, only when openpyxl happens to be installed."""
+    import csv
+    import io
+
+    try:
+        from openpyxl import Workbook
+    except ImportError as exc:
+        raise click.ClickException("--xlsx needs openpyxl, which is not installed") from exc
+    book = Workbook()
+    sheet = book.active
+    for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))):
+        sheet.append(row)
+    book.save(path)
+    click.echo(f"wrote {path}")
+
+
+@report_group.command("meals")
+@click.option("--month", required=True, callback=lambda _c, _p, v: _month(v), metavar="YYYY-MM")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="the CSV file [default: meals-YYYY-MM.csv]")
+@click.option("--xlsx", is_flag=True, help="also write an .xlsx (needs openpyxl)")
+@with_appcontext
+def report_meals_command(month: str, out: Path | None, xlsx: bool) -> None:
+    """Every school's meal audit of every day of the month: counts, delivery, flags."""
+    from backend.meals_service import meals_csv, month_rows
+
+    _write_report(meals_csv(month_rows(month)), out, f"meals-{month}.csv", xlsx)
+
+
+@report_group.command("subsidies")
+@click.option("--month", required=True, callback=lambda _c, _p, v: _month(v), metavar="YYYY-MM")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="the CSV file [default: subsidies-YYYY-MM.csv]")
+@click.option("--xlsx", is_flag=True, help="also write an .xlsx (needs openpyxl)")
+@with_appcontext
+def report_subsidies_command(month: str, out: Path | None, xlsx: bool) -> None:
+    """Every teacher's subsidy ledger rows of the month, as GET /subsidies lists them."""
+    from backend.subsidy_service import month_statements, statements_csv
+
+    _write_report(statements_csv(month_statements(month)), out, f"subsidies-{month}.csv", xlsx)
+
+
 if __name__ == "__main__":
     main()

@@ -6,6 +6,9 @@ time instead of waiting for the clock; the scheduler only decides *when* to call
 The nightly trip audit runs at ``XIAOCHE_AUDIT_AT`` (default 00:30) in the district's timezone
 and audits the local day that just ended, so that by morning ``GET /api/v1/audit/trips`` holds
 yesterday's ground truth (DESIGN decision 1).
+
+At ``XIAOCHE_MEAL_REPORT_CUTOFF`` (default 10:00) every school day, the logistics staff of each
+school that has not reported its meals yet get a ``meal_report_missing`` notification.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from sqlalchemy import select
 
 from backend.audit_service import AuditSummary, audit_date
 from backend.extensions import db
+from backend.meals_service import remind_missing_reports
 from backend.models import District
 from routing.calendar import zone
 
 log = logging.getLogger(__name__)
 
 AUDIT_JOB_ID = "daily_trip_audit"
+MEAL_REMINDER_JOB_ID = "meal_report_reminder"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 _HH_MM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 # A run missed by up to an hour (process busy, host suspended) still happens once, not twice.
@@ -94,6 +99,12 @@ def make_scheduler(app: Flask) -> BackgroundScheduler:
         When ``XIAOCHE_AUDIT_AT`` is not ``HH:MM``: better to refuse to start than to never audit.
     """
     hour, minute = parse_audit_at(app.config.get("AUDIT_AT", "00:30"))
+    cutoff = app.config.get("MEAL_REPORT_CUTOFF", "10:00")
+    try:
+        meal_hour, meal_minute = parse_audit_at(cutoff)
+    except ValueError as exc:
+        raise ValueError(f"XIAOCHE_MEAL_REPORT_CUTOFF={cutoff!r} is not a local time HH:MM "
+                         "(00:00-23:59)") from exc
     with app.app_context():
         tz = zone(district_timezone())
         db.session.remove()
@@ -104,6 +115,17 @@ def make_scheduler(app: Flask) -> BackgroundScheduler:
         args=[app],
         id=AUDIT_JOB_ID,
         name="audit yesterday's trips",
+        replace_existing=True,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=MISFIRE_GRACE_S,
+    )
+    scheduler.add_job(
+        remind_missing_reports,
+        CronTrigger(hour=meal_hour, minute=meal_minute, timezone=tz),
+        args=[app],
+        id=MEAL_REMINDER_JOB_ID,
+        name="remind schools of missing meal reports",
         replace_existing=True,
         coalesce=True,
         max_instances=1,

@@ -139,6 +139,21 @@ SETTINGS: tuple[Setting, ...] = (
         "after the day's last runs, before the morning's first",
     ),
     Setting(
+        "XIAOCHE_MEAL_REPORT_CUTOFF",
+        "MEAL_REPORT_CUTOFF",
+        "10:00",
+        "local time (HH:MM, district timezone) by which a school's meal report is due on a "
+        "school day; then its logistics staff are told that it is missing",
+    ),
+    Setting(
+        "XIAOCHE_MEAL_ATTENDANCE_FACTOR",
+        "MEAL_ATTENDANCE_FACTOR",
+        0.95,
+        "share of enrolled boarders assumed present when a report gives no attendance (the "
+        "USDA edit check's attendance factor): meals served above enrolled x factor are flagged",
+        float,
+    ),
+    Setting(
         "XIAOCHE_STREAM_POLL_MS",
         "STREAM_POLL_MS",
         250,

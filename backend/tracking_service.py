@@ -13,6 +13,7 @@ import datetime as dt
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import Flask
@@ -183,12 +184,28 @@ def event_row(event: rm.Event, created_at: float) -> dict[str, Any]:
             "stop_id": event.stop_id, "details": dict(event.details), "created_at": created_at}
 
 
-class TrackingStep:
-    """The after-store step of the ingest pipeline."""
+EventStep = Callable[[Connection, list[rm.Event]], Any]
 
-    def __init__(self, config: TrackerConfig | None = None, contexts: ContextCache | None = None):
+
+def default_event_steps() -> list[EventStep]:
+    from backend.subsidy_service import book_trips
+
+    return [book_trips]
+
+
+class TrackingStep:
+    """The after-store step of the ingest pipeline.
+
+    ``event_steps`` get the events this batch produced, in the same transaction, once they are
+    inserted (the subsidy ledger books completed teacher trips there): no step has to read back
+    what tracking just wrote, and a batch without events costs them nothing.
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, contexts: ContextCache | None = None,
+                 event_steps: Sequence[EventStep] | None = None):
         self.config = config or TrackerConfig()
         self.contexts = contexts or ContextCache()
+        self.event_steps = list(default_event_steps() if event_steps is None else event_steps)
 
     def __call__(self, conn: Connection, stored: list[StoredPing]) -> None:
         by_vehicle: dict[str, list[rm.Ping]] = defaultdict(list)
@@ -205,16 +222,18 @@ class TrackingStep:
         now = time.time()
         states = lock_states(conn, vehicle_ids, now)
         saved: list[dict[str, Any]] = []
-        events: list[dict[str, Any]] = []
+        produced: list[rm.Event] = []
         for vehicle_id in vehicle_ids:
             new_state, new_events = track(contexts[vehicle_id], states.get(vehicle_id),
                                           by_vehicle[vehicle_id], self.config)
             saved.append({"vid": vehicle_id, "state": new_state.to_dict(),
                           "last_ts": new_state.last_ts, "updated_at": now})
-            events.extend(event_row(e, now) for e in new_events)
+            produced.extend(new_events)
         save_states(conn, saved)
-        if events:
-            conn.execute(EVENTS.insert(), events)
+        if produced:
+            conn.execute(EVENTS.insert(), [event_row(e, now) for e in produced])
+            for step in self.event_steps:
+                step(conn, produced)
 
 
 def lock_states(conn: Connection, vehicle_ids: list[str],

@@ -101,7 +101,7 @@ Filter = Callable[[PingRecord, Context], Reject | None]
 
 
 def _reject(p: PingRecord, reason: str, detail: str) -> Reject:
-    return Reject(reason, p.item_index, detail)
+    return Reject(reason, p.item_index, detail, ts=p.ts)
 
 
 def _iso(ts: float) -> str:

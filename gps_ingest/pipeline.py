@@ -283,7 +283,7 @@ def _reject_rows(w: _Work) -> list[dict[str, Any]]:
              "device_id": (device_id or None) and _text(device_id[:200]),
              "topic": _text((w.message.topic or f"http:{w.message.kind}")[:500]),
              "reason": r.reason, "detail": _text(r.detail[:2000]), "item_index": r.index,
-             "payload_head": head}
+             "ts": r.ts, "payload_head": head}
             for r in w.result.rejected]
 
 

@@ -186,12 +186,14 @@ class Reject:
     """Why (part of) a message was not accepted.
 
     ``index`` is the item's position in an array payload; ``None`` for the whole message or for
-    a message that is a single object.
+    a message that is a single object. ``ts`` is the ping's own time when a filter refused a
+    decoded ping (what a subsidy review asks: did a trip rest on fixes that were filtered out?).
     """
 
     reason: str
     index: int | None = None
     detail: str = ""
+    ts: float | None = None
 
 
 @dataclass

@@ -76,3 +76,42 @@ def price_trip(distance_km: float, policy_tiers: Sequence[Mapping[str, Any]],
     if amount > room:
         return index, room, True
     return index, amount, False
+
+
+#: Why a trip waits for a person's approval instead of being paid as it is booked.
+OFF_TIMETABLE = "off_timetable"  # on no weekday of the teacher's assignments (or a holiday)
+FILTERED_FIXES = "filtered_fixes"  # fixes of the car during the trip were filtered out
+SPARSE_FIXES = "sparse_fixes"  # too few fixes for the distance to be trusted
+
+
+def review_reasons(details: Mapping[str, Any], filtered_fixes: int,
+                   max_s_per_fix: float = 180.0) -> list[str]:
+    """The reasons a ``teacher_trip_completed`` needs a person's review; empty when none.
+
+    Parameters
+    ----------
+    details : mapping
+        The event's details (:func:`routing.teacher_trips.detect_teacher_trip`):
+        ``matches_assignment``, ``duration_s``, ``ping_count``.
+    filtered_fixes : int
+        Fixes of the car inside the trip's time window that the ingest filters refused
+        (inaccurate, a jump): the path between the kept ones is a guess.
+    max_s_per_fix : float
+        Longest average time between the trip's fixes before its path is not trusted.
+
+    Examples
+    --------
+    >>> review_reasons({"matches_assignment": True, "duration_s": 900, "ping_count": 30}, 0)
+    []
+    >>> review_reasons({"matches_assignment": False, "duration_s": 900, "ping_count": 3}, 1)
+    ['off_timetable', 'filtered_fixes', 'sparse_fixes']
+    """
+    reasons = []
+    if not details.get("matches_assignment", False):
+        reasons.append(OFF_TIMETABLE)
+    if filtered_fixes > 0:
+        reasons.append(FILTERED_FIXES)
+    count = int(details.get("ping_count") or 0)
+    if count == 0 or float(details.get("duration_s") or 0.0) / count > max_s_per_fix:
+        reasons.append(SPARSE_FIXES)
+    return reasons

@@ -19,6 +19,11 @@ def register_blueprints(app: Flask, api: Api) -> None:
     api.register_blueprint(trips.blp, url_prefix="/api/v1/trips")
     api.register_blueprint(events.blp, url_prefix="/api/v1/events")
     api.register_blueprint(audit.blp, url_prefix="/api/v1/audit")
+    from backend.api import meals, subsidies
+
+    api.register_blueprint(meals.blp, url_prefix="/api/v1/meals")
+    api.register_blueprint(meals.audit_blp, url_prefix="/api/v1/audit")
+    api.register_blueprint(subsidies.blp, url_prefix="/api/v1/subsidies")
     from backend.api import gtfs_rt
 
     api.register_blueprint(gtfs_rt.blp, url_prefix="/api/v1/gtfs-rt")

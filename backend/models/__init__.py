@@ -12,6 +12,7 @@ from backend.models.district import (
 )
 from backend.models.events import Event, TripAudit
 from backend.models.fleet import Device, Vehicle, vehicle_routes
+from backend.models.meals import MealReport
 from backend.models.people import (
     Student,
     Teacher,
@@ -22,9 +23,12 @@ from backend.models.people import (
     user_vehicles,
 )
 from backend.models.service import Notification, RouteMessage, RouteSubstitution
+from backend.models.subsidies import SubsidyEntry
 from backend.models.tracking import LivePosition, Ping, Reject, Scan, TrackerState
 
 __all__ = [
+    "MealReport",
+    "SubsidyEntry",
     "Notification",
     "RouteMessage",
     "RouteSubstitution",

@@ -90,6 +90,7 @@ class Reject(db.Model):
     reason: Mapped[str] = mapped_column(String(40), index=True)
     detail: Mapped[str] = mapped_column(Text, default="")
     item_index: Mapped[int | None] = mapped_column(Integer)
+    ts: Mapped[float | None] = mapped_column(Float)  # a filtered ping's own time
     payload_head: Mapped[str] = mapped_column(Text, default="")  # first 1 KB, as text
 
 

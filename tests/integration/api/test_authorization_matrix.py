@@ -29,8 +29,10 @@ USERS = {
 ROLES = ("anonymous", *USERS)
 
 # what "own" and "other" mean for each kind of object, seen from the users above
-OWN = {"route": "zt-am-1", "vehicle": "bus-07", "trip": "20261109-zt-am-1-bus-07"}
-OTHER = {"route": "lf-am-1", "vehicle": "bus-12", "trip": "20261109-lf-am-1-bus-12"}
+OWN = {"route": "zt-am-1", "vehicle": "bus-07", "trip": "20261109-zt-am-1-bus-07",
+       "school": "zhuting", "teacher": "t-liu", "entry": "9001"}
+OTHER = {"route": "lf-am-1", "vehicle": "bus-12", "trip": "20261109-lf-am-1-bus-12",
+         "school": "longfeng", "teacher": "t-other", "entry": "9002"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ def only(allowed: dict[str, tuple[int, int | None]]) -> dict[str, tuple[int, int
     return {"anonymous": (401, 401), **{r: (403, 403) for r in USERS}, **allowed}
 
 
-def substitute_today(app, route_id: str) -> None:
+def substitute_today(app, ref: dict[str, str]) -> None:
+    route_id = ref["route"]
     from backend.live_service import district_calendar
     from backend.models import Route
     from routing.calendar import local_date
@@ -68,6 +71,25 @@ def substitute_today(app, route_id: str) -> None:
         db.session.merge(RouteSubstitution(route_id=route_id, service_date=today.isoformat(),
                                            vehicle_id="bus-spare", set_by="test",
                                            set_at=time.time()))
+        db.session.commit()
+
+
+def subsidy_ledger(app, ref: dict[str, str]) -> None:
+    """A teacher outside 朱亭's scope (t-other, home school 龙凤, no assignment at 朱亭), and one
+    pending trip of each teacher (entries 9001, 9002), pending again before every request."""
+    from backend.models import SubsidyEntry, Teacher
+
+    with app.app_context():
+        db.session.merge(Teacher(id="t-other", name="王老师", home_school_id="longfeng"))
+        db.session.flush()
+        db.session.execute(SubsidyEntry.__table__.delete().where(
+            SubsidyEntry.trip_id == f"trip-{ref['teacher']}"))
+        db.session.add(SubsidyEntry(
+            id=int(ref["entry"]), trip_id=f"trip-{ref['teacher']}", kind="trip", status="pending",
+            teacher_id=ref["teacher"], month="2026-11", service_date="2026-11-10",
+            from_school_id="zhuting", to_school_id="longfeng", departed_at=1.0, arrived_at=2.0,
+            distance_km=8.0, tier=2, per_trip=10.0, amount=0.0, policy_id="2026",
+            review_reasons="off_timetable", recorded_by="tracker", recorded_at=3.0))
         db.session.commit()
 
 
@@ -104,6 +126,19 @@ MATRIX = [
          only({"logistics": (200, None), "admin": (200, None)})),
     Case("GET", "/api/v1/admin/rejects", "/api/v1/admin/rejects",
          only({"admin": (200, None)})),
+    Case("POST", "/api/v1/meals/reports", "/api/v1/meals/reports",
+         only({"logistics": (201, 404), "admin": (201, 201)}),
+         body={"school_id": "{school}", "date": "2026-11-09", "boarders_present": 150,
+               "meals_served": 150, "meals_received": 150}),
+    Case("GET", "/api/v1/audit/meals", "/api/v1/audit/meals",
+         only(STAFF_OWN_AND_ALL), query={"date": "2026-11-09", "school_id": "{school}"}),
+    Case("GET", "/api/v1/subsidies", "/api/v1/subsidies",
+         only({"teacher": (200, 404), **STAFF_OWN_AND_ALL}),
+         query={"teacher_id": "{teacher}", "month": "2026-11"}, setup=subsidy_ledger),
+    Case("POST", "/api/v1/subsidies/<int:entry_id>/approve", "/api/v1/subsidies/{entry}/approve",
+         only(STAFF_OWN_AND_ALL), body={}, setup=subsidy_ledger),
+    Case("POST", "/api/v1/subsidies/<int:entry_id>/reject", "/api/v1/subsidies/{entry}/reject",
+         only(STAFF_OWN_AND_ALL), body={"reason": "没有走教安排"}, setup=subsidy_ledger),
     Case("POST", "/api/v1/admin/import", "/api/v1/admin/import",
          only({"admin": (200, None)}), body={"stops": []}),
 ]
@@ -152,7 +187,9 @@ def trips_on_record(app) -> None:
 def fill(template, ref: dict[str, str]):
     if isinstance(template, str):
         return template.format(**ref)
-    return {k: fill(v, ref) for k, v in template.items()}
+    if isinstance(template, dict):
+        return {k: fill(v, ref) for k, v in template.items()}
+    return template
 
 
 @pytest.mark.parametrize("case", MATRIX, ids=str)
@@ -166,9 +203,9 @@ def test_each_role_gets_the_expected_status_in_and_out_of_its_scope(client, app,
             if expected is None:
                 continue
             if case.setup is not None:
-                case.setup(app, ref["route"])
+                case.setup(app, ref)
             response = client.open(fill(case.path, ref), method=case.method,
-                                   headers=tokens.get(role, {}), json=case.body,
+                                   headers=tokens.get(role, {}), json=fill(case.body, ref),
                                    query_string=fill(case.query, ref))
             response.close()  # a stream is not read here: its generator ends with the response
             if response.status_code != expected:

@@ -1,0 +1,131 @@
+"""Teachers' transport subsidies (SPEC §5 ``GET /subsidies``) and their review.
+
+Scope (DESIGN decision 5): a teacher reads their own months; logistics staff the teachers whose
+home or assigned school is theirs; admin everyone. Anything else answers 404. A trip that waits
+for review (off the assignment timetable, resting on filtered fixes) is approved or rejected by
+staff; each decision is a new ledger row, so the history of every amount stays readable.
+"""
+
+from __future__ import annotations
+
+from flask import Response, request
+from marshmallow import Schema, fields, validate
+
+from backend.api.common import BEARER, Blueprint
+from backend.auth import current_user, require_role
+from backend.errors import ApiError
+from backend.live_service import clock
+from backend.scopes import STAFF
+from backend.subsidy_service import decide, statement, statements_csv, teacher_or_404
+
+blp = Blueprint("subsidies", __name__, description="Teachers' transport subsidies")
+
+MONTH = validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="a month YYYY-MM")
+TEXT = {"type": "string"}
+
+
+class SubsidyQuery(Schema):
+    teacher_id = fields.String(load_default=None, validate=validate.Length(1, 64), metadata={
+        "description": "required for staff; a teacher reads their own month without it"})
+    month = fields.String(required=True, validate=MONTH, metadata={"example": "2026-10"})
+
+
+class EntrySchema(Schema):
+    entry_id = fields.Integer(required=True)
+    trip_id = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(
+        ["trip", "approval", "rejection", "reversal"]))
+    status = fields.String(required=True, validate=validate.OneOf(
+        ["approved", "pending", "rejected"]), metadata={"description": "the trip's status "
+                                                                       "once this row was written"})
+    date = fields.String(required=True)
+    from_school_id = fields.String(required=True)
+    to_school_id = fields.String(required=True)
+    departed_at = fields.String(required=True)
+    arrived_at = fields.String(required=True)
+    distance_km = fields.Float(required=True)
+    tier = fields.Integer(allow_none=True, required=True, metadata={
+        "description": "1-based tier of the policy; null when no tier covers the distance"})
+    amount = fields.Float(required=True, metadata={"description": "what this row adds to the "
+                                                                  "month (a reversal is < 0)"})
+    cap_applied = fields.Boolean(required=True)
+    policy_id = fields.String(allow_none=True, required=True)
+    review_reasons = fields.String(required=True)
+    reason = fields.String(required=True)
+    recorded_by = fields.String(required=True)
+    recorded_at = fields.String(required=True)
+
+
+class StatementSchema(Schema):
+    teacher_id = fields.String(required=True)
+    teacher_name = fields.String(required=True)
+    month = fields.String(required=True)
+    currency = fields.String(required=True)
+    entries = fields.List(fields.Nested(EntrySchema), required=True)
+    total = fields.Float(required=True)
+    cap_applied = fields.Boolean(required=True)
+    pending = fields.Integer(required=True, metadata={"description": "trips awaiting review"})
+
+
+@blp.get("")
+@blp.arguments(SubsidyQuery, location="query")
+@blp.doc(security=BEARER, description=(
+    "A teacher's month: every ledger row of the month's trips (booked, approved, rejected, "
+    "reversed), the total and whether the monthly cap cut it. `Accept: text/csv` gives the same "
+    "rows as CSV with a UTF-8 BOM."))
+@blp.response(200, StatementSchema)
+@blp.alt_response(200, schema=TEXT, content_type="text/csv", success=True)
+@blp.problems(401, 403, 404)
+@require_role("teacher", *STAFF)
+def get_subsidies(query):
+    user = current_user()
+    teacher_id = query["teacher_id"]
+    if teacher_id is None:
+        if user.role != "teacher":
+            raise ApiError(422, "teacher_id is required", errors={"teacher_id": ["required"]})
+        teacher_id = user.teacher_id or ""
+    body = statement(teacher_or_404(user, teacher_id), query["month"])
+    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
+    if best == "text/csv":
+        return Response(statements_csv([body]), mimetype="text/csv", headers={
+            "Content-Disposition":
+                f'attachment; filename="subsidies-{body["teacher_id"]}-{body["month"]}.csv"'})
+    return body
+
+
+class DecisionSchema(Schema):
+    reason = fields.String(load_default="", validate=validate.Length(0, 1000))
+
+
+class RejectionSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(1, 1000))
+
+
+class DecidedSchema(Schema):
+    trip_id = fields.String(required=True)
+    status = fields.String(required=True)
+    entries = fields.List(fields.Nested(EntrySchema), required=True)
+
+
+@blp.post("/<int:entry_id>/approve")
+@blp.arguments(DecisionSchema)
+@blp.doc(security=BEARER, description=(
+    "Approve a pending trip: an `approval` row with the amount its tier grants within what is "
+    "left of the monthly cap."))
+@blp.response(200, DecidedSchema)
+@blp.problems(400, 401, 403, 404, 409)
+@require_role(*STAFF)
+def approve(body, entry_id: int):
+    return decide(current_user(), entry_id, True, body["reason"], clock())
+
+
+@blp.post("/<int:entry_id>/reject")
+@blp.arguments(RejectionSchema)
+@blp.doc(security=BEARER, description=(
+    "Reject a trip with a reason: a pending one gets a `rejection` row (nothing was paid), an "
+    "approved one a `reversal` row of minus what it had been granted."))
+@blp.response(200, DecidedSchema)
+@blp.problems(400, 401, 403, 404, 409)
+@require_role(*STAFF)
+def reject(body, entry_id: int):
+    return decide(current_user(), entry_id, False, body["reason"], clock())
