@@ -314,7 +314,7 @@ def decode_native_pings(device_id: str, payload: bytes) -> Decoded:
     >>> d = decode_native_pings("bus-07", b'[{"ts": 1700000000, "lat": 27.6, "lon": 113.1},'
     ...                                     b' {"ts": 1700000010, "lat": 95.2, "lon": 113.1}]')
     >>> [(p.ts, p.lat) for p in d.pings], d.rejects
-    ([(1700000000.0, 27.6)], [Reject(reason='bad_lat', index=1, detail='lat 95.2 out of range [-90, 90]')])
+    ([(1700000000.0, 27.6)], [Reject(reason='bad_lat', index=1, detail='lat 95.2 out of range [-90, 90]', ts=None)])
     """
 
     def one(obj: dict[str, Any], index: int | None, out: Decoded) -> None:
