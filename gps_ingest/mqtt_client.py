@@ -64,12 +64,24 @@ RC_REFUSED_FOR_GOOD = {133, 134, 135, 138, 140}  # bad client id, bad credential
 # on MQTT 3.1.1 the broker's window is unknown: a batch also closes when the inflow pauses this long
 IDLE_FLUSH_S = 0.005
 CONNACK_TIMEOUT_S = 5.0
+DISCONNECT_FLUSH_S = 5.0
 PROTOCOLS = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
 
 
 def _code(reason: Any) -> int:
     """A paho ReasonCode (MQTT 5) or int (3.1.1) as its number."""
     return int(getattr(reason, "value", reason))
+
+
+def _wait_until_written(client: paho.Client, timeout_s: float) -> None:
+    """Until paho's network thread has written every queued packet (our PUBACKs), or timeout.
+
+    paho has no public call for this (``wait_for_publish`` covers publishes only); its queue is
+    read here, in the one module that knows paho.
+    """
+    deadline = time.monotonic() + timeout_s
+    while getattr(client, "_out_packet", None) and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 class MqttConfigError(RuntimeError):
@@ -168,6 +180,7 @@ class MqttIngestClient:
         self._accepting = False
         self._wake = threading.Event()  # the supervisor: connection over, or stop
         self._first_outcome = threading.Event()
+        self._disconnected = threading.Event()  # on_disconnect ran: paho's queue is flushed
         self._fatal: str | None = None
         self._reconnect_requested = False
         self._fell_back = False
@@ -341,7 +354,13 @@ class MqttIngestClient:
                                 self.port, CONNACK_TIMEOUT_S)
                 else:
                     self._wake.wait()
-                client.disconnect()
+                # paho writes queued packets (our last PUBACKs, then DISCONNECT) from its network
+                # thread: stopping that thread at once could drop them, and the broker would
+                # resend messages that were processed and acked. Wait until DISCONNECT is out.
+                self._disconnected.clear()
+                _wait_until_written(client, DISCONNECT_FLUSH_S)
+                if client.disconnect() == paho.MQTT_ERR_SUCCESS:
+                    self._disconnected.wait(DISCONNECT_FLUSH_S)
                 client.loop_stop()
             with self._lock:
                 self._connected = False
@@ -413,6 +432,7 @@ class MqttIngestClient:
                        properties: Any) -> None:
         with self._lock:
             self._connected = False
+        self._disconnected.set()
         if not self._stop.is_set() and not self._reconnect_requested:
             log.warning("MQTT connection to %s:%d lost: %s", self.host, self.port, reason)
         self._wake.set()
