@@ -109,28 +109,13 @@ def make_scheduler(app: Flask) -> BackgroundScheduler:
         tz = zone(district_timezone())
         db.session.remove()
     scheduler = BackgroundScheduler(timezone=tz)
-    scheduler.add_job(
-        audit_yesterday,
-        CronTrigger(hour=hour, minute=minute, timezone=tz),
-        args=[app],
-        id=AUDIT_JOB_ID,
-        name="audit yesterday's trips",
-        replace_existing=True,
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=MISFIRE_GRACE_S,
-    )
-    scheduler.add_job(
-        remind_missing_reports,
-        CronTrigger(hour=meal_hour, minute=meal_minute, timezone=tz),
-        args=[app],
-        id=MEAL_REMINDER_JOB_ID,
-        name="remind schools of missing meal reports",
-        replace_existing=True,
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=MISFIRE_GRACE_S,
-    )
+    jobs = ((audit_yesterday, hour, minute, AUDIT_JOB_ID, "audit yesterday's trips"),
+            (remind_missing_reports, meal_hour, meal_minute, MEAL_REMINDER_JOB_ID,
+             "remind schools of missing meal reports"))
+    for job, at_hour, at_minute, job_id, name in jobs:
+        scheduler.add_job(job, CronTrigger(hour=at_hour, minute=at_minute, timezone=tz),
+                          args=[app], id=job_id, name=name, replace_existing=True,
+                          coalesce=True, max_instances=1, misfire_grace_time=MISFIRE_GRACE_S)
     return scheduler
 
 
