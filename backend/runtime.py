@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from flask import Flask
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,18 @@ def run_ingest(app: Flask) -> None:
             broker.stop()
 
 
+class _RequestHandler(WSGIRequestHandler):
+    """Logs requests without their query string: ``/stream?access_token=…`` stays out of logs."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        full = self.path
+        self.path = full.split("?", 1)[0]
+        try:
+            super().log_request(code, size)
+        finally:
+            self.path = full
+
+
 def run_scheduler(app: Flask) -> None:
     """``xiaoche scheduler``: run the scheduled jobs until SIGTERM/SIGINT."""
     from backend.scheduler import make_scheduler
@@ -144,7 +156,7 @@ def run_all_in_one(app: Flask, host: str, port: int) -> None:
         freeze_startup_objects()
         runner.start()
         scheduler.start()
-        server = make_server(host, port, app, threaded=True)
+        server = make_server(host, port, app, threaded=True, request_handler=_RequestHandler)
         signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
         print(f"xiaoche: API on http://{host}:{server.server_port}/api/v1 "
               f"(docs /api/v1/docs), MQTT on {url.split('@')[-1]}", flush=True)

@@ -101,3 +101,12 @@ def test_serve_on_a_fresh_instance_imports_the_sample_and_ingests_over_mqtt(serv
 
     status, body = http("GET", f"{base}/api/v1/openapi.json")
     assert status == 200 and "/api/v1/auth/token" in json.loads(body)["paths"]
+
+
+def test_serve_keeps_tokens_in_query_strings_out_of_its_log(served, tmp_path):
+    base, _ = served
+    status, _ = http("GET", f"{base}/api/v1/me?access_token=not-a-real-token-5ecret")
+    assert status == 401
+    time.sleep(0.5)  # the request line is logged after the response
+    log = (tmp_path / "serve.log").read_text(errors="replace")
+    assert "GET /api/v1/me " in log and "5ecret" not in log
