@@ -18,6 +18,7 @@ from flask import Flask, current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from backend.csv_export import bom_csv
 from backend.errors import ApiError, not_found
 from backend.extensions import db
 from backend.messages_service import notify
@@ -221,14 +222,5 @@ MEAL_CSV_COLUMNS = ("date", "school_id", "school_day", "boarders_enrolled", "boa
 
 def meals_csv(rows: Iterable[dict[str, Any]]) -> str:
     """Audit rows as CSV with a UTF-8 BOM; ``flags`` joined by ``;``."""
-    import csv
-    import io
-
-    buffer = io.StringIO()
-    buffer.write("\ufeff")
-    writer = csv.writer(buffer)
-    writer.writerow(MEAL_CSV_COLUMNS)
-    for r in rows:
-        values = {**r, "flags": ";".join(r["flags"]), "replaced_reports": len(r["replaced"])}
-        writer.writerow(["" if values[c] is None else values[c] for c in MEAL_CSV_COLUMNS])
-    return buffer.getvalue()
+    return bom_csv(MEAL_CSV_COLUMNS, ({**r, "flags": ";".join(r["flags"]),
+                                       "replaced_reports": len(r["replaced"])} for r in rows))

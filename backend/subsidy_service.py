@@ -11,9 +11,7 @@ within a minute of it) is never booked twice. The ledger is append-only (see
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +20,7 @@ from sqlalchemy import Connection, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from backend.csv_export import bom_csv
 from backend.errors import ApiError, not_found
 from backend.extensions import db
 from backend.models import (
@@ -246,16 +245,9 @@ CSV_COLUMNS = ("teacher_id", "teacher_name", "month", "currency", "entry_id", "t
 
 def statements_csv(statements: Iterable[dict[str, Any]]) -> str:
     """The statements' rows as CSV with a UTF-8 BOM (Excel then reads 刘胜 as 刘胜)."""
-    buffer = io.StringIO()
-    buffer.write("\ufeff")
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for s in statements:
-        for e in s["entries"]:
-            merged = {**{k: s[k] for k in ("teacher_id", "teacher_name", "month", "currency")},
-                      **e}
-            writer.writerow(["" if merged[c] is None else merged[c] for c in CSV_COLUMNS])
-    return buffer.getvalue()
+    heads = ("teacher_id", "teacher_name", "month", "currency")
+    return bom_csv(CSV_COLUMNS, ({**{k: s[k] for k in heads}, **e}
+                                 for s in statements for e in s["entries"]))
 
 
 def month_statements(month: str) -> list[dict[str, Any]]:
