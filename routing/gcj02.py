@@ -23,6 +23,7 @@ Pure; numpy only for the ``*_array`` variants.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -48,23 +49,27 @@ def out_of_china(lat: float, lon: float) -> bool:
     return not (_MIN_LAT <= lat <= _MAX_LAT and _MIN_LON <= lon <= _MAX_LON)
 
 
-def _offset_deg(lat: float, lon: float) -> tuple[float, float]:
-    """GCJ-02 minus WGS-84 at a WGS-84 point, in degrees (lat, lon)."""
+def _offset_deg(lat: Any, lon: Any, xp: Any = math) -> tuple[Any, Any]:
+    """GCJ-02 minus WGS-84 at a WGS-84 point, in degrees (lat, lon).
+
+    ``xp`` is :mod:`math` for floats (several times faster than numpy on scalars) or
+    :mod:`numpy` for arrays: the series is written once for both.
+    """
     x = lon - 105.0
     y = lat - 35.0
-    sqrt_abs_x = math.sqrt(abs(x))
-    common = (20.0 * math.sin(6.0 * x * _PI) + 20.0 * math.sin(2.0 * x * _PI)) * 2.0 / 3.0
+    sqrt_abs_x = xp.sqrt(xp.fabs(x))
+    common = (20.0 * xp.sin(6.0 * x * _PI) + 20.0 * xp.sin(2.0 * x * _PI)) * 2.0 / 3.0
     d_lat = (-100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * sqrt_abs_x + common
-             + (20.0 * math.sin(y * _PI) + 40.0 * math.sin(y / 3.0 * _PI)) * 2.0 / 3.0
-             + (160.0 * math.sin(y / 12.0 * _PI) + 320.0 * math.sin(y * _PI / 30.0)) * 2.0 / 3.0)
+             + (20.0 * xp.sin(y * _PI) + 40.0 * xp.sin(y / 3.0 * _PI)) * 2.0 / 3.0
+             + (160.0 * xp.sin(y / 12.0 * _PI) + 320.0 * xp.sin(y * _PI / 30.0)) * 2.0 / 3.0)
     d_lon = (300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * sqrt_abs_x + common
-             + (20.0 * math.sin(x * _PI) + 40.0 * math.sin(x / 3.0 * _PI)) * 2.0 / 3.0
-             + (150.0 * math.sin(x / 12.0 * _PI) + 300.0 * math.sin(x / 30.0 * _PI)) * 2.0 / 3.0)
+             + (20.0 * xp.sin(x * _PI) + 40.0 * xp.sin(x / 3.0 * _PI)) * 2.0 / 3.0
+             + (150.0 * xp.sin(x / 12.0 * _PI) + 300.0 * xp.sin(x / 30.0 * _PI)) * 2.0 / 3.0)
     rad_lat = lat / 180.0 * _PI
-    magic = 1.0 - _EE * math.sin(rad_lat) ** 2
-    sqrt_magic = math.sqrt(magic)
+    magic = 1.0 - _EE * xp.sin(rad_lat) ** 2
+    sqrt_magic = xp.sqrt(magic)
     d_lat = d_lat * 180.0 / ((_A * (1.0 - _EE)) / (magic * sqrt_magic) * _PI)
-    d_lon = d_lon * 180.0 / (_A / sqrt_magic * math.cos(rad_lat) * _PI)
+    d_lon = d_lon * 180.0 / (_A / sqrt_magic * xp.cos(rad_lat) * _PI)
     return d_lat, d_lon
 
 
@@ -111,24 +116,6 @@ def out_of_china_array(lat: ArrayLike, lon: ArrayLike) -> NDArray[np.bool_]:
     return ~((lat_a >= _MIN_LAT) & (lat_a <= _MAX_LAT) & (lon_a >= _MIN_LON) & (lon_a <= _MAX_LON))
 
 
-def _offset_deg_array(lat: NDArray[np.float64],
-                      lon: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    x = lon - 105.0
-    y = lat - 35.0
-    sqrt_abs_x = np.sqrt(np.abs(x))
-    common = (20.0 * np.sin(6.0 * x * _PI) + 20.0 * np.sin(2.0 * x * _PI)) * 2.0 / 3.0
-    d_lat = (-100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * sqrt_abs_x + common
-             + (20.0 * np.sin(y * _PI) + 40.0 * np.sin(y / 3.0 * _PI)) * 2.0 / 3.0
-             + (160.0 * np.sin(y / 12.0 * _PI) + 320.0 * np.sin(y * _PI / 30.0)) * 2.0 / 3.0)
-    d_lon = (300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * sqrt_abs_x + common
-             + (20.0 * np.sin(x * _PI) + 40.0 * np.sin(x / 3.0 * _PI)) * 2.0 / 3.0
-             + (150.0 * np.sin(x / 12.0 * _PI) + 300.0 * np.sin(x / 30.0 * _PI)) * 2.0 / 3.0)
-    rad_lat = lat / 180.0 * _PI
-    magic = 1.0 - _EE * np.sin(rad_lat) ** 2
-    sqrt_magic = np.sqrt(magic)
-    d_lat = d_lat * 180.0 / ((_A * (1.0 - _EE)) / (magic * sqrt_magic) * _PI)
-    d_lon = d_lon * 180.0 / (_A / sqrt_magic * np.cos(rad_lat) * _PI)
-    return d_lat, d_lon
 
 
 def wgs84_to_gcj02_array(lat: ArrayLike,
@@ -137,7 +124,7 @@ def wgs84_to_gcj02_array(lat: ArrayLike,
     lat_a = np.asarray(lat, dtype=float)
     lon_a = np.asarray(lon, dtype=float)
     inside = ~out_of_china_array(lat_a, lon_a)
-    d_lat, d_lon = _offset_deg_array(lat_a, lon_a)
+    d_lat, d_lon = _offset_deg(lat_a, lon_a, np)
     return np.where(inside, lat_a + d_lat, lat_a), np.where(inside, lon_a + d_lon, lon_a)
 
 
@@ -147,10 +134,10 @@ def gcj02_to_wgs84_array(lat: ArrayLike,
     lat_a = np.asarray(lat, dtype=float)
     lon_a = np.asarray(lon, dtype=float)
     inside = ~out_of_china_array(lat_a, lon_a)
-    d_lat, d_lon = _offset_deg_array(lat_a, lon_a)
+    d_lat, d_lon = _offset_deg(lat_a, lon_a, np)
     w_lat, w_lon = lat_a - d_lat, lon_a - d_lon
     for _ in range(_MAX_ITERATIONS):
-        d_lat, d_lon = _offset_deg_array(w_lat, w_lon)
+        d_lat, d_lon = _offset_deg(w_lat, w_lon, np)
         r_lat = lat_a - (w_lat + d_lat)
         r_lon = lon_a - (w_lon + d_lon)
         w_lat = w_lat + r_lat
