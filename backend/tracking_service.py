@@ -189,6 +189,10 @@ def event_row(event: rm.Event, created_at: float) -> dict[str, Any]:
 
 
 EventStep = Callable[[Connection, list[rm.Event]], Any]
+#: Tracked = vehicle id -> (its context, its tracker state after this batch), for every vehicle
+#: the batch moved: what a step needs to see trips in progress (ETAs) without reading them back.
+Tracked = dict[str, tuple[rm.VehicleContext, RoutingState]]
+BatchStep = Callable[[Connection, list[rm.Event], Tracked], Any]
 
 
 def default_event_steps() -> list[EventStep]:
@@ -206,10 +210,13 @@ class TrackingStep:
     """
 
     def __init__(self, config: TrackerConfig | None = None, contexts: ContextCache | None = None,
-                 event_steps: Sequence[EventStep] | None = None):
+                 event_steps: Sequence[EventStep] | None = None,
+                 batch_steps: Sequence[BatchStep] = ()):
         self.config = config or TrackerConfig()
         self.contexts = contexts or ContextCache()
         self.event_steps = list(default_event_steps() if event_steps is None else event_steps)
+        # called for every batch, events or not (an ETA moves with every ping): notifications
+        self.batch_steps = list(batch_steps)
 
     def __call__(self, conn: Connection, stored: list[StoredPing]) -> None:
         by_vehicle: dict[str, list[rm.Ping]] = defaultdict(list)
@@ -227,9 +234,11 @@ class TrackingStep:
         states = lock_states(conn, vehicle_ids, now)
         saved: list[dict[str, Any]] = []
         produced: list[rm.Event] = []
+        tracked: Tracked = {}
         for vehicle_id in vehicle_ids:
             new_state, new_events = track(contexts[vehicle_id], states.get(vehicle_id),
                                           by_vehicle[vehicle_id], self.config)
+            tracked[vehicle_id] = (contexts[vehicle_id], new_state)  # type: ignore[assignment]
             saved.append({"vid": vehicle_id, "state": new_state.to_dict(),
                           "last_ts": new_state.last_ts, "updated_at": now})
             produced.extend(new_events)
@@ -238,6 +247,8 @@ class TrackingStep:
             conn.execute(EVENTS.insert(), [event_row(e, now) for e in produced])
             for step in self.event_steps:
                 step(conn, produced)
+        for batch_step in self.batch_steps:
+            batch_step(conn, produced, tracked)
 
 
 def lock_states(conn: Connection, vehicle_ids: list[str],

@@ -74,7 +74,17 @@ class StoredPing:
     ping: PingRecord
 
 
+@dataclass(frozen=True, slots=True)
+class StoredScan:
+    """A rider scan newly stored in this batch (its vehicle is ``None`` for a device that has
+    none), handed to the scan steps after the ping steps (rider events)."""
+
+    vehicle_id: str | None
+    scan: ScanRecord
+
+
 AfterStore = Callable[[Connection, list[StoredPing]], None]
+AfterScans = Callable[[Connection, list[StoredScan]], None]
 
 
 @dataclass
@@ -88,12 +98,13 @@ class _Work:
 class IngestPipeline:
     def __init__(self, engine: Engine, filter_config: FilterConfig | None = None,
                  registry: DeviceRegistry | None = None, clock: Callable[[], float] = time.time,
-                 after_store: Sequence[AfterStore] = ()):
+                 after_store: Sequence[AfterStore] = (), after_scans: Sequence[AfterScans] = ()):
         self.engine = engine
         self.filter_config = filter_config or FilterConfig()
         self.registry = registry or DeviceRegistry(engine)
         self.clock = clock
         self.after_store = list(after_store)
+        self.after_scans = list(after_scans)
         self._last_fix: dict[str, Fix] = {}
         self.counters: dict[str, int] = {}
 
@@ -133,9 +144,12 @@ class IngestPipeline:
                 self._convert_crs(w)
         with self.engine.begin() as conn:
             accepted = self._filter(conn, work)
-            stored = self._store(conn, work, accepted)
+            stored, scans = self._store(conn, work, accepted)
             for step in self.after_store:
                 step(conn, stored)
+            if scans:
+                for scan_step in self.after_scans:
+                    scan_step(conn, scans)
         self._remember_fixes(stored)
         return [w.result for w in work]
 
@@ -220,7 +234,7 @@ class IngestPipeline:
         return [(w, p) for w, p in candidates if id(p) in kept_ids]
 
     def _store(self, conn: Connection, work: list[_Work],
-               accepted: list[tuple[_Work, PingRecord]]) -> list[StoredPing]:
+               accepted: list[tuple[_Work, PingRecord]]) -> tuple[list[StoredPing], list[StoredScan]]:
         received = {id(w): w.message.received_at for w in work}
         rows = [_ping_row(p, w.device, received[id(w)]) for w, p in accepted]  # type: ignore[arg-type]
         new_keys = store.insert_pings(conn, rows)
@@ -232,22 +246,26 @@ class IngestPipeline:
                 stored.append(StoredPing(w.device.vehicle_id, w.device.vehicle_kind, p))  # type: ignore[union-attr,arg-type]
             else:
                 w.result.duplicates += 1
-        self._store_scans(conn, work)
+        scans = self._store_scans(conn, work)
         store.insert_rejects(conn, [row for w in work for row in _reject_rows(w)])
         store.upsert_live_positions(conn, _newest_per_vehicle(stored, received_at=self.clock()))
         for w in work:
             for r in w.result.rejected:
                 self.counters[r.reason] = self.counters.get(r.reason, 0) + 1
-        return stored
+        return stored, scans
 
-    def _store_scans(self, conn: Connection, work: list[_Work]) -> None:
+    def _store_scans(self, conn: Connection, work: list[_Work]) -> list[StoredScan]:
+        stored: list[StoredScan] = []
         for w in work:
             if w.decoded is None or not w.decoded.scans:
                 continue
             rows = [_scan_row(s, w.device, w.message.received_at) for s in w.decoded.scans]  # type: ignore[arg-type]
-            inserted = store.insert_scans(conn, rows)
-            w.result.accepted += inserted
-            w.result.duplicates += len(rows) - inserted
+            new = store.insert_scans(conn, rows)
+            w.result.accepted += len(new)
+            w.result.duplicates += len(rows) - len(new)
+            stored.extend(StoredScan(w.device.vehicle_id, s) for s in w.decoded.scans  # type: ignore[union-attr]
+                          if (s.ts, s.card_id) in new)
+        return stored
 
     def _remember_fixes(self, stored: list[StoredPing]) -> None:
         for s in stored:

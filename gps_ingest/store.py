@@ -51,13 +51,14 @@ def insert_pings(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[tuple[
     return {(r[0], r[1]) for r in conn.execute(stmt, list(rows))}
 
 
-def insert_scans(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+def insert_scans(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[tuple[float, str]]:
+    """Store one device's scans; returns the ``(ts, card_id)`` of those new (not redelivered)."""
     if not rows:
-        return 0
+        return set()
     stmt = (_insert(conn, SCANS)
             .on_conflict_do_nothing(index_elements=["device_id", "ts", "card_id"])
-            .returning(SCANS.c.id))
-    return len(conn.execute(stmt, list(rows)).all())
+            .returning(SCANS.c.ts, SCANS.c.card_id))
+    return {(ts, card) for ts, card in conn.execute(stmt, list(rows)).all()}
 
 
 def insert_rejects(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

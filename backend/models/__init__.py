@@ -22,11 +22,15 @@ from backend.models.people import (
     user_students,
     user_vehicles,
 )
+from backend.models.outbox import NotificationDelivery, SchedulerLease, apscheduler_jobs
 from backend.models.service import Notification, RouteMessage, RouteSubstitution
 from backend.models.subsidies import SubsidyEntry
 from backend.models.tracking import LivePosition, Ping, Reject, Scan, TrackerState
 
 __all__ = [
+    "NotificationDelivery",
+    "SchedulerLease",
+    "apscheduler_jobs",
     "MealReport",
     "SubsidyEntry",
     "Notification",

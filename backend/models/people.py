@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -69,6 +69,8 @@ class User(db.Model):
     teacher_id: Mapped[str | None] = mapped_column(ForeignKey("teachers.id"))
     # Bumped on password change: tokens carry it, so old tokens stop working.
     token_version: Mapped[int] = mapped_column(Integer, default=0)
+    # GET/PUT /me/preferences (notifications.model.Preferences.to_json); null: the defaults
+    preferences: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     students: Mapped[list[Student]] = relationship(secondary=user_students, order_by="Student.id")
     vehicles: Mapped[list[Vehicle]] = relationship(secondary=user_vehicles, order_by="Vehicle.id")
     schools: Mapped[list[School]] = relationship(secondary=user_schools, order_by="School.id")

@@ -39,7 +39,12 @@ class Notification(db.Model):
     trip_id: Mapped[str | None] = mapped_column(String(200))
     # (user, trip, stop, kind) or a message id: the same cause never notifies a user twice
     dedupe_key: Mapped[str | None] = mapped_column(String(300), unique=True)
-    __table_args__ = (Index("ix_notifications_user_id", "user_id", "id"),)
+    # pending: its pushes not planned yet (the dispatcher's queue); planned: deliveries made;
+    # stale / quiet_hours / none: kept in the in-app list only, and why
+    push_state: Mapped[str] = mapped_column(String(12), default="pending",
+                                            server_default="pending")
+    __table_args__ = (Index("ix_notifications_user_id", "user_id", "id"),
+                      Index("ix_notifications_push_state", "push_state", "id"))
 
 
 class RouteMessage(db.Model):
