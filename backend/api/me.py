@@ -1,15 +1,19 @@
-"""GET /api/v1/me: who the caller is and, for parents, their children and stops."""
+"""GET /api/v1/me: who the caller is and, for parents, their children and stops; their
+notifications and notification preferences."""
 
 from __future__ import annotations
 
+from flask import request
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from backend.api.common import BEARER, Blueprint
 from backend.auth import current_user
+from backend.errors import ApiError
 from backend.extensions import db
 from backend.models import Notification, School, Stop
 from backend.timefmt import EventTime, iso
+from notifications.model import CHANNELS, DEFAULT_LANGUAGE, LANGUAGES, Preferences
 
 blp = Blueprint("me", __name__, description="The caller")
 
@@ -101,3 +105,72 @@ def notification_item(n: Notification) -> dict:
     return {"id": n.id, "kind": n.kind, "title": n.title, "body": n.body,
             "created_at": iso(n.created_at), "route_id": n.route_id, "stop_id": n.stop_id,
             "trip_id": n.trip_id}
+
+
+# --- /me/preferences ------------------------------------------------------------------------
+
+_HH_MM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class QuietHoursSchema(Schema):
+    start = fields.String(required=True, data_key="from", validate=validate.Regexp(_HH_MM),
+                          metadata={"description": "local time HH:MM", "example": "22:00"})
+    end = fields.String(required=True, data_key="to", validate=validate.Regexp(_HH_MM),
+                        metadata={"description": "local time HH:MM", "example": "06:00"})
+
+
+class PreferencesSchema(Schema):
+    notify_before_min = fields.Float(
+        load_default=Preferences().notify_before_min, validate=validate.Range(1, 60),
+        metadata={"description": "tell me when the bus is this many minutes from my stop"})
+    notify_within_m = fields.Float(
+        load_default=None, allow_none=True, validate=validate.Range(50, 10_000),
+        metadata={"description": "or this many metres from it (null: minutes only)"})
+    quiet_hours = fields.Nested(
+        QuietHoursSchema, load_default=Preferences().to_json()["quiet_hours"], allow_none=True,
+        metadata={"description": "local window in which pushes wait, except those about a bus "
+                                 "coming or a child boarding (null: none)"})
+    channels = fields.List(
+        fields.String(validate=validate.OneOf(CHANNELS)), load_default=list(CHANNELS),
+        validate=validate.Length(max=len(CHANNELS)),
+        metadata={"description": "where to push: app (in-app list and /stream), mqtt, webhook"})
+    language = fields.String(load_default=DEFAULT_LANGUAGE, validate=validate.OneOf(LANGUAGES))
+
+
+@blp.get("/preferences")
+@blp.doc(security=BEARER, description="The caller's notification preferences (defaults until "
+                                      "set).")
+@blp.response(200, PreferencesSchema)
+@blp.problems(401)
+def get_preferences():
+    return _preferences_json(Preferences.from_json(current_user().preferences))
+
+
+@blp.put("/preferences")
+@blp.arguments(PreferencesSchema)
+@blp.doc(security=BEARER, description="Replace the caller's notification preferences; a field "
+                                      "left out takes its default.")
+@blp.response(200, PreferencesSchema)
+@blp.problems(401, 415)
+def put_preferences(body):
+    if not request.is_json:
+        # every field has a default: a form or text body would otherwise reset them all
+        raise ApiError(415, "send the preferences as application/json")
+    quiet = body["quiet_hours"]
+    if quiet is not None and "start" in quiet:
+        quiet = {"from": quiet["start"], "to": quiet["end"]}
+    prefs = Preferences.from_json({**body, "quiet_hours": quiet,
+                                   "channels": list(dict.fromkeys(body["channels"]))})
+    user = current_user()
+    user.preferences = prefs.to_json()
+    db.session.commit()
+    return _preferences_json(prefs)
+
+
+def _preferences_json(prefs: Preferences) -> dict:
+    """``Preferences.to_json`` as the schema dumps it (its quiet hours under attribute names)."""
+    body = prefs.to_json()
+    if prefs.quiet_hours is not None:
+        body["quiet_hours"] = {"start": body["quiet_hours"]["from"],
+                               "end": body["quiet_hours"]["to"]}
+    return body

@@ -98,6 +98,9 @@ STAFF_OWN_AND_ALL = {"logistics": (200, 404), "admin": (200, 200)}
 MATRIX = [
     Case("GET", "/api/v1/me", "/api/v1/me", everyone(200)),
     Case("GET", "/api/v1/me/notifications", "/api/v1/me/notifications", everyone(200)),
+    Case("GET", "/api/v1/me/preferences", "/api/v1/me/preferences", everyone(200)),
+    Case("PUT", "/api/v1/me/preferences", "/api/v1/me/preferences", everyone(200),
+         body={"notify_before_min": 8, "language": "en"}),
     Case("GET", "/api/v1/stream", "/api/v1/stream", everyone(200)),  # scope filters its events
     Case("GET", "/api/v1/routes/<route_id>/live", "/api/v1/routes/{route}/live",
          only({"parent": (200, 404), **STAFF_OWN_AND_ALL})),
