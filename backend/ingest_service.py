@@ -10,7 +10,7 @@ from flask import Flask, current_app
 from backend.errors import ApiError
 from backend.extensions import db
 from gps_ingest.filters import FilterConfig
-from gps_ingest.pipeline import IngestPipeline, Message, MessageResult
+from gps_ingest.pipeline import AfterScans, AfterStore, IngestPipeline, Message, MessageResult
 
 # Reasons for which a whole HTTP request is refused (4xx) rather than partly accepted (202).
 _STATUS_FOR_WHOLE_MESSAGE = {
@@ -35,13 +35,29 @@ def pipeline(app: Flask | None = None) -> IngestPipeline:
     existing = app.extensions.get("xiaoche.pipeline")
     if existing is None:
         with app.app_context():
-            from backend.tracking_service import tracking_steps
-
+            after_store, after_scans = ingest_steps(app)
             existing = IngestPipeline(
-                db.engine, filter_config(app), after_store=tracking_steps(app)
+                db.engine, filter_config(app), after_store=after_store, after_scans=after_scans
             )
         app.extensions["xiaoche.pipeline"] = existing
     return existing
+
+
+def ingest_steps(app: Flask) -> tuple[list[AfterStore], list[AfterScans]]:
+    """What runs after storage, in the batch's transaction: tracking, and after it the
+    notification rules (on the batch's events and ETAs, and on its rider scans)."""
+    from backend.notify_service import notification_steps
+    from backend.tracking_service import TrackingStep, tracking_steps
+
+    after_store = tracking_steps(app)
+    after_scans: list[AfterScans] = []
+    for step in after_store:
+        if isinstance(step, TrackingStep):
+            notify, scans = notification_steps(step.contexts)
+            step.batch_steps.append(notify)
+            after_scans.append(scans)
+            app.extensions["xiaoche.audience"] = notify.audience
+    return after_store, after_scans
 
 
 def ingest_http(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.extensions import db
@@ -26,16 +26,22 @@ def parents_of_route(route_id: str) -> list[int]:
 
 def notify(rows: Iterable[dict]) -> int:
     """Insert notifications, skipping any whose ``dedupe_key`` was used before; returns how
-    many are new. Part of the caller's transaction."""
+    many are new. Part of the caller's transaction (the request's session)."""
+    return insert_notifications(db.session.connection(), rows)
+
+
+def insert_notifications(conn: Connection, rows: Iterable[dict]) -> int:
+    """:func:`notify` on a connection (the ingest's transaction): the outbox rows commit or roll
+    back with the events that caused them; the dispatcher pushes them later."""
     rows = [{"created_at": time.time(), "route_id": None, "stop_id": None, "trip_id": None,
              "dedupe_key": None, **r} for r in rows]
     if not rows:
         return 0
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     table = Notification.__table__
     stmt = (dialect.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
             .returning(table.c.id))
-    return len(db.session.execute(stmt, rows).all())
+    return len(conn.execute(stmt, rows).all())
 
 
 def broadcast_to_route(route_id: str, title: str, body: str, sent_by: str) -> RouteMessage:

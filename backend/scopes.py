@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from backend.extensions import db
 from backend.models import (
@@ -24,14 +25,16 @@ def is_staff(user: User) -> bool:
     return user.role in STAFF
 
 
-def visible_vehicle_ids(user: User) -> set[str] | None:
-    """Vehicle ids the user may see; None means every vehicle (admin)."""
+def visible_vehicle_ids(user: User, session: Session | None = None) -> set[str] | None:
+    """Vehicle ids the user may see; None means every vehicle (admin). ``session``: another
+    than the request's (the ingest's notification step works on its own connection)."""
+    session = session or db.session
     if user.role == "admin":
         return None
     if user.role == "driver":
         return {v.id for v in user.vehicles}
     if user.role == "teacher":
-        teacher = db.session.get(Teacher, user.teacher_id) if user.teacher_id else None
+        teacher = session.get(Teacher, user.teacher_id) if user.teacher_id else None
         return {teacher.vehicle_id} if teacher and teacher.vehicle_id else set()
     if user.role != "logistics":
         return set()
@@ -51,9 +54,9 @@ def visible_vehicle_ids(user: User) -> set[str] | None:
     # A meal truck serves every school of the district: each school's logistics staff sees it.
     trucks = select(Vehicle.id).where(Vehicle.kind == "meal_truck")
     ids = (
-        set(db.session.scalars(buses))
-        | set(db.session.scalars(teachers_cars))
-        | set(db.session.scalars(trucks))
+        set(session.scalars(buses))
+        | set(session.scalars(teachers_cars))
+        | set(session.scalars(trucks))
     )
     return {i for i in ids if i}
 
@@ -65,7 +68,7 @@ def can_see_vehicle(user: User, vehicle_id: str) -> bool:
     ) is not None
 
 
-def visible_route_ids(user: User) -> set[str] | None:
+def visible_route_ids(user: User, session: Session | None = None) -> set[str] | None:
     """Route ids the user may read live; None means every route (admin).
 
     A parent sees the routes their children ride; logistics staff the routes of their schools
@@ -80,7 +83,8 @@ def visible_route_ids(user: User) -> set[str] | None:
     if user.role != "logistics":
         return set()
     school_ids = [s.id for s in user.schools]
-    return set(db.session.scalars(select(Route.id).where(Route.school_id.in_(school_ids))))
+    return set((session or db.session).scalars(
+        select(Route.id).where(Route.school_id.in_(school_ids))))
 
 
 def can_see_route(user: User, route_id: str) -> bool:
