@@ -13,6 +13,12 @@ from backend.models.district import (
 from backend.models.events import Event, TripAudit
 from backend.models.fleet import Device, Vehicle, vehicle_routes
 from backend.models.meals import MealReport
+from backend.models.outbox import (
+    NotificationDelivery,
+    SchedulerLease,
+    VehicleWatch,
+    apscheduler_jobs,
+)
 from backend.models.people import (
     Student,
     Teacher,
@@ -22,7 +28,6 @@ from backend.models.people import (
     user_students,
     user_vehicles,
 )
-from backend.models.outbox import NotificationDelivery, SchedulerLease, apscheduler_jobs
 from backend.models.service import Notification, RouteMessage, RouteSubstitution
 from backend.models.subsidies import SubsidyEntry
 from backend.models.tracking import LivePosition, Ping, Reject, Scan, TrackerState
@@ -30,6 +35,7 @@ from backend.models.tracking import LivePosition, Ping, Reject, Scan, TrackerSta
 __all__ = [
     "NotificationDelivery",
     "SchedulerLease",
+    "VehicleWatch",
     "apscheduler_jobs",
     "MealReport",
     "SubsidyEntry",

@@ -2,7 +2,7 @@
 
 ``NotificationDelivery``: one push of one notification on one channel (MQTT, webhook), with its
 retry state: the outbox a dispatcher works through (``notifications.push_state`` says whether a
-notification's deliveries were planned yet). ``SchedulerLease``: which ``xiaoche scheduler``
+notification's deliveries were planned yet). ``VehicleWatch``: whether a vehicle's device was reported offline. ``SchedulerLease``: which ``xiaoche scheduler``
 process may run jobs now. ``apscheduler_jobs``: APScheduler 3's own ``SQLAlchemyJobStore`` table,
 declared here so that migrations, not the job store, create it.
 """
@@ -54,6 +54,16 @@ class SchedulerLease(db.Model):
     holder: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
+
+
+class VehicleWatch(db.Model):
+    """The offline watch of one vehicle (``notifications.offline.OfflineWatch``): the
+    ``last_seen`` of the silence reported as ``device_offline``, until it is heard again."""
+
+    __tablename__ = "vehicle_watch"
+    vehicle_id: Mapped[str] = mapped_column(ForeignKey("vehicles.id"), primary_key=True)
+    silence_from: Mapped[float | None] = mapped_column(Float)
+    checked_at: Mapped[float] = mapped_column(Float)
 
 
 # The columns APScheduler 3.x's SQLAlchemyJobStore creates (apscheduler/jobstores/sqlalchemy.py).

@@ -34,6 +34,13 @@ def upgrade():
     sa.Column('expires_at', sa.Float(), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_scheduler_leases'))
     )
+    op.create_table('vehicle_watch',
+    sa.Column('vehicle_id', sa.String(length=64), nullable=False),
+    sa.Column('silence_from', sa.Float(), nullable=True),
+    sa.Column('checked_at', sa.Float(), nullable=False),
+    sa.ForeignKeyConstraint(['vehicle_id'], ['vehicles.id'], name=op.f('fk_vehicle_watch_vehicle_id_vehicles')),
+    sa.PrimaryKeyConstraint('vehicle_id', name=op.f('pk_vehicle_watch'))
+    )
     op.create_table('notification_deliveries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('notification_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -75,6 +82,7 @@ def downgrade():
         batch_op.drop_index('ix_notification_deliveries_due')
 
     op.drop_table('notification_deliveries')
+    op.drop_table('vehicle_watch')
     op.drop_table('scheduler_leases')
     with op.batch_alter_table('apscheduler_jobs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_apscheduler_jobs_next_run_time'))
