@@ -395,5 +395,31 @@ def report_subsidies_command(month: str, out: Path | None, xlsx: bool) -> None:
     _write_report(statements_csv(month_statements(month)), out, f"subsidies-{month}.csv", xlsx)
 
 
+@main.command("dispatch")
+@click.option("--interval", default=2.0, show_default=True, type=float,
+              help="seconds between looks at the outbox when it is empty")
+@with_appcontext
+def dispatch_command(interval: float) -> None:
+    """Push notifications (MQTT, webhook) from the outbox until SIGTERM/SIGINT; several may run
+    on PostgreSQL."""
+    import signal
+    import threading
+
+    from backend.dispatch_service import ChannelConfigError, check_settings, run_dispatcher
+
+    _prepare_database(with_sample=False)
+    app = current_app._get_current_object()
+    try:
+        channels = check_settings(app)
+    except ChannelConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo(f"xiaoche: dispatcher running (channels: {', '.join(channels) or 'none'})")
+    sys.stdout.flush()
+    run_dispatcher(app, stop, interval)
+
+
 if __name__ == "__main__":
     main()

@@ -146,6 +146,37 @@ SETTINGS: tuple[Setting, ...] = (
         "school day; then its logistics staff are told that it is missing",
     ),
     Setting(
+        "XIAOCHE_OFFLINE_AFTER_S",
+        "OFFLINE_AFTER_S",
+        180.0,
+        "a vehicle's device silent this long while one of its runs is scheduled is reported "
+        "offline to the staff who see it (once; then once back online)",
+        float,
+    ),
+    Setting(
+        "XIAOCHE_OFFLINE_CHECK_S",
+        "OFFLINE_CHECK_S",
+        30.0,
+        "how often the scheduler checks for silent devices",
+        float,
+    ),
+    Setting(
+        "XIAOCHE_SCHEDULER_LEASE_S",
+        "SCHEDULER_LEASE_S",
+        30.0,
+        "a scheduler runs the jobs only while it holds a lease in the database, renewed every "
+        "third of this; a standby scheduler takes over at most this long after the holder died",
+        float,
+    ),
+    Setting(
+        "XIAOCHE_DISPATCH_INTERVAL_S",
+        "DISPATCH_INTERVAL_S",
+        2.0,
+        "how often the scheduler pushes due notifications from the outbox: bounds the delay "
+        "an event waits before its push goes out",
+        float,
+    ),
+    Setting(
         "XIAOCHE_MEAL_ATTENDANCE_FACTOR",
         "MEAL_ATTENDANCE_FACTOR",
         0.95,
@@ -175,6 +206,36 @@ SETTINGS: tuple[Setting, ...] = (
         3600.0,
         "the server ends a /stream after this long and the client resumes with Last-Event-ID, "
         "so no worker thread is held forever and tokens are checked again",
+        float,
+    ),
+    Setting(
+        "XIAOCHE_WEBHOOK_URL",
+        "WEBHOOK_URL",
+        None,
+        "http(s) endpoint every pushed notification is POSTed to, signed (README, "
+        "Notifications delivery); unset: no webhook channel",
+    ),
+    Setting(
+        "XIAOCHE_WEBHOOK_SECRET",
+        "WEBHOOK_SECRET",
+        None,
+        "HMAC-SHA256 key of the webhook signature; required when XIAOCHE_WEBHOOK_URL is set",
+    ),
+    Setting(
+        "XIAOCHE_PUSH_MAX_ATTEMPTS",
+        "PUSH_MAX_ATTEMPTS",
+        8,
+        "tries of one push (MQTT, webhook) before it is given up as dead: with the 2 s…5 min "
+        "backoff, 8 tries span about 4 minutes, well inside the 15 minutes after which a "
+        "notification is stale anyway",
+        int,
+    ),
+    Setting(
+        "XIAOCHE_PUSH_TIMEOUT_S",
+        "PUSH_TIMEOUT_S",
+        10.0,
+        "longest wait for one push to be taken (HTTP answer, MQTT PUBACK, broker connection) "
+        "before it counts as a failed, retryable try",
         float,
     ),
     Setting("XIAOCHE_LOG_LEVEL", "LOG_LEVEL", "INFO", "Python logging level"),

@@ -153,3 +153,39 @@ def test_a_parent_who_asks_for_metres_is_told_by_distance(app, client, imported)
     # one ping a batch: said at the first ping within 1 km, i.e. less than 10 s of driving
     # (70 m at 25 km/h) inside it
     assert metres >= 1000 - 80, approaching[0].body
+
+
+def test_live_pings_are_pushed_and_a_backlog_40_minutes_late_is_not(webhook_app, imported,
+                                                                    english_parent,
+                                                                    webhook_server):
+    """End to end, pings → rules → outbox → dispatcher → a real webhook receiver on loopback:
+    the same trip pushed live reaches the parents; arriving as a backlog 40 minutes after it
+    happened, it is recorded in the in-app list and pushed to nobody."""
+    from backend.dispatch_service import dispatch_once
+
+    app = webhook_app
+    rows = on_schedule_drive(imported, MONDAY)
+    feed(pipeline(app), rows)
+    last_event = max(n.created_at for n in notes(app, PARENT_EN[0]))
+    with app.app_context():
+        ids = db.session.scalars(select(Notification.id)).all()
+        dispatch_once(app, now=last_event + 40 * 60)
+        states = set(db.session.scalars(select(Notification.push_state)))
+    assert ids and states == {"stale"}
+    assert webhook_server.requests == []
+    assert len(notes(app, PARENT_EN[0])) >= 3  # still in the in-app list
+
+    # the next morning's trip, dispatched as it happens: pushed, each once
+    tuesday = MONDAY + dt.timedelta(days=1)
+    feed(pipeline(app), on_schedule_drive(imported, tuesday))
+    with app.app_context():
+        fresh = db.session.scalars(select(Notification).where(
+            Notification.push_state == "pending").order_by(Notification.created_at)).all()
+        assert fresh
+        for n in fresh:  # each dispatched a few seconds after its cause
+            dispatch_once(app, now=n.created_at + 5)
+    answered = webhook_server.answered_2xx()
+    assert sorted(answered) == sorted(n.id for n in fresh)
+    assert set(answered.values()) == {1}
+    kinds = {r.json()["kind"] for r in webhook_server.requests}
+    assert {"bus_approaching", "bus_arrived_stop", "bus_arrived_school"} <= kinds
