@@ -8,9 +8,6 @@ ids and client ids are unique per test, so runs sharing one broker never see eac
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +18,7 @@ from sqlalchemy import func, select
 from backend.bundle import import_bundle
 from backend.extensions import db
 from backend.models import Ping
+from tests.processes import XiaocheProcess
 
 
 @pytest.fixture(scope="session")
@@ -53,53 +51,18 @@ def fleet(app, imported):
     return [d["id"] for d in devices]
 
 
-class IngestProcess:
+class IngestProcess(XiaocheProcess):
+    """`xiaoche ingest` on the test database and broker, with a fixed client id (its session)."""
+
     def __init__(self, database_url: str, mqtt_url: str, instance_path, client_id: str):
-        self.env = {**os.environ, "XIAOCHE_DATABASE_URL": database_url,
-                    "XIAOCHE_MQTT_URL": mqtt_url, "XIAOCHE_SECRET_KEY": "test",
-                    "XIAOCHE_INSTANCE_PATH": str(instance_path),
-                    "XIAOCHE_INGEST_CLIENT_ID": client_id,
-                    "XIAOCHE_INGEST_SESSION_EXPIRY_S": "300"}
-        self.process: subprocess.Popen | None = None
-        self.log = instance_path / "ingest.log"
+        # a new client id has no session yet: what is published before it subscribed is lost,
+        # hence start() waits for the subscription
+        super().__init__(["ingest"], "xiaoche: ingest subscribed", database_url, instance_path,
+                         XIAOCHE_MQTT_URL=mqtt_url, XIAOCHE_INGEST_CLIENT_ID=client_id,
+                         XIAOCHE_INGEST_SESSION_EXPIRY_S="300")
 
-    def start(self, **env: str) -> None:
-        """Start `xiaoche ingest`; ``env`` adds variables (``XIAOCHE_MAX_PING_AGE_S="0"``)."""
-        self.env.update(env)
-        handle = open(self.log, "ab")  # noqa: SIM115  (closed in stop/kill)
-        self.process = subprocess.Popen([sys.executable, "-m", "backend.cli", "ingest"],
-                                        env=self.env, stdout=handle, stderr=subprocess.STDOUT)
-        self._handle = handle
-        # a new client id has no session yet: what is published before it subscribed is lost
-        deadline = time.time() + 60
-        while "xiaoche: ingest subscribed" not in self.output():
-            if self.process.poll() is not None or time.time() > deadline:
-                raise AssertionError(f"ingest did not come up:\n{self.output()}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._close()
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-        self._close()
-
-    def _close(self) -> None:
-        if getattr(self, "_handle", None):
-            self._handle.close()
-            self._handle = None
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
+    def output(self, tail: int | None = 4000) -> str:
+        return super().output(tail)
 
 
 @pytest.fixture

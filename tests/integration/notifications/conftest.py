@@ -7,10 +7,6 @@ Usernames are unique per test (``uuid``), so runs sharing one MQTT broker never 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -28,6 +24,7 @@ from backend.models import Notification, NotificationDelivery, User
 
 # the session's broker (real Mosquitto with XIAOCHE_TEST_MQTT_URL, else an embedded one)
 from tests.integration.ingest.conftest import mqtt_url  # noqa: F401
+from tests.processes import XiaocheProcess
 
 SECRET = "test-webhook-secret"
 # 12:00 in Asia/Shanghai (the default district timezone): outside the default quiet hours
@@ -173,49 +170,13 @@ def push_state(app, notification_id: int) -> str:
     return state
 
 
-class DispatchProcess:
-    """``xiaoche dispatch`` in a subprocess on the test database."""
+class DispatchProcess(XiaocheProcess):
+    """``xiaoche dispatch`` in a subprocess on the test database (no MQTT channel)."""
 
     def __init__(self, database_url: str, instance_path: Path, **env: str):
-        self.env = {**os.environ, "XIAOCHE_DATABASE_URL": database_url,
-                    "XIAOCHE_SECRET_KEY": "test", "XIAOCHE_INSTANCE_PATH": str(instance_path),
-                    "XIAOCHE_LOG_LEVEL": "INFO", **env}
+        super().__init__(["dispatch", "--interval", "0.2"], "xiaoche: dispatcher running",
+                         database_url, instance_path, XIAOCHE_LOG_LEVEL="INFO", **env)
         self.env.pop("XIAOCHE_MQTT_URL", None)
-        self.log = instance_path / f"dispatch-{uuid.uuid4().hex[:6]}.log"
-        self.process: subprocess.Popen | None = None
-        self._handle = None
-
-    def start(self, wait: bool = True) -> DispatchProcess:
-        self._handle = open(self.log, "ab")  # noqa: SIM115  (closed in stop)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "dispatch", "--interval", "0.2"],
-            env=self.env, stdout=self._handle, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while wait and "xiaoche: dispatcher running" not in self.output():
-            if self.process.poll() is not None or time.time() > deadline:
-                raise AssertionError(f"dispatcher did not come up:\n{self.output()}")
-            time.sleep(0.05)
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 @pytest.fixture
