@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
+from time import monotonic, time
 from typing import Any
 
 from flask import current_app, g, request
+from itsdangerous.encoding import base64_decode
 from sqlalchemy import select
 
 from backend.errors import ApiError
@@ -46,22 +49,98 @@ def login(username: str, password: str) -> dict[str, Any]:
     return {"access_token": token, "token_type": "Bearer", "expires_in": ttl, "role": user.role}
 
 
+def _token_identity() -> tuple[str, int]:
+    """(username, token_version) of the bearer token, its signature and age checked, or a 401."""
+    try:
+        return read_user_token(
+            current_app.config["SECRET_KEY"],
+            bearer_token(),
+            int(current_app.config["TOKEN_TTL_S"]),
+        )
+    except TokenError as exc:
+        raise unauthorized(exc.detail) from exc
+
+
+def _user_of(username: str, version: int) -> User:
+    user = db.session.scalars(select(User).filter_by(username=username)).first()
+    if user is None or user.token_version != version:
+        raise unauthorized("the token is no longer valid; log in again")
+    return user
+
+
 def current_user() -> User:
     """The authenticated user of this request (cached on ``g``), or a 401."""
     if "user" not in g:
-        try:
-            username, version = read_user_token(
-                current_app.config["SECRET_KEY"],
-                bearer_token(),
-                int(current_app.config["TOKEN_TTL_S"]),
-            )
-        except TokenError as exc:
-            raise unauthorized(exc.detail) from exc
-        user = db.session.scalars(select(User).filter_by(username=username)).first()
-        if user is None or user.token_version != version:
-            raise unauthorized("the token is no longer valid; log in again")
-        g.user = user
+        g.user = _user_of(*_token_identity())
     return g.user
+
+
+def _check_role(role: str, roles: tuple[str, ...]) -> None:
+    if roles and role not in roles:
+        raise ApiError(403, f"this needs the role {' or '.join(roles)}")
+
+
+# How long a worker process trusts what it read of a token's user for the hottest read
+# (``GET /routes/{id}/live``, polled by every parent's app): that the user exists with the
+# token's ``token_version`` (not logged out everywhere by an import), their role and the routes
+# they may read. Without it each request costs three SQL statements before any work. 2 s: a
+# revoked token, a changed role or a child moved to another route is refused by every worker
+# within 2 s, at once in the process that imported the change (``live_service.clear_caches``).
+# Keyed on the token itself (which carries the username and the token_version, signed): an
+# entry is only ever reached with the very token that was verified and read for it. A hit
+# skips the signature check but not the expiry: the token's signing time is kept and its age
+# checked against TOKEN_TTL_S on every request, as itsdangerous does. One cache per app (per
+# worker process; tests get a new app each).
+CALLER_TTL_S = 2.0
+_CALLERS = "xiaoche.callers"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What :func:`cached_caller` remembers of a token's user."""
+
+    user_id: int
+    username: str
+    role: str
+    route_ids: frozenset[str] | None  # ``scopes.visible_route_ids``; None: every route
+
+
+def cached_caller(*roles: str) -> Caller:
+    """The caller as :func:`require_role` (``roles``) and ``scopes.visible_route_ids`` see them,
+    read from the database at most every :data:`CALLER_TTL_S` seconds per token; 401 and 403
+    as :func:`require_role` answers them."""
+    from backend.scopes import visible_route_ids
+
+    token = bearer_token()
+    callers: dict[str, tuple[float, int, Caller]] = current_app.extensions.setdefault(
+        _CALLERS, {})
+    now = monotonic()
+    hit = callers.get(token)
+    if hit is None or now - hit[0] >= CALLER_TTL_S or not _unexpired(hit[1]):
+        user = _user_of(*_token_identity())  # the signature, the age, the token_version
+        visible = visible_route_ids(user)
+        hit = (now, _signed_at(token), Caller(user.id, user.username, user.role,
+                                              None if visible is None else frozenset(visible)))
+        if len(callers) >= 10_000:
+            callers.clear()
+        callers[token] = hit
+    _check_role(hit[2].role, roles)
+    return hit[2]
+
+
+def _signed_at(token: str) -> int:
+    """When a token that itsdangerous verified was signed (``payload.timestamp.signature``)."""
+    return int.from_bytes(base64_decode(token.rsplit(".", 2)[1]), "big")
+
+
+def _unexpired(signed_at: int) -> bool:
+    """itsdangerous's own test of ``max_age`` (whole seconds, no age below 0)."""
+    return 0 <= int(time()) - signed_at <= int(current_app.config["TOKEN_TTL_S"])
+
+
+def forget_callers() -> None:
+    """Drop this process's :func:`cached_caller` entries (after an import)."""
+    current_app.extensions.pop(_CALLERS, None)
 
 
 def require_role(*roles: str) -> Callable:
@@ -70,9 +149,7 @@ def require_role(*roles: str) -> Callable:
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            user = current_user()
-            if roles and user.role not in roles:
-                raise ApiError(403, f"this needs the role {' or '.join(roles)}")
+            _check_role(current_user().role, roles)
             return view(*args, **kwargs)
 
         return wrapper

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from backend.extensions import db
 from backend.models import Event, Route, RouteSubstitution, TrackerState, vehicle_routes
@@ -112,26 +112,49 @@ class TtlCache:
 # What a route is changes only on an import (in-process: cleared at once; elsewhere within a
 # minute); who drives it changes with a substitute bus. A finished answer is reused while its
 # buses' tracker states are unchanged (a new ping shows at once) and for at most a few seconds
-# (the time-dependent parts: a trip timing out, the next run of the day).
+# (the time-dependent parts: a trip timing out, the next run of the day); so is its JSON body,
+# per crs (``route_live_json``).
 _ROUTES = TtlCache(60.0)
 _DRIVERS = TtlCache(30.0)
 _ANSWERS = TtlCache(5.0)
+_BODIES = TtlCache(5.0)
 
 
 def clear_caches() -> None:
     """After an import or a substitute bus: this process sees the change at once."""
+    from backend.auth import forget_callers
+
     contexts().clear()
-    for cache in (_ROUTES, _DRIVERS, _ANSWERS):
+    for cache in (_ROUTES, _DRIVERS, _ANSWERS, _BODIES):
         cache.clear()
+    forget_callers()  # a password changed by the import logs its old tokens out here at once
 
 
 def route_live(route_id: str, now: float | None = None) -> RouteLive | None:
     """The live state of a route, or ``None`` when the route does not exist."""
+    found = _route_answer(route_id, clock() if now is None else now)
+    return None if found is None else found[1]
+
+
+def route_live_json(route_id: str, crs: str, render: Callable[[RouteLive, str], bytes]
+                    ) -> bytes | None:
+    """``render(route_live(route_id), crs)``, rendered once per answer and crs in this process
+    (the answer's signature: its buses' tracker states and the 5 s time bucket); ``None`` when
+    the route does not exist. When cached, a call costs at most one indexed read of its buses'
+    ``last_ts``, shared with the calls that arrived meanwhile (:class:`SharedRead`)."""
+    found = _route_answer(route_id, clock())
+    if found is None:
+        return None
+    signature, live = found
+    return _BODIES.get((signature, crs), lambda: render(live, crs))
+
+
+def _route_answer(route_id: str, now: float) -> tuple[tuple, RouteLive] | None:
+    """(signature, answer): the answer is recomputed only when the signature changes."""
     static = _ROUTES.get(route_id, lambda: _route_static(route_id))
     if static is None:
         return None
     definition, calendar = static
-    now = clock() if now is None else now
     today = local_date(now, calendar)
     candidates = list(_DRIVERS.get((route_id, today), lambda: route_vehicle_ids(route_id, today)))
     # a trip started yesterday evening and still running keeps yesterday's substitute
@@ -139,11 +162,121 @@ def route_live(route_id: str, now: float | None = None) -> RouteLive | None:
     candidates += [v for v in _DRIVERS.get((route_id, yesterday),
                                            lambda: route_vehicle_ids(route_id, yesterday))
                    if v not in candidates]
-    rows = db.session.execute(select(TrackerState.vehicle_id, TrackerState.last_ts, TrackerState.state)
-                              .where(TrackerState.vehicle_id.in_(candidates))).all()
-    signature = (route_id, int(now // 5), tuple(sorted((r.vehicle_id, r.last_ts) for r in rows)))
-    return _ANSWERS.get(signature, lambda: _compute_route_live(
-        route_id, definition, calendar, candidates, {r.vehicle_id: r.state for r in rows}, now))
+    # only the newest-ping marks here (the state JSON is read when the answer changed), and one
+    # read shared by the requests of this process that arrived before it started. A request
+    # whose session already holds a connection reads itself on it and never waits; the waiters
+    # hold none; so no request waits for a connection while holding one (no deadlock on the
+    # pool however many threads wait)
+    holds = _holds_connection()
+    marks = _shared_reads().get((route_id, tuple(candidates)),
+                                lambda: _newest_ping_marks(candidates, holds),
+                                share=not holds,
+                                max_age_s=current_app.config.get("LIVE_MARKS_MAX_AGE_S", 0.0))
+    signature = (route_id, int(now // 5), marks)
+    return signature, _ANSWERS.get(signature, lambda: _compute_route_live(
+        route_id, definition, calendar, candidates, _raw_states(candidates), now))
+
+
+_NEWEST_PING_MARKS = (select(TrackerState.vehicle_id, TrackerState.last_ts)
+                      .where(TrackerState.vehicle_id.in_(bindparam("ids", expanding=True))))
+
+
+def _newest_ping_marks(vehicle_ids: list[str], on_session: bool) -> tuple[tuple[str, float], ...]:
+    """(vehicle id, newest ping ts) of these vehicles' tracker states, sorted, through Core: on
+    the session's connection when it holds one, else on a pooled connection in autocommit,
+    given back at once (one statement, no BEGIN and ROLLBACK round trips around it)."""
+    if on_session:
+        rows = db.session.connection().execute(_NEWEST_PING_MARKS, {"ids": vehicle_ids}).all()
+    else:
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            rows = conn.execute(_NEWEST_PING_MARKS, {"ids": vehicle_ids}).all()
+    return tuple(sorted((vehicle_id, last_ts) for vehicle_id, last_ts in rows))
+
+
+def _holds_connection() -> bool:
+    """Whether this thread's session has begun a transaction (so holds a connection), without
+    creating a session when it has none."""
+    return db.session.registry.has() and db.session().in_transaction()
+
+
+class SharedRead:
+    """One read at a time per key, shared by the callers that arrived before it started.
+
+    A caller only ever gets the result of a read that *began after it called* (a read started
+    earlier may miss a commit the caller already knows of), so what it sees is as fresh as if it
+    had read itself, and sequential callers each read. But while one thread's read is in
+    flight, the callers arriving meanwhile wait for the next read and share it instead of each
+    running their own. ``max_age_s`` > 0 relaxes "after it called" to "at most that long
+    before" (a bounded staleness, for deployments that prefer fewer reads).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: dict[Any, _Slot] = {}
+
+    def get(self, key: Any, read: Callable[[], Any], share: bool = True,
+            max_age_s: float = 0.0) -> Any:
+        """``read()``, or the result of a read of ``key`` that began after this call (at most
+        ``max_age_s`` before it). With ``share=False`` the caller never waits: it reads itself
+        unless a fresh enough result is already there (and its result serves the waiters)."""
+        called = time.monotonic()
+        oldest = called - max_age_s  # a read that began at or after this will do
+        slot = self._slots.get(key)
+        if slot is None:
+            with self._lock:
+                if len(self._slots) > 10_000:
+                    self._slots.clear()
+                slot = self._slots.setdefault(key, _Slot())
+        with slot.changed:
+            while slot.done_started < oldest:  # no read fresh enough has finished
+                if not share:
+                    started = called
+                    break
+                if not slot.reading:
+                    slot.reading = True
+                    started = time.monotonic()
+                    break
+                slot.changed.wait()  # the read in flight (or the next one) will do
+            else:
+                return slot.value
+        try:
+            value = read()
+        except BaseException:
+            if share:
+                with slot.changed:
+                    slot.reading = False
+                    slot.changed.notify_all()  # a waiter reads (and meets the error) itself
+            raise
+        with slot.changed:
+            if started > slot.done_started:
+                slot.value, slot.done_started = value, started
+            if share:
+                slot.reading = False
+            slot.changed.notify_all()
+        return value
+
+
+class _Slot:
+    def __init__(self) -> None:
+        self.changed = threading.Condition(threading.Lock())
+        self.reading = False
+        self.done_started = float("-inf")  # when the newest finished read began
+        self.value: Any = None
+
+
+def _shared_reads() -> SharedRead:
+    """This app's shared reads (per process; tests get a new app each)."""
+    reads = current_app.extensions.get("xiaoche.shared_reads")
+    if reads is None:
+        reads = current_app.extensions.setdefault("xiaoche.shared_reads", SharedRead())
+    return reads
+
+
+def _raw_states(vehicle_ids: list[str]) -> dict[str, Any]:
+    """The stored tracker states (JSON) of these vehicles. Read after the signature's marks: a
+    state newer than its mark only makes the answer fresher, and the next call recomputes it."""
+    return dict(db.session.execute(select(TrackerState.vehicle_id, TrackerState.state)
+                                   .where(TrackerState.vehicle_id.in_(vehicle_ids))).all())
 
 
 def _compute_route_live(route_id: str, definition: rm.Route, calendar: rm.Calendar,

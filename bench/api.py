@@ -15,6 +15,7 @@ Numbers only, no assertions. Everything runs on this machine, on loopback:
 - **Broker**: an embedded Mosquitto on a free loopback port (``--mqtt-url`` selects another).
 - **Ingest**: the real ``.venv/bin/xiaoche ingest`` process (``XIAOCHE_MAX_PING_AGE_S=0``).
 - **API**: ``gunicorn -w 2 -k gthread --threads 64 --no-control-socket backend.wsgi:app``
+  (``--workers``, ``--threads``, ``--worker-class`` to compare other settings)
   (what ``xiaoche api`` runs, without its access log unless ``--access-log``).
 - **bus-07**: a thread publishes the drive's first part (06:40 → now) at once, then one ping every
   10 s with the current time as ``ts`` (the drive's position at that moment). From 石塘村 on the
@@ -363,12 +364,12 @@ def start_ingest(database: str, mqtt_url: str, workdir: Path) -> subprocess.Pope
 
 
 def start_api(database: str, port: int, workdir: Path, workers: int, threads: int,
-              access_log: bool) -> subprocess.Popen:
+              access_log: bool, worker_class: str = "gthread") -> subprocess.Popen:
     env = {**os.environ, "XIAOCHE_DATABASE_URL": database, "XIAOCHE_SECRET_KEY": "bench",
            "XIAOCHE_INSTANCE_PATH": str(workdir), "XIAOCHE_LOG_LEVEL": "WARNING"}
     gunicorn = Path(sys.executable).parent / "gunicorn"
     command = [str(gunicorn) if gunicorn.exists() else shutil.which("gunicorn") or "gunicorn",
-               "-w", str(workers), "-k", "gthread", "--threads", str(threads),
+               "-w", str(workers), "-k", worker_class, "--threads", str(threads),
                "--no-control-socket", "-b", f"127.0.0.1:{port}"]
     if access_log:  # as `xiaoche api` does (to a file here rather than stdout)
         command += ["--access-logfile", str(workdir / "access.log"), "--access-logformat",
@@ -588,7 +589,7 @@ class Bench:
         self.ingest = start_ingest(self.database, self.mqtt_url, self.workdir)
         self.port = free_port()
         self.api = start_api(self.database, self.port, self.workdir, a.workers, a.threads,
-                             a.access_log)
+                             a.access_log, a.worker_class)
         self.bus = Bus07(self.mqtt_url, drive)
         backfilled = self.bus.backfill(time.time())
         self.bus.start_feed()
@@ -789,7 +790,8 @@ def report(saved: dict[str, Any]) -> dict[str, Any]:
     s = saved["settings"]
     summary: dict[str, Any] = {"http": {}, "latency": {}}
     print(f"\n/live throughput: wrk -t{s['wrk_threads']} -c{s['connections']} "
-          f"-d{s['duration']:g}s, gunicorn -w {s['workers']} gthread --threads {s['threads']}; "
+          f"-d{s['duration']:g}s, gunicorn -w {s['workers']} {s.get('worker_class', 'gthread')} "
+          f"--threads {s['threads']}; "
           f"medians of {s['runs']} run(s)")
     print("| background ingest | req/s | runs min–max | p50 ms | p90 ms | p99 ms | p99.9 ms | "
           "errors | bg pings/s stored | ingest lag at end | cores: gunicorn / ingest / "
@@ -873,6 +875,8 @@ def main() -> None:
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=64, help="gthread threads per worker")
+    parser.add_argument("--worker-class", default="gthread",
+                        help="gunicorn worker class (gthread as `xiaoche api`; sync, gevent, …)")
     parser.add_argument("--access-log", action="store_true",
                         help="gunicorn access log as `xiaoche api` writes it (to a file)")
     parser.add_argument("--bg-rate", type=float, default=1000.0, help="background pings/s")
@@ -913,8 +917,8 @@ def main() -> None:
     saved: dict[str, Any] = {"settings": settings, "http": [], "latency": []}
     try:
         saved["setup"] = bench.setup(broker.url)
-        print(f"gunicorn on 127.0.0.1:{bench.port} ({args.workers} workers × {args.threads} "
-              f"threads), broker {broker.url}, PostgreSQL {args.pg.split('@')[-1]}, "
+        print(f"gunicorn on 127.0.0.1:{bench.port} ({args.workers} {args.worker_class} workers × "
+              f"{args.threads} threads), broker {broker.url}, PostgreSQL {args.pg.split('@')[-1]}, "
               f"{os.cpu_count()} cores; logs in {workdir}", flush=True)
         if not args.skip_http:
             warm = run_wrk(bench.port, bench.lua, args.connections, args.wrk_threads, 3)
