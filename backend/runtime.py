@@ -121,31 +121,32 @@ class _RequestHandler(WSGIRequestHandler):
 
 
 def run_scheduler(app: Flask) -> None:
-    """``xiaoche scheduler``: run the scheduled jobs until SIGTERM/SIGINT."""
-    from backend.scheduler import make_scheduler
+    """``xiaoche scheduler``: run the scheduled jobs until SIGTERM/SIGINT — while this process
+    holds the scheduler lease; on standby otherwise (backend.scheduler.LeasedScheduler)."""
+    from backend.scheduler import LeasedScheduler
 
     try:
-        scheduler = make_scheduler(app)
+        scheduler = LeasedScheduler(app)
     except ValueError as exc:
         raise SystemExit(f"xiaoche: {exc}") from exc
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     scheduler.start()
-    jobs = ", ".join(f"{job.id} next at {job.next_run_time}" for job in scheduler.get_jobs())
-    print(f"xiaoche: scheduler running ({jobs})", flush=True)
+    print(f"xiaoche: scheduler {scheduler.lease.holder} up; it runs the jobs while it holds "
+          "the lease", flush=True)
     try:
         stop.wait()
     finally:
-        scheduler.shutdown(wait=True)
+        scheduler.stop()
 
 
 def run_all_in_one(app: Flask, host: str, port: int) -> None:
     """``xiaoche serve``: broker (if embedded) + ingest + scheduler + HTTP API in one process."""
-    from backend.scheduler import make_scheduler
+    from backend.scheduler import LeasedScheduler
 
-    try:  # the nightly trip audit; a bad setting fails here, before anything has started
-        scheduler = make_scheduler(app)
+    try:  # the clock jobs; a bad setting fails here, before anything has started
+        scheduler = LeasedScheduler(app)
     except ValueError as exc:
         raise SystemExit(f"xiaoche: {exc}") from exc
     url, broker = mqtt_url_or_embedded(app)
@@ -167,8 +168,7 @@ def run_all_in_one(app: Flask, host: str, port: int) -> None:
         finally:
             server.server_close()
     finally:
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
+        scheduler.stop()
         if runner is not None:
             runner.stop()
         if broker is not None:

@@ -64,13 +64,16 @@ def test_the_audit_at_setting_is_read_from_the_environment():
 
 
 def test_the_started_scheduler_has_its_next_audit_planned_and_stops_cleanly(app, imported):
-    from backend.scheduler import start_scheduler
+    from backend.scheduler import LeasedScheduler
 
-    scheduler = start_scheduler(app)
+    scheduler = LeasedScheduler(app)
+    scheduler.keeper.step()  # what its thread does first: take the free lease, start the jobs
     try:
-        assert scheduler.running
-        next_run = scheduler.get_job(AUDIT_JOB_ID).next_run_time.astimezone(SHANGHAI)
+        assert scheduler.holding and scheduler.scheduler.running
+        job = scheduler.scheduler.get_job(AUDIT_JOB_ID)
+        next_run = job.next_run_time.astimezone(SHANGHAI)
         assert (next_run.hour, next_run.minute) == (0, 30)
     finally:
-        scheduler.shutdown(wait=False)
-    assert not scheduler.running
+        scheduler.stop()
+    assert not scheduler.scheduler.running
+    assert scheduler.lease.current() is None  # released
