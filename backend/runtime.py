@@ -150,6 +150,13 @@ def run_all_in_one(app: Flask, host: str, port: int) -> None:
     except ValueError as exc:
         raise SystemExit(f"xiaoche: {exc}") from exc
     url, broker = mqtt_url_or_embedded(app)
+    if broker is not None:
+        # the app's MQTT push channel (notifications to xiaoche/v1/users/…) uses the embedded
+        # broker too: drop the channels built before it was up, so the next dispatch has it
+        from backend.dispatch_service import close_channels
+
+        app.config["MQTT_URL"] = url
+        close_channels(app)
     runner = None
     try:
         runner = IngestRunner(app, url)

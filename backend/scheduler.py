@@ -10,7 +10,8 @@ yesterday's ground truth (DESIGN decision 1).
 At ``XIAOCHE_MEAL_REPORT_CUTOFF`` (default 10:00) every school day, the logistics staff of each
 school that has not reported its meals yet get a ``meal_report_missing`` notification.
 
-Every ``XIAOCHE_DISPATCH_INTERVAL_S`` (default 2 s) the notification outbox is dispatched.
+Every ``XIAOCHE_DISPATCH_INTERVAL_S`` (default 2 s) the notification outbox is dispatched, and
+every ``XIAOCHE_OFFLINE_CHECK_S`` (30 s) devices silent during a scheduled run are reported.
 
 The daily jobs live in APScheduler's ``SQLAlchemyJobStore`` (table ``apscheduler_jobs``), so a
 run due while no scheduler was up (a crash, a fail-over at 00:30) still happens once within
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 AUDIT_JOB_ID = "daily_trip_audit"
 MEAL_REMINDER_JOB_ID = "meal_report_reminder"
 DISPATCH_JOB_ID = "dispatch_outbox"
+OFFLINE_JOB_ID = "device_offline_watch"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 #: Job store aliases: the database table, and memory for the frequent dispatcher (see JobSpec).
 PERSISTENT, MEMORY = "default", "memory"
@@ -144,6 +146,12 @@ def dispatch_job() -> None:
     dispatch_once(running_app())
 
 
+def offline_watch_job() -> None:
+    from backend.offline_service import watch_devices
+
+    watch_devices(running_app())
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """One row of the job table. ``func`` is ``module:function`` (what the job store pickles)."""
@@ -190,6 +198,7 @@ def job_specs(app: Flask, tz) -> tuple[JobSpec, ...]:
     meal_hour, meal_minute = _local_time(app, "MEAL_REPORT_CUTOFF", "XIAOCHE_MEAL_REPORT_CUTOFF",
                                          "10:00")
     interval = _seconds(app, "DISPATCH_INTERVAL_S", "XIAOCHE_DISPATCH_INTERVAL_S", 2.0)
+    offline_every = _seconds(app, "OFFLINE_CHECK_S", "XIAOCHE_OFFLINE_CHECK_S", 30.0)
     return (
         JobSpec(AUDIT_JOB_ID, f"{__name__}:nightly_audit_job",
                 CronTrigger(hour=hour, minute=minute, timezone=tz), "audit yesterday's trips"),
@@ -203,6 +212,10 @@ def job_specs(app: Flask, tz) -> tuple[JobSpec, ...]:
         # a late run (a busy or suspended host) still happens, once (coalesced).
         JobSpec(DISPATCH_JOB_ID, f"{__name__}:dispatch_job", IntervalTrigger(
             seconds=interval, timezone=tz), "dispatch the notification outbox",
+            jobstore=MEMORY, misfire_grace_time=None),
+        # In memory for the same reason; its state is the vehicle_watch table.
+        JobSpec(OFFLINE_JOB_ID, f"{__name__}:offline_watch_job", IntervalTrigger(
+            seconds=offline_every, timezone=tz), "report devices silent during a scheduled run",
             jobstore=MEMORY, misfire_grace_time=None),
     )
 

@@ -110,3 +110,43 @@ def test_serve_keeps_tokens_in_query_strings_out_of_its_log(served, tmp_path):
     time.sleep(0.5)  # the request line is logged after the response
     log = (tmp_path / "serve.log").read_text(errors="replace")
     assert "GET /api/v1/me " in log and "5ecret" not in log
+
+
+def test_serve_pushes_a_broadcast_to_the_parents_app_over_its_embedded_broker(served):
+    """The whole outbox path in the one process: a staff broadcast → notification rows → the
+    scheduler's dispatcher → MQTT QoS 1 on the parent's own topic of the embedded broker."""
+    import queue
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from gps_ingest.mqtt_client import parse_mqtt_url
+
+    base, mqtt_url = served
+    host, port, *_ = parse_mqtt_url(mqtt_url)
+    received: queue.Queue = queue.Queue()
+    subscribed = queue.Queue()
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"app-{time.time_ns()}",
+                         protocol=paho.MQTTv311)
+    client.on_message = lambda c, u, m: received.put((m.topic, m.qos, m.payload))
+    client.on_subscribe = lambda *a: subscribed.put(True)
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe(
+        "xiaoche/v1/users/zhang.lanlan/notifications", qos=1)
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        subscribed.get(timeout=20)
+        status, body = http("POST", f"{base}/api/v1/auth/token",
+                            {"username": "houqin.wang", "password": "demo-logistics-1"})
+        token = json.loads(body)["access_token"]
+        status, body = http("POST", f"{base}/api/v1/routes/zt-am-1/messages",
+                            {"title": "校车晚点", "body": "今天晚到10分钟"}, token=token)
+        assert status == 201, body
+        topic, qos, payload = received.get(timeout=30)
+        item = json.loads(payload)
+        assert topic == "xiaoche/v1/users/zhang.lanlan/notifications" and qos == 1
+        assert item["kind"] == "staff_message" and item["body"] == "今天晚到10分钟"
+        assert item["route_id"] == "zt-am-1"
+    finally:
+        client.loop_stop()
+        client.disconnect()

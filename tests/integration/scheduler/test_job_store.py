@@ -22,6 +22,7 @@ from backend.scheduler import (
     DISPATCH_JOB_ID,
     MEAL_REMINDER_JOB_ID,
     MEMORY,
+    OFFLINE_JOB_ID,
     PERSISTENT,
     LeasedScheduler,
     make_scheduler,
@@ -78,6 +79,9 @@ def test_the_daily_jobs_are_stored_in_the_table_the_dispatcher_in_memory(app, sc
     job = scheduler.get_job(DISPATCH_JOB_ID, jobstore=MEMORY)
     assert job.trigger.interval == dt.timedelta(seconds=2)
     assert (job.coalesce, job.max_instances) == (True, 1)
+    watch = scheduler.get_job(OFFLINE_JOB_ID, jobstore=MEMORY)
+    assert watch.trigger.interval == dt.timedelta(seconds=30)
+    assert watch.func_ref == "backend.scheduler:offline_watch_job"
     audit = scheduler.get_job(AUDIT_JOB_ID, jobstore=PERSISTENT)
     assert audit.func_ref == "backend.scheduler:nightly_audit_job" and audit.args == ()
     assert (audit.coalesce, audit.max_instances, audit.misfire_grace_time) == (True, 1, 3600)
