@@ -15,8 +15,10 @@
    (a 4xx), the delivery is ``dead`` (logged at WARNING, kept with its last error).
 
 On PostgreSQL both steps take their rows ``FOR UPDATE SKIP LOCKED``: any number of dispatchers
-(``xiaoche dispatch``, the scheduler) share the work and never take the same row. On SQLite run
-one dispatcher. Channels come from :func:`notifications.channels.channels_from_config` and live
+(``xiaoche dispatch``, the scheduler) share the work and never take the same row. SQLite locks
+no rows; there a conditional update claims each notification and delivery (see
+:func:`_next_due`), so a second dispatcher (``serve`` and a ``xiaoche dispatch`` beside it) is
+safe there too, if pointless: SQLite has one writer. Channels come from :func:`notifications.channels.channels_from_config` and live
 as long as the app (one MQTT connection per process).
 """
 
@@ -30,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from backend.extensions import db
 from backend.models import Notification, NotificationDelivery, User
@@ -46,6 +48,8 @@ CHANNELS_KEY = "xiaoche.push_channels"
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 300.0
 ERROR_MAX_CHARS = 1000
+#: SQLite: how long a claimed delivery is kept from other dispatchers (a send's timeout is 10 s)
+CLAIM_S = 60.0
 _channels_lock = threading.Lock()
 
 
@@ -161,20 +165,26 @@ def _plan(now: float, limit: int, channels: dict[str, Channel], result: Dispatch
                           n.dedupe_key or f"notification:{n.id}", route_id=n.route_id,
                           stop_id=n.stop_id, trip_id=n.trip_id, channels=offered)
         plan = plan_delivery(message, now, prefs, timezone, cfg)
-        if plan.held is not None:
-            n.push_state = plan.held
-            if plan.held == "stale":
-                result.held_stale += 1
-            else:
-                result.held_quiet += 1
+        push = [c for c in plan.channels if c != "app"] if plan.held is None else []
+        state = plan.held or ("planned" if push else "none")
+        # a conditional update claims the row: on SQLite, where nothing is locked by the read,
+        # a second dispatcher planning the same notification waits for this transaction and
+        # then updates nothing, so it writes no second set of deliveries
+        claimed = db.session.execute(
+            update(Notification).where(Notification.id == n.id,
+                                       Notification.push_state == "pending")
+            .values(push_state=state).execution_options(synchronize_session=False)).rowcount
+        if claimed != 1:
             continue
-        push = [c for c in plan.channels if c != "app"]
         for channel in push:
             db.session.add(NotificationDelivery(notification_id=n.id, channel=channel,
                                                 state="pending", attempts=0,
                                                 next_attempt_at=now))
-        n.push_state = "planned" if push else "none"
-        if push:
+        if plan.held == "stale":
+            result.held_stale += 1
+        elif plan.held is not None:
+            result.held_quiet += 1
+        elif push:
             result.planned += 1
         else:
             result.app_only += 1
@@ -193,15 +203,36 @@ def _preferences(user: User | None, notification_id: int) -> Preferences:
 
 
 def _next_due(now: float) -> NotificationDelivery | None:
-    """The oldest due delivery, locked on PostgreSQL (one row per transaction: committing after
-    its send releases only that lock, never a batch that other dispatchers could then take)."""
+    """The oldest due delivery, taken for this dispatcher.
+
+    On PostgreSQL it is locked ``FOR UPDATE SKIP LOCKED`` (one row per transaction: committing
+    after its send releases only that lock, never a batch that others could then take). SQLite
+    locks no row on a read, so there the delivery is claimed instead: its ``next_attempt_at`` is
+    moved :data:`CLAIM_S` ahead by an update that only succeeds while it is still due, and that
+    is committed before the send; another dispatcher no longer sees it as due, and if this one
+    dies mid-send the delivery is due again once the claim runs out.
+    """
     stmt = (select(NotificationDelivery)
             .where(NotificationDelivery.state == "pending",
                    NotificationDelivery.next_attempt_at <= now)
             .order_by(NotificationDelivery.next_attempt_at, NotificationDelivery.id).limit(1))
     if _is_postgres():
-        stmt = stmt.with_for_update(skip_locked=True)
-    return db.session.scalars(stmt).first()
+        return db.session.scalars(stmt.with_for_update(skip_locked=True)).first()
+    for _ in range(10):  # lost a race: take the next one
+        delivery = db.session.scalars(stmt).first()
+        if delivery is None:
+            return None
+        claimed = db.session.execute(
+            update(NotificationDelivery)
+            .where(NotificationDelivery.id == delivery.id,
+                   NotificationDelivery.state == "pending",
+                   NotificationDelivery.next_attempt_at == delivery.next_attempt_at)
+            .values(next_attempt_at=now + CLAIM_S)
+            .execution_options(synchronize_session=False)).rowcount
+        db.session.commit()
+        if claimed == 1:
+            return db.session.get(NotificationDelivery, delivery.id)
+    return None
 
 
 def _deliver(app: Flask, clock: Callable[[], float], limit: int, channels: dict[str, Channel],
