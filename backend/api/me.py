@@ -4,7 +4,7 @@ notifications and notification preferences."""
 from __future__ import annotations
 
 from flask import request
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import select
 
 from backend.api.common import BEARER, Blueprint
@@ -131,10 +131,20 @@ class PreferencesSchema(Schema):
         metadata={"description": "local window in which pushes wait, except those about a bus "
                                  "coming or a child boarding (null: none)"})
     channels = fields.List(
-        fields.String(validate=validate.OneOf(CHANNELS)), load_default=list(CHANNELS),
-        validate=validate.Length(max=len(CHANNELS)),
-        metadata={"description": "where to push: app (in-app list and /stream), mqtt, webhook"})
+        fields.String(validate=lambda name: _known_channel(name)), load_default=list(CHANNELS),
+        validate=validate.Length(max=20),
+        metadata={"description": "where to push: app (in-app list and /stream), mqtt, webhook, "
+                                 "or a channel the district registered (e.g. sms)"})
     language = fields.String(load_default=DEFAULT_LANGUAGE, validate=validate.OneOf(LANGUAGES))
+
+
+def _known_channel(name: str) -> bool:
+    from notifications.channels import registered
+
+    if name not in ("app", *CHANNELS, *registered()):
+        raise ValidationError(f"unknown channel {name!r}; known: "
+                              f"{', '.join(dict.fromkeys(('app', *CHANNELS, *registered())))}")
+    return True
 
 
 @blp.get("/preferences")

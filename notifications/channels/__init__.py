@@ -7,6 +7,7 @@ POST, and :func:`~notifications.channels.webhook.verify` for receivers). The dis
 """
 
 from notifications.channels.base import Channel, ChannelConfigError, DeliveryError
-from notifications.channels.registry import channels_from_config, register
+from notifications.channels.registry import channels_from_config, register, registered
 
-__all__ = ["Channel", "ChannelConfigError", "DeliveryError", "channels_from_config", "register"]
+__all__ = ["Channel", "ChannelConfigError", "DeliveryError", "channels_from_config", "register",
+           "registered"]

@@ -83,3 +83,20 @@ def test_not_json_is_refused(client, imported):
 def test_needs_a_token(client, imported):
     assert client.get("/api/v1/me/preferences").status_code == 401
     assert client.put("/api/v1/me/preferences", json={}).status_code == 401
+
+
+def test_a_channel_the_district_registered_can_be_chosen(client, imported):
+    from notifications.channels import register
+    from notifications.channels.registry import unregister
+
+    headers = login(client, *PARENT)
+    assert client.put("/api/v1/me/preferences", json={"channels": ["app", "sms"]},
+                      headers=headers).status_code == 422
+    register("sms", lambda config: None)
+    try:
+        response = client.put("/api/v1/me/preferences", json={"channels": ["app", "sms"]},
+                              headers=headers)
+        assert response.status_code == 200
+        assert response.get_json()["channels"] == ["app", "sms"]
+    finally:
+        unregister("sms")
