@@ -72,4 +72,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from backend.api import register_blueprints
 
     register_blueprints(app, api)
+    from backend.pages import bp as pages
+
+    app.register_blueprint(pages)  # the parents' and staff web pages at /
     return app

@@ -100,6 +100,24 @@ def serve_command(host: str, port: int, sample: bool | None) -> None:
     run_all_in_one(current_app._get_current_object(), host, port)
 
 
+@main.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@with_appcontext
+def demo_command(host: str, port: int) -> None:
+    """`serve` on the embedded default (SQLite in the instance folder, embedded broker, the
+    sample district) with a simulated fleet driving it; prints the page URL and the logins."""
+    from backend.demo import run_demo
+
+    if _database_url_given():
+        raise click.ClickException(
+            "xiaoche demo runs on the embedded default only (SQLite in the instance folder): "
+            "unset XIAOCHE_DATABASE_URL, or point XIAOCHE_INSTANCE_PATH at a folder of its own")
+    # the secret key: random per start (SPEC §1), so a demo's tokens end with it
+    _prepare_database(with_sample=True)
+    run_demo(current_app._get_current_object(), host, port)
+
+
 @main.command("ingest")
 @with_appcontext
 def ingest_command() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from gps_ingest.filters import haversine_m
+from backend.demo.geometry import path_lengths, point_along  # shared with `xiaoche demo`
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ZT_AM_1_STOPS = ["longfeng-cun", "shitang-cun", "dongan-cun", "zhuting"]
@@ -41,9 +41,7 @@ def drive_knots(bundle: dict, date: dt.date) -> tuple[list[tuple[float, float]],
     path = route_path(bundle)
     places = {p["id"]: (p["lat"], p["lon"]) for p in bundle["stops"] + bundle["schools"]}
     assert [places[s] for s in ZT_AM_1_STOPS] == [path[v] for v in STOP_VERTICES]
-    cum = [0.0]
-    for a, b in zip(path, path[1:], strict=False):
-        cum.append(cum[-1] + haversine_m(*a, *b))
+    cum = path_lengths(path)
     knots = [(local_ts(date, "06:40:00"), 0.0), (local_ts(date, "06:50:00"), 0.0)]
     for vertex, due in zip(STOP_VERTICES[1:], ["06:58:00", "07:06:00", "07:20:00"], strict=True):
         arrives = knots[-1][0] + (cum[vertex] - knots[-1][1]) / (DRIVE_KMH / 3.6)
@@ -87,11 +85,3 @@ def truth_arrivals(bundle: dict, date: dt.date) -> list[float]:
         out.append(t0 + (t1 - t0) * (edge - a0) / (a1 - a0))
     return out
 
-
-def point_along(
-    path: list[tuple[float, float]], cum: list[float], along: float
-) -> tuple[float, float]:
-    i = max(j for j in range(len(cum) - 1) if cum[j] <= along) if along > 0 else 0
-    f = min(1.0, (along - cum[i]) / (cum[i + 1] - cum[i]))
-    (lat0, lon0), (lat1, lon1) = path[i], path[i + 1]
-    return lat0 + f * (lat1 - lat0), lon0 + f * (lon1 - lon0)

@@ -1,0 +1,247 @@
+/* xiaoche pages: what every page shares — the dictionaries and the language toggle, the login
+ * token (sessionStorage), calls to the API with errors in words, the live stream, times.
+ * Plain ES2019, no build step, no third-party code: it runs from a village school's intranet. */
+(function () {
+  "use strict";
+
+  const XC = (window.XC = {});
+  const DICTS = JSON.parse(document.getElementById("xc-i18n").textContent);
+  const DEFAULT_LANG = "zh-CN";
+  const KEYS = { lang: "xiaoche.lang", token: "xiaoche.token", role: "xiaoche.role",
+                 notice: "xiaoche.notice" };
+  const STAFF = ["logistics", "admin"];
+  const languageListeners = [];
+
+  function stored(storage, key) {
+    try { return storage.getItem(key); } catch (e) { return null; }  // storage may be disabled
+  }
+  function store(storage, key, value) {
+    try {
+      if (value === null) storage.removeItem(key); else storage.setItem(key, value);
+    } catch (e) { /* private mode: the page still works for this visit */ }
+  }
+
+  let lang = DICTS[stored(localStorage, KEYS.lang)] ? stored(localStorage, KEYS.lang) : DEFAULT_LANG;
+
+  /* ---- words ------------------------------------------------------------------------- */
+  XC.t = function (key, params) {
+    let text = (DICTS[lang] && DICTS[lang][key]) || DICTS[DEFAULT_LANG][key] || key;
+    Object.keys(params || {}).forEach(function (name) {
+      text = text.split("{" + name + "}").join(String(params[name]));
+    });
+    return text;
+  };
+  XC.lang = function () { return lang; };
+  XC.onLanguage = function (fn) { languageListeners.push(fn); };
+
+  XC.translate = function (root) {
+    (root || document).querySelectorAll("[data-i18n]").forEach(function (el) {
+      el.textContent = XC.t(el.dataset.i18n);
+    });
+    (root || document).querySelectorAll("[data-i18n-attr]").forEach(function (el) {
+      el.dataset.i18nAttr.split(";").forEach(function (pair) {
+        const parts = pair.split(":");
+        el.setAttribute(parts[0], XC.t(parts[1]));
+      });
+    });
+  };
+
+  XC.setLanguage = function (next) {
+    lang = DICTS[next] ? next : DEFAULT_LANG;
+    store(localStorage, KEYS.lang, lang);
+    document.documentElement.lang = lang;
+    const button = document.getElementById("lang");
+    if (button) button.lang = lang === "en" ? "zh-CN" : "en";  // the button names the other one
+    XC.translate(document);
+    languageListeners.forEach(function (fn) { fn(lang); });
+  };
+
+  /* ---- login ------------------------------------------------------------------------- */
+  XC.token = function () { return stored(sessionStorage, KEYS.token); };
+  XC.role = function () { return stored(sessionStorage, KEYS.role); };
+  XC.saveLogin = function (token, role) {
+    store(sessionStorage, KEYS.token, token);
+    store(sessionStorage, KEYS.role, role);
+  };
+  XC.pageFor = function (role) {
+    if (role === "parent") return "/parent";
+    if (STAFF.indexOf(role) >= 0) return "/staff";
+    return null;
+  };
+  XC.isStaff = function (role) { return STAFF.indexOf(role) >= 0; };
+  /** Forget the token and go to the login page, which then shows the notice (a dictionary key). */
+  XC.toLogin = function (noticeKey) {
+    store(sessionStorage, KEYS.token, null);
+    store(sessionStorage, KEYS.role, null);
+    if (noticeKey) store(sessionStorage, KEYS.notice, noticeKey);
+    window.location.replace("/");
+  };
+  XC.takeNotice = function () {
+    const key = stored(sessionStorage, KEYS.notice);
+    store(sessionStorage, KEYS.notice, null);
+    return key;
+  };
+  /** On a page that needs a login: true when there is a token, else off to the login page. */
+  XC.requireLogin = function () {
+    if (XC.token()) return true;
+    XC.toLogin(null);
+    return false;
+  };
+
+  /* ---- the API ------------------------------------------------------------------------- */
+  function ApiError(status, key, params) {
+    this.name = "ApiError";
+    this.status = status;
+    this.key = key;
+    this.params = params || {};
+    this.message = XC.t(key, params);
+  }
+  ApiError.prototype = Object.create(Error.prototype);
+  XC.ApiError = ApiError;
+
+  function errorFor(response) {
+    const status = response.status;
+    if (status === 401) return new ApiError(401, "err.expired");
+    if (status === 403) return new ApiError(403, "err.forbidden");
+    if (status === 404) return new ApiError(404, "err.notFound");
+    if (status === 429) {
+      const wait = parseInt(response.headers.get("Retry-After") || "60", 10);
+      return new ApiError(429, "err.tooMany", { s: isNaN(wait) ? 60 : wait });
+    }
+    return new ApiError(status, "err.server");
+  }
+
+  /** fetch + JSON with the token; a 401 (token expired or revoked) goes back to the login page. */
+  XC.api = async function (path, options) {
+    const opts = options || {};
+    const headers = { Accept: "application/json" };
+    if (opts.auth !== false) {
+      const token = XC.token();
+      if (!token) { XC.toLogin("err.expired"); throw new ApiError(401, "err.expired"); }
+      headers.Authorization = "Bearer " + token;
+    }
+    if (opts.body !== undefined) headers["Content-Type"] = "application/json";
+    let response;
+    try {
+      response = await fetch(path, { method: opts.method || "GET", headers: headers,
+                                     body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+                                     credentials: "omit", cache: "no-store" });
+    } catch (e) {
+      throw new ApiError(0, "err.network");
+    }
+    if (!response.ok) {
+      const error = errorFor(response);
+      if (response.status === 401 && opts.auth !== false) XC.toLogin("err.expired");
+      throw error;
+    }
+    return response.status === 204 ? null : response.json();
+  };
+
+  /* ---- telling the user -------------------------------------------------------------- */
+  let bannerKey = null;
+  let bannerParams = null;
+  XC.showError = function (error) {
+    bannerKey = error && error.key ? error.key : "err.page";
+    bannerParams = error && error.params ? error.params : null;
+    const banner = document.getElementById("banner");
+    if (!banner) return;
+    banner.textContent = XC.t(bannerKey, bannerParams);
+    banner.hidden = false;
+  };
+  XC.clearError = function () {
+    bannerKey = null;
+    const banner = document.getElementById("banner");
+    if (banner) banner.hidden = true;
+  };
+  XC.onLanguage(function () { if (bannerKey) XC.showError({ key: bannerKey, params: bannerParams }); });
+
+  window.addEventListener("error", function () { XC.showError({ key: "err.page" }); });
+  window.addEventListener("unhandledrejection", function (event) {
+    XC.showError(event.reason instanceof ApiError ? event.reason : { key: "err.page" });
+  });
+
+  /* ---- time -------------------------------------------------------------------------- */
+  /* Times are shown in the district's timezone (the page's data-timezone), whatever the
+   * browser's: a parent in 渌口 and the notifications' texts agree on "07:05". */
+  const timezone = document.body.dataset.timezone || "Asia/Shanghai";
+  let hhmm = null;
+  try {
+    hhmm = new Intl.DateTimeFormat("en-GB", { timeZone: timezone, hour: "2-digit",
+                                               minute: "2-digit", hourCycle: "h23" });
+  } catch (e) { hhmm = null; }  // an unknown zone: the browser's own
+  XC.time = function (iso) {
+    if (!iso) return "";
+    const date = new Date(iso);
+    if (hhmm) return hhmm.format(date);
+    const pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return pad(date.getHours()) + ":" + pad(date.getMinutes());
+  };
+  XC.ago = function (iso) {
+    if (!iso) return "";
+    const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    if (s < 60) return XC.t("ago.now");
+    if (s < 3600) return XC.t("ago.min", { n: Math.floor(s / 60) });
+    if (s < 86400) return XC.t("ago.hour", { n: Math.floor(s / 3600) });
+    return XC.t("ago.day", { n: Math.floor(s / 86400) });
+  };
+
+  /* ---- the live stream --------------------------------------------------------------- */
+  /** EventSource on /api/v1/stream (the token in the query: EventSource sends no headers).
+   * ``handlers`` maps event names to functions of the parsed data; ``onStatus(live)`` tells
+   * whether the stream is connected. EventSource reconnects by itself (Last-Event-ID); when it
+   * gives up (an answer that is not a stream, e.g. 401) the token is checked and, if still
+   * good, a new stream is opened a few seconds later. */
+  XC.openStream = function (handlers, onStatus) {
+    let source = null;
+    let retry = null;
+    function open() {
+      const token = XC.token();
+      if (!token) { XC.toLogin("err.expired"); return; }
+      source = new EventSource("/api/v1/stream?access_token=" + encodeURIComponent(token));
+      Object.keys(handlers).forEach(function (name) {
+        source.addEventListener(name, function (event) {
+          let data;
+          try { data = JSON.parse(event.data); } catch (e) { return; }
+          handlers[name](data);
+        });
+      });
+      source.addEventListener("open", function () { onStatus(true); });
+      source.addEventListener("error", function () {
+        onStatus(false);
+        if (source.readyState === EventSource.CLOSED && retry === null) {
+          retry = window.setTimeout(function () {
+            retry = null;
+            XC.api("/api/v1/me").then(open, function () { /* the banner or the login page */ });
+          }, 3000);
+        }
+      });
+    }
+    open();
+    window.addEventListener("pagehide", function () { if (source) source.close(); });
+  };
+  XC.streamStatus = function (live) {
+    const el = document.getElementById("stream-status");
+    if (!el) return;
+    el.dataset.i18n = live ? "stream.live" : "stream.reconnecting";
+    el.className = "stream-status " + (live ? "live" : "down");
+    el.textContent = XC.t(el.dataset.i18n);
+  };
+
+  /* ---- every page -------------------------------------------------------------------- */
+  XC.el = function (tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  };
+
+  if (lang !== DEFAULT_LANG) XC.setLanguage(lang);
+  const langButton = document.getElementById("lang");
+  if (langButton) {
+    langButton.addEventListener("click", function () {
+      XC.setLanguage(lang === "en" ? "zh-CN" : "en");
+    });
+  }
+  const logout = document.getElementById("logout");
+  if (logout) logout.addEventListener("click", function () { XC.toLogin(null); });
+})();

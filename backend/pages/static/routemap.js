@@ -1,0 +1,102 @@
+/* A route drawn as inline SVG: its path as a polyline, its stops as circles (the child's stop
+ * larger and labelled), and the bus as a marker that moves. No map tiles: the drawing works
+ * offline and needs no map provider (and no GCJ-02 question: it is drawn in WGS-84 as stored). */
+(function () {
+  "use strict";
+
+  const SVG = "http://www.w3.org/2000/svg";
+  const WIDTH = 360;
+  const PAD = 28;
+  let ids = 0;
+
+  function node(tag, attrs, parent) {
+    const el = document.createElementNS(SVG, tag);
+    Object.keys(attrs || {}).forEach(function (name) { el.setAttribute(name, attrs[name]); });
+    if (parent) parent.appendChild(el);
+    return el;
+  }
+
+  /** ``options``: path [[lat, lon]…], stops [{stop_id, name, lat, lon}], highlight (a stop_id). */
+  function RouteMap(container, options) {
+    const points = options.path.concat(options.stops.map(function (s) { return [s.lat, s.lon]; }));
+    const meanLat = points.reduce(function (sum, p) { return sum + p[0]; }, 0) / points.length;
+    const k = Math.cos(meanLat * Math.PI / 180);
+    const xs = points.map(function (p) { return p[1] * k; });
+    const ys = points.map(function (p) { return -p[0]; });
+    const minX = Math.min.apply(null, xs), maxX = Math.max.apply(null, xs);
+    const minY = Math.min.apply(null, ys), maxY = Math.max.apply(null, ys);
+    const spanX = Math.max(maxX - minX, 1e-6), spanY = Math.max(maxY - minY, 1e-6);
+    const height = Math.round(Math.min(Math.max(WIDTH * spanY / spanX, 180), 420));
+    const scale = Math.min((WIDTH - 2 * PAD) / spanX, (height - 2 * PAD) / spanY);
+    const offX = (WIDTH - scale * spanX) / 2, offY = (height - scale * spanY) / 2;
+    this.project = function (lat, lon) {
+      return [offX + (lon * k - minX) * scale, offY + (-lat - minY) * scale];
+    };
+
+    const captionId = "route-map-caption-" + (++ids);
+    this.svg = node("svg", { viewBox: "0 0 " + WIDTH + " " + height, role: "img",
+                             "aria-labelledby": captionId, class: "route-map" });
+    this.title = node("title", { id: captionId }, this.svg);
+    const self = this;
+    const line = options.path.map(function (p) { return self.project(p[0], p[1]).join(","); }).join(" ");
+    node("polyline", { points: line, class: "route-casing" }, this.svg);
+    node("polyline", { points: line, class: "route-line" }, this.svg);
+
+    this.stops = {};
+    options.stops.forEach(function (stop, i) {
+      const xy = self.project(stop.lat, stop.lon);
+      const mine = stop.stop_id === options.highlight;
+      const group = node("g", { class: "stop" + (mine ? " child-stop" : ""),
+                                transform: "translate(" + xy[0].toFixed(1) + " " + xy[1].toFixed(1) + ")",
+                                "data-stop-id": stop.stop_id }, self.svg);
+      node("circle", { r: mine ? 9 : 6 }, group);
+      node("title", {}, group).textContent = stop.name;
+      if (mine || i === 0 || i === options.stops.length - 1) {
+        const right = xy[0] < WIDTH - 90;
+        const label = node("text", { x: right ? 13 : -13, y: 4, "text-anchor": right ? "start" : "end",
+                                     class: "stop-label" }, group);
+        label.textContent = stop.name;
+      }
+      self.stops[stop.stop_id] = group;
+    });
+
+    this.bus = node("g", { class: "bus", visibility: "hidden" }, this.svg);
+    node("circle", { r: 13, class: "bus-halo" }, this.bus);
+    this.arrow = node("path", { d: "M0,-8 L6,6 L0,3 L-6,6 Z", class: "bus-arrow" }, this.bus);
+    this.busTitle = node("title", {}, this.bus);
+    container.textContent = "";
+    container.appendChild(this.svg);
+  }
+
+  RouteMap.prototype.setCaption = function (text) { this.title.textContent = text; };
+
+  RouteMap.prototype.setBus = function (lat, lon, heading, label) {
+    const xy = this.project(lat, lon);
+    this.bus.setAttribute("transform", "translate(" + xy[0].toFixed(1) + " " + xy[1].toFixed(1) + ")");
+    this.bus.setAttribute("data-lat", String(lat));
+    this.bus.setAttribute("data-lon", String(lon));
+    this.bus.setAttribute("visibility", "visible");
+    if (typeof heading === "number") {
+      this.arrow.setAttribute("transform", "rotate(" + Math.round(heading) + ")");
+      this.arrow.removeAttribute("visibility");
+    } else {
+      this.arrow.setAttribute("visibility", "hidden");  // standing: no direction to show
+    }
+    this.busTitle.textContent = label || "";
+  };
+
+  RouteMap.prototype.hideBus = function () {
+    this.bus.setAttribute("visibility", "hidden");
+    this.bus.removeAttribute("data-lat");
+    this.bus.removeAttribute("data-lon");
+  };
+
+  RouteMap.prototype.setStatus = function (stopId, status) {
+    const group = this.stops[stopId];
+    if (!group) return;
+    group.classList.remove("visited", "missed", "upcoming");
+    group.classList.add(status);
+  };
+
+  window.XC.RouteMap = RouteMap;
+})();

@@ -1,0 +1,152 @@
+/* The staff page (logistics, admin): every vehicle they see — online, route, trip, last seen —
+ * from GET /api/v1/vehicles/live, and the latest exceptions from GET /api/v1/events. Positions
+ * on /api/v1/stream update the table at once; both lists are also re-read every few seconds
+ * ("online" turns false by silence, which no event announces). */
+(function () {
+  "use strict";
+
+  const t = XC.t;
+  const KINDS = ["route_deviation_started", "overspeed", "stop_missed", "rider_wrong_bus",
+                 "device_offline"];
+  const VEHICLES_EVERY_MS = 10000;
+  const EXCEPTIONS_EVERY_MS = 20000;
+  const SHOWN_EXCEPTIONS = 30;
+  let vehicles = [];
+  let exceptions = [];
+  let updatedAt = null;
+
+  if (!XC.requireLogin()) return;
+
+  /* ---- vehicles ---------------------------------------------------------------------- */
+  function cell(row, text, className) {
+    const td = XC.el("td", className || "", text);
+    row.appendChild(td);
+    return td;
+  }
+
+  function renderVehicles() {
+    const body = document.querySelector("#vehicles tbody");
+    body.textContent = "";
+    if (!vehicles.length) {
+      const row = XC.el("tr");
+      cell(row, t("staff.noVehicles"), "empty").colSpan = 6;
+      body.appendChild(row);
+    }
+    vehicles.forEach(function (v) {
+      const row = XC.el("tr", v.online ? "online" : "offline");
+      row.dataset.vehicleId = v.vehicle_id;
+      const name = XC.el("th", "vehicle", v.vehicle_id);
+      name.scope = "row";
+      if (v.plate) name.appendChild(XC.el("span", "plate", v.plate));
+      row.appendChild(name);
+      cell(row, t("kind." + v.kind));
+      const status = cell(row, "", "status");
+      status.appendChild(XC.el("span", "badge " + (v.online ? "ok" : "off"),
+                               t(v.online ? "staff.online" : "staff.offline")));
+      cell(row, v.route_id || t("staff.noTrip"), "route");
+      cell(row, v.trip_id || t("staff.noTrip"), "trip");
+      const seen = cell(row, "", "last-seen");
+      if (v.last_seen) {
+        const when = XC.el("time", "", XC.ago(v.last_seen) + " · " + XC.time(v.last_seen));
+        when.dateTime = v.last_seen;
+        seen.appendChild(when);
+      } else {
+        seen.textContent = t("staff.never");
+      }
+      body.appendChild(row);
+    });
+    const stamp = document.getElementById("vehicles-updated");
+    stamp.textContent = updatedAt ? t("staff.updated", { time: XC.time(updatedAt) }) : "";
+  }
+
+  async function loadVehicles() {
+    try {
+      vehicles = await XC.api("/api/v1/vehicles/live");
+      updatedAt = new Date().toISOString();
+      XC.clearError();
+      renderVehicles();
+    } catch (e) {
+      XC.showError(e);
+    }
+  }
+
+  function onPosition(data) {
+    const v = vehicles.find(function (x) { return x.vehicle_id === data.vehicle_id; });
+    if (!v) return;
+    v.online = true;
+    v.last_seen = data.ts;
+    v.route_id = data.route_id;
+    v.trip_id = data.trip_id;
+    v.position = data;
+    renderVehicles();
+  }
+
+  /* ---- exceptions -------------------------------------------------------------------- */
+  function detail(e) {
+    const d = e.details || {};
+    if (e.kind === "overspeed" && d.max_speed_kmh !== undefined) {
+      return t("detail.overspeed", { max: Math.round(d.max_speed_kmh), limit: d.limit_kmh });
+    }
+    if (e.kind === "route_deviation_started" && d.max_offset_m !== undefined) {
+      return t("detail.deviation", { m: Math.round(d.max_offset_m) });
+    }
+    if (e.kind === "device_offline" && d.silent_s !== undefined) {
+      return t("detail.offline", { n: Math.round(d.silent_s / 60) });
+    }
+    if (e.kind === "rider_wrong_bus") {
+      return t("detail.wrongBus", { name: d.student_name || d.student_id || "", route: d.expected_route_id || "" });
+    }
+    if (e.stop_id) return t("detail.stop", { stop: e.stop_id });
+    return "";
+  }
+
+  function renderExceptions() {
+    const list = document.getElementById("exceptions");
+    list.textContent = "";
+    exceptions.forEach(function (e) {
+      const li = XC.el("li", "exception " + e.kind);
+      li.dataset.kind = e.kind;
+      li.dataset.vehicleId = e.vehicle_id || "";
+      const when = XC.el("time", "exception-time", XC.time(e.ts));
+      when.dateTime = e.ts;
+      li.appendChild(when);
+      li.appendChild(XC.el("strong", "exception-kind", t("event." + e.kind)));
+      const where = [e.vehicle_id, e.route_id].filter(Boolean).join(" · ");
+      li.appendChild(XC.el("span", "exception-where", where));
+      const text = detail(e);
+      if (text) li.appendChild(XC.el("span", "exception-detail", text));
+      list.appendChild(li);
+    });
+    document.getElementById("no-exceptions").hidden = exceptions.length > 0;
+  }
+
+  async function loadExceptions() {
+    try {
+      const pages = await Promise.all(KINDS.map(function (kind) {
+        return XC.api("/api/v1/events?kind=" + encodeURIComponent(kind) + "&limit=" + SHOWN_EXCEPTIONS);
+      }));
+      exceptions = pages.reduce(function (all, page) { return all.concat(page.items); }, [])
+        .sort(function (a, b) { return Date.parse(b.ts) - Date.parse(a.ts) || b.id - a.id; })
+        .slice(0, SHOWN_EXCEPTIONS);
+      renderExceptions();
+    } catch (e) {
+      XC.showError(e);
+    }
+  }
+
+  async function main() {
+    const me = await XC.api("/api/v1/me");
+    if (!XC.isStaff(me.role)) {
+      if (XC.pageFor(me.role)) window.location.replace(XC.pageFor(me.role));
+      else XC.showError({ key: "err.wrongRole", params: { role: me.role } });
+      return;
+    }
+    await Promise.all([loadVehicles(), loadExceptions()]);
+    XC.openStream({ position: onPosition, notification: loadExceptions }, XC.streamStatus);
+    window.setInterval(loadVehicles, VEHICLES_EVERY_MS);
+    window.setInterval(loadExceptions, EXCEPTIONS_EVERY_MS);
+  }
+
+  XC.onLanguage(function () { renderVehicles(); renderExceptions(); });
+  main().catch(function (e) { XC.showError(e); });
+})();
