@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from itertools import starmap
 from typing import Any
 
 from sqlalchemy import Connection, delete, select
+from sqlalchemy.engine import Engine
 
 from backend.extensions import db
 from backend.models import Ping, TripAudit, Vehicle
@@ -38,8 +42,6 @@ log = logging.getLogger(__name__)
 PINGS = Ping.__table__
 TRIP_AUDITS = TripAudit.__table__
 VEHICLES = Vehicle.__table__
-# Rows fetched per round trip while streaming a vehicle's day: a bus pinging every 5 s sends
-# ~17 k pings a day; the driver never buffers more than this many at once.
 
 Progress = Callable[[Sequence[str]], Iterable[str]]
 
@@ -81,11 +83,23 @@ class AuditSummary:
         )
 
 
+@dataclass
+class VehicleDay:
+    """One vehicle's day as computed from its stored pings, before anything is written: what a
+    worker process hands back to the process that writes."""
+
+    vehicle_id: str
+    had_pings: bool = False  # pings in the audit window (of a vehicle with routes)
+    audits: list[rm.TripAudit] = field(default_factory=list)
+    teacher_trips: list[rm.Event] = field(default_factory=list)  # teacher cars' trips of the day
+
+
 def audit_date(
     date: dt.date,
     vehicle_ids: Sequence[str] | None = None,
     progress: Progress | None = None,
     config: TrackerConfig = DEFAULT,
+    jobs: int = 1,
 ) -> AuditSummary:
     """Recompute and store every trip of the local service day ``date``.
 
@@ -99,6 +113,12 @@ def audit_date(
         Wraps the list of vehicle ids being audited (``tqdm`` in the CLI).
     config : TrackerConfig
         The tracker's tunables: the same as live tracking, or the audit would disagree with it.
+    jobs : int
+        Processes that read and track vehicles in parallel (``xiaoche audit --jobs``); this
+        process writes every vehicle's result in vehicle order as they come, so the rows are the
+        same whatever ``jobs`` is. 1 (the default, and what the scheduler's thread uses) runs
+        everything here. More needs ``fork`` (Linux) and a database other processes can open
+        (not SQLite ``:memory:``); otherwise the audit runs here, serially.
 
     Returns
     -------
@@ -112,15 +132,67 @@ def audit_date(
     engine = db.engine
     ids = _vehicle_ids(engine, vehicle_ids)
     summary = AuditSummary(date)
-    for vehicle_id in progress(ids) if progress is not None else ids:
-        audits, had_pings = _audit_vehicle(engine, vehicle_id, date, config)
-        if had_pings:
-            summary.vehicles += 1
-        for audit in audits:
-            summary.add(audit)
-        summary.teacher_trips_booked += book_teacher_trips(engine, vehicle_id, date, config)
+    shown = progress(ids) if progress is not None else ids
+    with _computed_days(engine, ids, date, config, jobs) as days:
+        for vehicle_id, day in zip(shown, days, strict=True):
+            assert day.vehicle_id == vehicle_id
+            if day.had_pings:
+                summary.vehicles += 1
+            for audit in day.audits:
+                summary.add(audit)
+            write_vehicle_day(engine, day, date)
+            summary.teacher_trips_booked += _book(engine, vehicle_id, day.teacher_trips)
     log.info("%s", summary.line())
     return summary
+
+
+@contextmanager
+def _computed_days(engine: Engine, ids: list[str], date: dt.date, config: TrackerConfig,
+                   jobs: int) -> Iterator[Iterator[VehicleDay]]:
+    """Every vehicle's computed day, in the order of ``ids``: here, or from ``jobs`` worker
+    processes that are stopped when the block is left (normally or not)."""
+    jobs = min(jobs, len(ids))
+    if jobs <= 1 or not _parallel_ok(engine):
+        yield (compute_vehicle_day(engine, vehicle_id, date, config) for vehicle_id in ids)
+        return
+    # fork: the workers start in milliseconds with everything imported, and inherit the engine
+    # with its options and event listeners (and a test's search_path), the date and the config
+    # (the same object, as the tracker's caches keyed by it expect). The parent's pooled
+    # connections are closed first, so that no worker inherits an open database connection.
+    engine.dispose()
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_init_worker, initargs=(engine, date, config))
+    try:
+        yield pool.map(_worker_vehicle_day, ids)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _parallel_ok(engine: Engine) -> bool:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        return database not in ("", ":memory:") and "mode=memory" not in str(url)
+    return True
+
+
+_worker_job: tuple[Engine, dt.date, TrackerConfig] | None = None
+
+
+def _init_worker(engine: Engine, date: dt.date, config: TrackerConfig) -> None:
+    """In a forked worker: the parent's engine without the parent's connections (none are
+    pooled at the fork; this only makes sure the worker never touches one)."""
+    global _worker_job
+    engine.dispose(close=False)
+    _worker_job = (engine, date, config)
+
+
+def _worker_vehicle_day(vehicle_id: str) -> VehicleDay:
+    assert _worker_job is not None
+    engine, date, config = _worker_job
+    return compute_vehicle_day(engine, vehicle_id, date, config)
 
 
 def _vehicle_ids(engine, vehicle_ids: Sequence[str] | None) -> list[str]:
@@ -134,18 +206,36 @@ def _vehicle_ids(engine, vehicle_ids: Sequence[str] | None) -> list[str]:
     return sorted(set(vehicle_ids))
 
 
-def _audit_vehicle(
-    engine, vehicle_id: str, date: dt.date, config: TrackerConfig
-) -> tuple[list[rm.TripAudit], bool]:
-    # Read, compute, then write in a short transaction of its own: holding a write transaction
-    # across the computation would block SQLite's single writer (the ingest) for its duration.
+def compute_vehicle_day(engine: Engine, vehicle_id: str, date: dt.date,
+                        config: TrackerConfig = DEFAULT) -> VehicleDay:
+    """Read a vehicle's context and pings and run them through the tracker; writes nothing.
+
+    A read-only connection of its own: holding a write transaction across the computation
+    would block SQLite's single writer (the ingest) for its duration.
+    """
+    day = VehicleDay(vehicle_id)
     with engine.connect() as conn:
         ctx = build_context(conn, vehicle_id)
+        if ctx is None:
+            return day
         pings: list[rm.Ping] = []
-        if ctx is not None and ctx.routes:  # a vehicle without routes has no trips to audit
+        if ctx.routes:  # a vehicle without routes has no trips to audit
             since, until = audit_window(ctx, date, config)
             pings = load_pings(conn, vehicle_id, since, until)
-    audits = audit_trips(ctx, pings, config, service_date=date) if ctx and pings else []
+        teacher_pings: list[rm.Ping] = []
+        if ctx.kind == "teacher_car" and ctx.teacher_id is not None:
+            day0 = service_day_start(date, ctx.calendar)
+            teacher_pings = load_pings(conn, vehicle_id, day0, day0 + DAY_S)
+    day.had_pings = bool(pings)
+    if pings:
+        day.audits = audit_trips(ctx, pings, config, service_date=date)
+    if teacher_pings:
+        day.teacher_trips = teacher_trips_of(ctx, teacher_pings, date, config)
+    return day
+
+
+def write_vehicle_day(engine: Engine, day: VehicleDay, date: dt.date) -> None:
+    """Replace the vehicle's trip audits of ``date`` with ``day``'s, in one transaction."""
     now = time.time()
     rows = [
         {
@@ -157,27 +247,33 @@ def _audit_vehicle(
             "result": trip_body(a),
             "computed_at": now,
         }
-        for a in audits
+        for a in day.audits
     ]
     with engine.begin() as conn:
-        _lock_vehicle(conn, vehicle_id)
+        _lock_vehicle(conn, day.vehicle_id)
         conn.execute(
             delete(TRIP_AUDITS).where(
                 TRIP_AUDITS.c.service_date == date.isoformat(),
-                TRIP_AUDITS.c.vehicle_id == vehicle_id,
+                TRIP_AUDITS.c.vehicle_id == day.vehicle_id,
             )
         )
         if rows:
             conn.execute(TRIP_AUDITS.insert(), rows)
-    return audits, bool(pings)
+
+
+def teacher_trips_of(ctx: rm.VehicleContext, pings: Sequence[rm.Ping], date: dt.date,
+                     config: TrackerConfig = DEFAULT) -> list[rm.Event]:
+    """The ``teacher_trip_completed`` events of service day ``date`` in a teacher car's pings
+    of that day."""
+    _, events = track(ctx, None, pings, config)
+    return [e for e in events if e.kind == "teacher_trip_completed"
+            and e.details.get("service_date") == date.isoformat()]
 
 
 def book_teacher_trips(engine, vehicle_id: str, date: dt.date, config: TrackerConfig) -> int:
     """Recompute a teacher car's day from its stored pings and book on the subsidy ledger the
     trips the live run missed (a backlog that arrived late, a worker that was down); what is
     already booked stays as it is (:func:`backend.subsidy_service.book_trip`)."""
-    from backend.subsidy_service import book_trips
-
     with engine.connect() as conn:
         kind = conn.execute(select(Vehicle.kind).where(Vehicle.id == vehicle_id)).scalar()
         if kind != "teacher_car":  # a county's buses: no second context build per bus
@@ -187,11 +283,14 @@ def book_teacher_trips(engine, vehicle_id: str, date: dt.date, config: TrackerCo
             return 0
         day0 = service_day_start(date, ctx.calendar)
         pings = load_pings(conn, vehicle_id, day0, day0 + DAY_S)
-    _, events = track(ctx, None, pings, config)
-    trips = [e for e in events if e.kind == "teacher_trip_completed"
-             and e.details.get("service_date") == date.isoformat()]
+    return _book(engine, vehicle_id, teacher_trips_of(ctx, pings, date, config))
+
+
+def _book(engine, vehicle_id: str, trips: list[rm.Event]) -> int:
     if not trips:
         return 0
+    from backend.subsidy_service import book_trips
+
     with engine.begin() as conn:
         _lock_vehicle(conn, vehicle_id)
         return len(book_trips(conn, trips, recorded_by="audit"))
@@ -248,9 +347,13 @@ def load_pings(conn: Connection, vehicle_id: str, since: float, until: float) ->
         .order_by(PINGS.c.ts, PINGS.c.id)
     )
     # one vehicle-day is a few thousand rows: fetched at once as plain tuples by the driver and
-    # built positionally, several times faster than SQLAlchemy rows from a server-side cursor
+    # built positionally, several times faster than SQLAlchemy rows from a server-side cursor.
+    # psycopg fetches them in PostgreSQL's binary format: float8 as 8 bytes instead of text to
+    # parse, 2.4 times faster for a 5 s bus's day (bench/audit.py), the same values bit for bit.
     compiled = query.compile(dialect=conn.dialect)
-    cursor = conn.connection.cursor()
+    dbapi = conn.connection.dbapi_connection
+    postgres = conn.dialect.name == "postgresql"
+    cursor = dbapi.cursor(binary=True) if postgres else dbapi.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(str(compiled), compiled.params if conn.dialect.paramstyle in (
             "pyformat", "named") else tuple(compiled.params[k] for k in compiled.positiontup))

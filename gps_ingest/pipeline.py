@@ -220,32 +220,42 @@ class IngestPipeline:
             for p in w.decoded.pings]
         if not candidates:
             return []
-        devices = {p.device_id for _, p in candidates}
-        missing = [d for d in devices if d not in self._last_fix]
+        pings = [p for _, p in candidates]
+        devices = {p.device_id for p in pings}
+        known = self._last_fix
+        missing = [d for d in devices if d not in known]
         if missing:
             for device_id, (ts, lat, lon) in store.latest_fixes(conn, missing).items():
-                self._last_fix[device_id] = Fix(ts, lat, lon)
-        pings = [p for _, p in candidates]
-        last = {d: self._last_fix[d] for d in devices if d in self._last_fix}
+                known[device_id] = Fix(ts, lat, lon)
+        last = {d: known[d] for d in devices if d in known}
         kept, rejects = apply_filters(pings, last, self.clock(), self.filter_config)
-        kept_ids = {id(p) for p in kept}
+        if not rejects:  # the usual batch: every ping kept, in order
+            return candidates
         for index, reject in rejects:
             candidates[index][0].result.rejected.append(reject)
-        return [(w, p) for w, p in candidates if id(p) in kept_ids]
+        refused = {index for index, _ in rejects}
+        return [c for index, c in enumerate(candidates) if index not in refused]
 
     def _store(self, conn: Connection, work: list[_Work],
                accepted: list[tuple[_Work, PingRecord]]) -> tuple[list[StoredPing], list[StoredScan]]:
-        received = {id(w): w.message.received_at for w in work}
-        rows = [_ping_row(p, w.device, received[id(w)]) for w, p in accepted]  # type: ignore[arg-type]
-        new_keys = store.insert_pings(conn, rows)
+        # one tuple per ping in store.PING_COLUMNS order: no dict per ping (bench/ingest.py)
+        rows = [(p.device_id, w.device.vehicle_id, p.ts, p.lat, p.lon,  # type: ignore[union-attr]
+                 p.speed_kmh, p.heading_deg, p.accuracy_m, p.alt_m, p.battery_pct, p.seq,
+                 w.message.received_at) for w, p in accepted]
+        new_keys = store.insert_ping_rows(conn, rows)
         stored: list[StoredPing] = []
-        for w, p in accepted:
-            if (p.device_id, p.ts) in new_keys:
-                new_keys.discard((p.device_id, p.ts))  # a twin inside the batch is a duplicate
+        if len(new_keys) == len(rows):  # every ping new (the filters dropped twins): the usual
+            for w, p in accepted:
                 w.result.accepted += 1
                 stored.append(StoredPing(w.device.vehicle_id, w.device.vehicle_kind, p))  # type: ignore[union-attr,arg-type]
-            else:
-                w.result.duplicates += 1
+        else:
+            for w, p in accepted:
+                if (p.device_id, p.ts) in new_keys:
+                    new_keys.discard((p.device_id, p.ts))  # a twin inside the batch is a duplicate
+                    w.result.accepted += 1
+                    stored.append(StoredPing(w.device.vehicle_id, w.device.vehicle_kind, p))  # type: ignore[union-attr,arg-type]
+                else:
+                    w.result.duplicates += 1
         scans = self._store_scans(conn, work)
         store.insert_rejects(conn, [row for w in work for row in _reject_rows(w)])
         store.upsert_live_positions(conn, _newest_per_vehicle(stored, received_at=self.clock()))
@@ -268,22 +278,21 @@ class IngestPipeline:
         return stored
 
     def _remember_fixes(self, stored: list[StoredPing]) -> None:
+        newest: dict[str, PingRecord] = {}  # each device's newest stored ping, then one Fix
         for s in stored:
-            known = self._last_fix.get(s.ping.device_id)
-            if known is None or s.ping.ts > known.ts:
-                self._last_fix[s.ping.device_id] = Fix(s.ping.ts, s.ping.lat, s.ping.lon)
+            p = s.ping
+            best = newest.get(p.device_id)
+            if best is None or p.ts > best.ts:
+                newest[p.device_id] = p
+        for device_id, p in newest.items():
+            known = self._last_fix.get(device_id)
+            if known is None or p.ts > known.ts:
+                self._last_fix[device_id] = Fix(p.ts, p.lat, p.lon)
 
     def _reject_message(self, w: _Work, reason: str, detail: str) -> bool:
         w.result.rejected.append(Reject(reason=reason, index=None, detail=detail))
         w.decoded = None
         return False
-
-
-def _ping_row(p: PingRecord, device: DeviceInfo, received_at: float) -> dict[str, Any]:
-    return {"device_id": p.device_id, "vehicle_id": device.vehicle_id, "ts": p.ts, "lat": p.lat,
-            "lon": p.lon, "speed_kmh": p.speed_kmh, "heading_deg": p.heading_deg,
-            "accuracy_m": p.accuracy_m, "alt_m": p.alt_m, "battery_pct": p.battery_pct,
-            "seq": p.seq, "received_at": received_at}
 
 
 def _scan_row(s: ScanRecord, device: DeviceInfo, received_at: float) -> dict[str, Any]:

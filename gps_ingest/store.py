@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text, tuple_
+from sqlalchemy import Connection, func, select, tuple_
+from sqlalchemy import exc as exc_mod
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.models import LivePosition, Ping, Reject, Scan
@@ -27,28 +28,94 @@ def _insert(conn: Connection, table):
 
 PING_COLUMNS = ("device_id", "vehicle_id", "ts", "lat", "lon", "speed_kmh", "heading_deg",
                 "accuracy_m", "alt_m", "battery_pct", "seq", "received_at")
-_PG_TYPES = {"device_id": "text[]", "vehicle_id": "text[]", "seq": "bigint[]"}
-# One short statement whatever the batch size: PostgreSQL expands the arrays itself. A multi-row
-# VALUES insert of 500 rows × 12 parameters is a long statement that psycopg re-parses in Python
-# on every batch (it caches only short ones) — that parsing alone was 70 % of the ingest's time.
-_PG_INSERT_PINGS = text(
-    f"INSERT INTO pings ({', '.join(PING_COLUMNS)}) "
-    f"SELECT * FROM unnest("
-    + ", ".join(f"CAST(:{c} AS {_PG_TYPES.get(c, 'float8[]')})" for c in PING_COLUMNS)
+PingRow = tuple  # the values of PING_COLUMNS, in that order
+_PG_TYPES = {"device_id": "text", "vehicle_id": "text", "seq": "bigint"}
+_PG_COLUMN_TYPES = [_PG_TYPES.get(c, "float8") for c in PING_COLUMNS]
+_COLUMNS = ", ".join(PING_COLUMNS)
+# A few rows (an HTTP request, a quiet moment on MQTT): one short statement over arrays, one
+# round trip. PostgreSQL expands the arrays itself; a multi-row VALUES insert of 500 rows × 12
+# parameters is a long statement that psycopg re-parses in Python on every batch (it caches only
+# short ones) — that parsing alone was 70 % of the ingest's time.
+_PG_INSERT_PINGS = (
+    f"INSERT INTO pings ({_COLUMNS}) SELECT * FROM unnest("
+    + ", ".join(f"%s::{t}[]" for t in _PG_COLUMN_TYPES)
     + ") ON CONFLICT (device_id, ts) DO NOTHING RETURNING device_id, ts"
+)
+# More rows (a busy batch, a backlog of arrays): psycopg dumps each element of those arrays in
+# Python, ~8 µs a row. A binary COPY (rows formatted in C, ~1 µs a row) into a temporary table,
+# then one INSERT … SELECT with the same ON CONFLICT, costs two round trips more; the ingest of
+# 100-ping arrays stored about twice as many pings per second (bench/ingest.py). The table lives
+# as long as the database session and is emptied at every commit; it is created per transaction
+# "if not exists", so a session that lost it (a transaction-pooling proxy, a new connection, a
+# rolled-back batch that had created it) simply gets it again.
+COPY_MIN_ROWS = 64
+_PG_STAGE = "xiaoche_ping_stage"
+_PG_CREATE_STAGE = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_PG_STAGE} ("
+    + ", ".join(f"{c} {t}" for c, t in zip(PING_COLUMNS, _PG_COLUMN_TYPES, strict=True))
+    + ") ON COMMIT DELETE ROWS"
+)
+_PG_COPY_STAGE = f"COPY {_PG_STAGE} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_PG_INSERT_STAGED = (
+    f"INSERT INTO pings ({_COLUMNS}) SELECT {_COLUMNS} FROM {_PG_STAGE} "
+    f"ON CONFLICT (device_id, ts) DO NOTHING RETURNING device_id, ts"
 )
 
 
 def insert_pings(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[tuple[str, float]]:
     """Insert pings, skipping (device_id, ts) already stored; return the keys newly stored."""
+    return insert_ping_rows(conn, [tuple(r[c] for c in PING_COLUMNS) for r in rows])
+
+
+def insert_ping_rows(conn: Connection, rows: Sequence[PingRow]) -> set[tuple[str, float]]:
+    """:func:`insert_pings` for rows given as tuples of the :data:`PING_COLUMNS` values (no
+    dict per ping). Of two rows with the same (device_id, ts) in ``rows``, one is stored."""
     if not rows:
         return set()
-    if conn.dialect.name == "postgresql":
-        arrays = {c: [r[c] for r in rows] for c in PING_COLUMNS}
-        return {(r[0], r[1]) for r in conn.execute(_PG_INSERT_PINGS, arrays)}
-    stmt = (_insert(conn, PINGS).on_conflict_do_nothing(index_elements=["device_id", "ts"])
-            .returning(PINGS.c.device_id, PINGS.c.ts))
-    return {(r[0], r[1]) for r in conn.execute(stmt, list(rows))}
+    if conn.dialect.name != "postgresql":
+        stmt = (_insert(conn, PINGS).on_conflict_do_nothing(index_elements=["device_id", "ts"])
+                .returning(PINGS.c.device_id, PINGS.c.ts))
+        params = [dict(zip(PING_COLUMNS, r, strict=True)) for r in rows]
+        try:
+            return {(r[0], r[1]) for r in conn.execute(stmt, params)}
+        except OverflowError as exc:  # sqlite3 binds no integer beyond 64 bits (a seq of 2**63)
+            raise exc_mod.DataError(str(stmt), None, exc) from exc
+    if len(rows) < COPY_MIN_ROWS:
+        arrays = [list(column) for column in zip(*rows, strict=True)]
+        return _pg_driver(conn, _PG_INSERT_PINGS, arrays, lambda cursor: set(
+            cursor.execute(_PG_INSERT_PINGS, arrays).fetchall()))
+
+    def staged(cursor) -> set[tuple[str, float]]:
+        cursor.execute(_PG_CREATE_STAGE)
+        with cursor.copy(_PG_COPY_STAGE) as copy:
+            copy.set_types(_PG_COLUMN_TYPES)
+            write = copy.write_row
+            for row in rows:
+                write(row)
+        return set(cursor.execute(_PG_INSERT_STAGED).fetchall())
+
+    return _pg_driver(conn, _PG_COPY_STAGE, None, staged)
+
+
+def _pg_driver(conn: Connection, statement: str, params: Any, work):
+    """Run ``work(cursor)`` on psycopg's own cursor of ``conn`` (COPY has no SQLAlchemy API),
+    raising what the driver raises as SQLAlchemy does (``DataError``, ``IntegrityError``, …): the
+    pipeline keeps a message the database refuses as a reject by catching those.
+
+    A value the binary COPY cannot even encode is a ``DataError`` too: an integer beyond
+    ``bigint`` (a ``seq`` of 2**63, which JSON allows) or a string that is not valid Unicode.
+    Over arrays the same values reach PostgreSQL, which refuses them with a ``DataError``.
+    """
+    dbapi = conn.dialect.loaded_dbapi
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        return work(cursor)
+    except dbapi.Error as exc:
+        raise exc_mod.DBAPIError.instance(statement, params, exc, dbapi.Error) from exc
+    except (OverflowError, UnicodeError) as exc:
+        raise exc_mod.DataError(statement, params, exc) from exc
+    finally:
+        cursor.close()
 
 
 def insert_scans(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[tuple[float, str]]:
@@ -66,10 +133,34 @@ def insert_rejects(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         conn.execute(REJECTS.insert(), list(rows))
 
 
+_LIVE_COLUMNS = ("vehicle_id", "device_id", "ts", "lat", "lon", "speed_kmh", "heading_deg",
+                 "received_at")
+_PG_UPSERT_LIVE = (
+    f"INSERT INTO live_positions ({', '.join(_LIVE_COLUMNS)}) SELECT * FROM unnest("
+    "%s::text[], %s::text[], %s::float8[], %s::float8[], %s::float8[], %s::float8[], "
+    "%s::float8[], %s::float8[]) ON CONFLICT (vehicle_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _LIVE_COLUMNS[1:])
+    + " WHERE live_positions.ts < excluded.ts"
+)
+
+
 def upsert_live_positions(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
     """Move each vehicle's live position only forward in the device's own time."""
     rows = list(rows)
     if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        # one statement for the batch, vehicles in id order (two ingest processes lock the rows
+        # they share in the same order); one row per vehicle, its newest, as a statement may
+        # update a row only once
+        newest: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            known = newest.get(r["vehicle_id"])
+            if known is None or r["ts"] > known["ts"]:
+                newest[r["vehicle_id"]] = r
+        arrays = [[newest[v][c] for v in sorted(newest)] for c in _LIVE_COLUMNS]
+        _pg_driver(conn, _PG_UPSERT_LIVE, arrays,
+                   lambda cursor: cursor.execute(_PG_UPSERT_LIVE, arrays))
         return
     ins = _insert(conn, LIVE)
     columns = ("device_id", "ts", "lat", "lon", "speed_kmh", "heading_deg", "received_at")
