@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
 from backend.extensions import db
@@ -15,10 +17,54 @@ def init_database(app: Flask) -> None:
         # psycopg 3 is the driver we ship; spare admins the +psycopg suffix.
         uri = "postgresql+psycopg://" + uri[len("postgresql://") :]
         app.config["SQLALCHEMY_DATABASE_URI"] = uri
+    idle_s = app.config.get("POOL_PING_IDLE_S")
     if uri.startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+        idle_s = None
+    elif idle_s is not None:
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}), "pool_pre_ping": False}
     db.init_app(app)
     import backend.models  # noqa: F401  (register the tables on the metadata)
+
+    if idle_s is not None:
+        with app.app_context():
+            ping_when_idle(db.engine, float(idle_s))
+
+
+def ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """Instead of ``pool_pre_ping`` (a round trip before every checkout): ping a connection on
+    checkout only when it sat in the pool ``idle_s`` or longer, and replace it if the ping fails.
+
+    What ``pool_pre_ping`` guards against are connections that died while nobody used them (a
+    database restart during a quiet hour, an idle timeout in a proxy or firewall); those are
+    still pinged. A connection given back less than ``idle_s`` ago is used as it is: if the
+    server went away in that moment, the statement fails as one in flight would have, and
+    SQLAlchemy then invalidates the whole pool (``invalidate_pool_on_disconnect``), so the
+    following checkouts reconnect. ``GET /routes/{id}/live`` loses nothing even then: the fast
+    path hands a failed answer to Flask, which reads again on a new connection.
+    Set up for the API under gunicorn only (``backend.wsgi``: ``POOL_PING_IDLE_S``), whose
+    hottest read checks out a connection hundreds of times a second; other processes keep
+    ``pool_pre_ping``.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _given_back(_dbapi_connection, record) -> None:
+        record.info["xiaoche_checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+        checked_in = record.info.get("xiaoche_checked_in")  # None: a new connection
+        if checked_in is None or time.monotonic() - checked_in < idle_s:
+            return
+        dialect = engine.dialect
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                # the pool replaces this connection (and any older one) and checks out again
+                raise exc.InvalidatePoolError(str(error)) from error
+            raise
 
 
 @event.listens_for(Engine, "connect")

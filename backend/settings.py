@@ -238,6 +238,15 @@ SETTINGS: tuple[Setting, ...] = (
         "before it counts as a failed, retryable try",
         float,
     ),
+    Setting(
+        "XIAOCHE_LIVE_FASTPATH",
+        "LIVE_FASTPATH",
+        1,
+        "1: gunicorn's app (backend.wsgi) answers GET /routes/{id}/live from the caller and "
+        "answer caches in front of Flask (backend/fastpath.py: the same answers, and about 2.5x "
+        "the requests/s in bench/api.py); 0: every request goes through Flask",
+        int,
+    ),
     Setting("XIAOCHE_LOG_LEVEL", "LOG_LEVEL", "INFO", "Python logging level"),
 )
 

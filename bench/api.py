@@ -3,6 +3,7 @@
     .venv/bin/python bench/api.py [--quick] [--runs 3] [--duration 15] [--connections 50]
                                   [--bg-rate 1000] [--bg-devices 1000] [--samples 50]
                                   [--mqtt-url URL] [--pg postgresql://postgres@127.0.0.1:5432/postgres]
+                                  [--api-env XIAOCHE_LIVE_FASTPATH=0]
 
 Numbers only, no assertions. Everything runs on this machine, on loopback:
 
@@ -364,9 +365,11 @@ def start_ingest(database: str, mqtt_url: str, workdir: Path) -> subprocess.Pope
 
 
 def start_api(database: str, port: int, workdir: Path, workers: int, threads: int,
-              access_log: bool, worker_class: str = "gthread") -> subprocess.Popen:
+              access_log: bool, worker_class: str = "gthread",
+              extra_env: list[str] | None = None) -> subprocess.Popen:
     env = {**os.environ, "XIAOCHE_DATABASE_URL": database, "XIAOCHE_SECRET_KEY": "bench",
            "XIAOCHE_INSTANCE_PATH": str(workdir), "XIAOCHE_LOG_LEVEL": "WARNING"}
+    env.update(item.split("=", 1) for item in extra_env or ())
     gunicorn = Path(sys.executable).parent / "gunicorn"
     command = [str(gunicorn) if gunicorn.exists() else shutil.which("gunicorn") or "gunicorn",
                "-w", str(workers), "-k", worker_class, "--threads", str(threads),
@@ -589,7 +592,7 @@ class Bench:
         self.ingest = start_ingest(self.database, self.mqtt_url, self.workdir)
         self.port = free_port()
         self.api = start_api(self.database, self.port, self.workdir, a.workers, a.threads,
-                             a.access_log, a.worker_class)
+                             a.access_log, a.worker_class, a.api_env)
         self.bus = Bus07(self.mqtt_url, drive)
         backfilled = self.bus.backfill(time.time())
         self.bus.start_feed()
@@ -879,6 +882,9 @@ def main() -> None:
                         help="gunicorn worker class (gthread as `xiaoche api`; sync, gevent, …)")
     parser.add_argument("--access-log", action="store_true",
                         help="gunicorn access log as `xiaoche api` writes it (to a file)")
+    parser.add_argument("--api-env", action="append", default=[], metavar="XIAOCHE_X=VALUE",
+                        help="a setting for gunicorn's environment, e.g. XIAOCHE_LIVE_FASTPATH=0 "
+                             "(repeatable)")
     parser.add_argument("--bg-rate", type=float, default=1000.0, help="background pings/s")
     parser.add_argument("--bg-devices", type=int, default=1000,
                         help="background buses (each pings every bg-devices/bg-rate s)")
