@@ -213,6 +213,13 @@ class IngestPipeline:
             lat, lon = gcj02_to_wgs84(p.lat, p.lon)
             converted.append(dataclasses.replace(p, lat=lat, lon=lon))
         w.decoded.pings = converted
+        scans = []  # a scan's position (optional) is stored in WGS-84 as a ping's is
+        for s in w.decoded.scans:
+            if s.lat is not None and s.lon is not None:
+                lat, lon = gcj02_to_wgs84(s.lat, s.lon)
+                s = dataclasses.replace(s, lat=lat, lon=lon)
+            scans.append(s)
+        w.decoded.scans = scans
 
     def _filter(self, conn: Connection, work: list[_Work]) -> list[tuple[_Work, PingRecord]]:
         candidates: list[tuple[_Work, PingRecord]] = [

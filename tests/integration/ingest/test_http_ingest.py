@@ -114,6 +114,24 @@ def test_a_gcj02_device_is_converted_to_wgs84_on_the_way_in(client, app, importe
     assert abs(stored.lat - true_lat) < 1e-5 and abs(stored.lon - true_lon) < 1e-5
 
 
+def test_a_gcj02_devices_scan_positions_are_converted_too(client, app, imported):
+    from routing.gcj02 import wgs84_to_gcj02
+
+    true_lat, true_lon = 27.4850, 113.2650
+    lat, lon = wgs84_to_gcj02(true_lat, true_lon)
+    scans = [{"ts": time.time() - 30, "card_id": "04A1B2C3", "action": "board",
+              "lat": lat, "lon": lon},
+             {"ts": time.time() - 20, "card_id": "04A1B2C4", "action": "board"}]
+    result = client.post("/api/v1/ingest/scans", headers={"Authorization": "Bearer demo-token-bus-12"},
+                         json=scans).get_json()
+    assert result["accepted"] == 2
+    with app.app_context():
+        stored = {s.card_id: s for s in db.session.scalars(select(Scan))}
+    placed = stored["04A1B2C3"]
+    assert abs(placed.lat - true_lat) < 1e-5 and abs(placed.lon - true_lon) < 1e-5
+    assert stored["04A1B2C4"].lat is None and stored["04A1B2C4"].lon is None
+
+
 def test_scans_are_stored_once(client, app, imported):
     scans = [{"ts": time.time() - 60, "card_id": "04A1B2C3", "action": "board"},
              {"ts": time.time() - 30, "card_id": "04A1B2C4", "action": "board"}]
