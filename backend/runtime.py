@@ -11,7 +11,9 @@ import logging
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -24,12 +26,17 @@ INGEST_TOPICS = ("xiaoche/v1/devices/+/pings", "xiaoche/v1/devices/+/scans", "ow
 class IngestRunner:
     """MQTT → pipeline; acks each batch only after the pipeline committed it."""
 
-    def __init__(self, app: Flask, mqtt_url: str):
-        from backend.ingest_service import pipeline
+    def __init__(self, app: Flask, mqtt_url: str, processes: int = 0,
+                 pipeline_factory: Callable[[Flask], Any] | None = None):
+        """``processes`` ≥ 1: the pipeline runs in that many processes of its own
+        (``backend.ingest_processes``); 0: here, in this process."""
+        from backend.ingest_processes import PipelineProcesses, default_pipeline
         from gps_ingest.mqtt_client import MqttIngestClient
         from gps_ingest.pipeline import Message
 
-        self._pipeline = pipeline(app)
+        factory = pipeline_factory or default_pipeline
+        self._processes = PipelineProcesses(app, processes, factory) if processes > 0 else None
+        self._pipeline = None if self._processes is not None else factory(app)
         self._message = Message
         group = app.config.get("INGEST_SHARED_GROUP")
         client_id = app.config["INGEST_CLIENT_ID"]
@@ -45,19 +52,38 @@ class IngestRunner:
             session_expiry_s=int(app.config["INGEST_SESSION_EXPIRY_S"]))
 
     def handle_batch(self, messages) -> None:
+        if self._processes is not None:
+            self._processes.process([(m.topic, m.payload, m.received_at) for m in messages])
+            return
         batch = [self._message(payload=m.payload, received_at=m.received_at, topic=m.topic)
                  for m in messages]
-        self._pipeline.process(batch)
+        self._pipeline.process(batch)  # type: ignore[union-attr]
 
     @property
     def connected(self) -> bool:
         return self.client.connected
 
+    @property
+    def pipeline_pids(self) -> list[int | None]:
+        """The pipeline processes' ids (empty when the pipeline runs in this process)."""
+        return self._processes.pids if self._processes is not None else []
+
     def start(self) -> None:
-        self.client.start()
+        if self._processes is not None:
+            self._processes.start()  # before the first message can arrive
+        try:
+            self.client.start()
+        except BaseException:
+            if self._processes is not None:
+                self._processes.stop()
+            raise
 
     def stop(self) -> None:
-        self.client.stop()
+        try:
+            self.client.stop()  # finishes, commits and acks what it received
+        finally:
+            if self._processes is not None:
+                self._processes.stop()
 
 
 def mqtt_url_or_embedded(app: Flask):
@@ -89,17 +115,31 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def run_ingest(app: Flask) -> None:
-    """``xiaoche ingest``: run until SIGTERM/SIGINT."""
+def run_ingest(app: Flask, pipeline_factory: Callable[[Flask], Any] | None = None) -> None:
+    """``xiaoche ingest``: run until SIGTERM/SIGINT (the pipeline in ``INGEST_PROCESSES``
+    processes of its own; ``pipeline_factory`` builds it there, by default the app's own)."""
+    from backend.ingest_processes import PipelineProcessError
+
     url, broker = mqtt_url_or_embedded(app)
-    runner = IngestRunner(app, url)
+    processes = int(app.config.get("INGEST_PROCESSES", 0))
+    if processes < 0:
+        raise SystemExit("xiaoche: XIAOCHE_INGEST_PROCESSES must be 0 or more")
+    runner = IngestRunner(app, url, processes, pipeline_factory)
     freeze_startup_objects()
     app.extensions["xiaoche.ingest"] = runner
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    runner.start()
-    print(f"xiaoche: ingest subscribed on {url.split('@')[-1]}", flush=True)
+    try:
+        runner.start()
+    except PipelineProcessError as exc:
+        if broker is not None:
+            broker.stop()
+        raise SystemExit(f"xiaoche: {exc}") from exc
+    pids = ", ".join(str(pid) for pid in runner.pipeline_pids)
+    where = (f", {processes} pipeline process{'es' if processes > 1 else ''} (pid {pids})"
+             if processes else "")
+    print(f"xiaoche: ingest subscribed on {url.split('@')[-1]}{where}", flush=True)
     try:
         stop.wait()
     finally:

@@ -702,12 +702,25 @@ def _git_head() -> str:
         return ""
 
 
+def pipeline_without_tracking(app):
+    """The app's pipeline with no step after storage (no tracking, hence no notification rules).
+
+    Module-level so the pipeline processes (``XIAOCHE_INGEST_PROCESSES``, started with
+    ``spawn``) can build it too."""
+    from backend.ingest_service import pipeline
+
+    built = pipeline(app)
+    built.after_store, built.after_scans = [], []
+    return built
+
+
 def run_ingest_without_tracking() -> None:
-    """``xiaoche ingest`` with the pipeline built with ``after_store=[]`` (tracking off)."""
-    import backend.tracking_service
+    """``xiaoche ingest`` with the pipeline built by :func:`pipeline_without_tracking`."""
+    import backend.runtime
     from backend.cli import main as cli
 
-    backend.tracking_service.tracking_steps = lambda app: []
+    run_ingest = backend.runtime.run_ingest
+    backend.runtime.run_ingest = lambda app: run_ingest(app, pipeline_without_tracking)
     cli(["ingest"], prog_name="xiaoche")
 
 
