@@ -41,7 +41,7 @@ from routing import model as rm
 from routing.calendar import is_service_day
 from routing.config import TrackerConfig
 from routing.tracker import TrackerState as RoutingState
-from routing.tracker import track
+from routing.tracker import track_owned
 
 EVENTS = Event.__table__
 STATES = TrackerState.__table__
@@ -236,8 +236,9 @@ class TrackingStep:
         produced: list[rm.Event] = []
         tracked: Tracked = {}
         for vehicle_id in vehicle_ids:
-            new_state, new_events = track(contexts[vehicle_id], states.get(vehicle_id),
-                                          by_vehicle[vehicle_id], self.config)
+            # the state was read for this call alone: advanced in place, not copied
+            new_state, new_events = track_owned(contexts[vehicle_id], states.get(vehicle_id),
+                                                by_vehicle[vehicle_id], self.config)
             tracked[vehicle_id] = (contexts[vehicle_id], new_state)  # type: ignore[assignment]
             saved.append({"vid": vehicle_id, "state": new_state.to_dict(),
                           "last_ts": new_state.last_ts, "updated_at": now})

@@ -229,7 +229,9 @@ def _stop_positions(geom_parts: tuple[FloatArray, ...], stop_xy: list[tuple[floa
     return tuple(out)
 
 
-@lru_cache(maxsize=256)
+# a county has a few hundred routes: every one an ingest or audit process tracks stays cached (at
+# 256 a fleet of more routes than that would miss on every batch, the LRU cycling through it)
+@lru_cache(maxsize=4096)
 def route_geometry(route: Route) -> RouteGeometry:
     """The cached metric geometry of a route.
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from routing.audit import audit_trips
 from routing.model import Event, Route
 from routing.state import TrackerState
-from routing.tracker import track
+from routing.tracker import track, track_owned
 
 from .simulate import MONDAY, Drive, at, bus, drive, make_route, path_length, random_polyline
 
@@ -135,3 +135,24 @@ def test_state_survives_a_json_round_trip_mid_trip_with_identical_events(sc: Sce
         state, new = track(ctx, TrackerState.from_dict(stored) if stored else None, pings[a:b])
         events += new
     assert events == whole
+
+
+@PROPERTY
+@given(scenarios(), st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4))
+def test_tracking_in_place_gives_what_tracking_a_copy_gives_and_track_copies(sc: Scenario, cuts):
+    ctx = bus((sc.route,))
+    pings = sc.drive.pings
+    indices = sorted({int(c * len(pings)) for c in cuts} | {0, len(pings)})
+    copied: TrackerState | None = None
+    owned: TrackerState | None = None
+    for a, b in zip(indices, indices[1:], strict=False):
+        before = copied.to_dict() if copied is not None else None
+        new_copied, events = track(ctx, copied, pings[a:b])
+        if copied is not None:
+            assert copied.to_dict() == before  # track leaves its input alone
+        # what the ingest does: a state read for this call alone, advanced in place
+        owned, owned_events = track_owned(
+            ctx, TrackerState.from_dict(owned.to_dict()) if owned is not None else None,
+            pings[a:b])
+        assert owned_events == events and owned.to_dict() == new_copied.to_dict()
+        copied = new_copied
