@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from backend.extensions import db
 from backend.models import Ping, TripAudit, Vehicle
 from backend.timefmt import iso
-from backend.tracking_service import build_context
+from backend.tracking_service import build_context, build_contexts
 from routing import model as rm
 from routing.audit import audit_trips
 from routing.calendar import DAY_S, service_day_start
@@ -133,7 +133,9 @@ def audit_date(
     ids = _vehicle_ids(engine, vehicle_ids)
     summary = AuditSummary(date)
     shown = progress(ids) if progress is not None else ids
-    with _computed_days(engine, ids, date, config, jobs) as days:
+    with engine.connect() as conn:  # every context at once: a dozen statements, not per vehicle
+        contexts = build_contexts(conn, ids)
+    with _computed_days(engine, ids, date, config, jobs, contexts) as days:
         for vehicle_id, day in zip(shown, days, strict=True):
             assert day.vehicle_id == vehicle_id
             if day.had_pings:
@@ -148,12 +150,14 @@ def audit_date(
 
 @contextmanager
 def _computed_days(engine: Engine, ids: list[str], date: dt.date, config: TrackerConfig,
-                   jobs: int) -> Iterator[Iterator[VehicleDay]]:
+                   jobs: int, contexts: dict[str, rm.VehicleContext]
+                   ) -> Iterator[Iterator[VehicleDay]]:
     """Every vehicle's computed day, in the order of ``ids``: here, or from ``jobs`` worker
     processes that are stopped when the block is left (normally or not)."""
     jobs = min(jobs, len(ids))
     if jobs <= 1 or not _parallel_ok(engine):
-        yield (compute_vehicle_day(engine, vehicle_id, date, config) for vehicle_id in ids)
+        yield (compute_vehicle_day(engine, vehicle_id, date, config, contexts)
+               for vehicle_id in ids)
         return
     # fork: the workers start in milliseconds with everything imported, and inherit the engine
     # with its options and event listeners (and a test's search_path), the date and the config
@@ -161,7 +165,8 @@ def _computed_days(engine: Engine, ids: list[str], date: dt.date, config: Tracke
     # connections are closed first, so that no worker inherits an open database connection.
     engine.dispose()
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
-                               initializer=_init_worker, initargs=(engine, date, config))
+                               initializer=_init_worker,
+                               initargs=(engine, date, config, contexts))
     try:
         yield pool.map(_worker_vehicle_day, ids)
     finally:
@@ -178,21 +183,22 @@ def _parallel_ok(engine: Engine) -> bool:
     return True
 
 
-_worker_job: tuple[Engine, dt.date, TrackerConfig] | None = None
+_worker_job: tuple[Engine, dt.date, TrackerConfig, dict[str, rm.VehicleContext]] | None = None
 
 
-def _init_worker(engine: Engine, date: dt.date, config: TrackerConfig) -> None:
+def _init_worker(engine: Engine, date: dt.date, config: TrackerConfig,
+                 contexts: dict[str, rm.VehicleContext]) -> None:
     """In a forked worker: the parent's engine without the parent's connections (none are
     pooled at the fork; this only makes sure the worker never touches one)."""
     global _worker_job
     engine.dispose(close=False)
-    _worker_job = (engine, date, config)
+    _worker_job = (engine, date, config, contexts)
 
 
 def _worker_vehicle_day(vehicle_id: str) -> VehicleDay:
     assert _worker_job is not None
-    engine, date, config = _worker_job
-    return compute_vehicle_day(engine, vehicle_id, date, config)
+    engine, date, config, contexts = _worker_job
+    return compute_vehicle_day(engine, vehicle_id, date, config, contexts)
 
 
 def _vehicle_ids(engine, vehicle_ids: Sequence[str] | None) -> list[str]:
@@ -207,15 +213,18 @@ def _vehicle_ids(engine, vehicle_ids: Sequence[str] | None) -> list[str]:
 
 
 def compute_vehicle_day(engine: Engine, vehicle_id: str, date: dt.date,
-                        config: TrackerConfig = DEFAULT) -> VehicleDay:
-    """Read a vehicle's context and pings and run them through the tracker; writes nothing.
+                        config: TrackerConfig = DEFAULT,
+                        contexts: dict[str, rm.VehicleContext] | None = None) -> VehicleDay:
+    """Read a vehicle's context (unless ``contexts`` were read for the whole audit: a vehicle
+    missing there is unknown) and pings and run them through the tracker; writes nothing.
 
     A read-only connection of its own: holding a write transaction across the computation
     would block SQLite's single writer (the ingest) for its duration.
     """
     day = VehicleDay(vehicle_id)
     with engine.connect() as conn:
-        ctx = build_context(conn, vehicle_id)
+        ctx = (contexts.get(vehicle_id) if contexts is not None
+               else build_context(conn, vehicle_id))
         if ctx is None:
             return day
         pings: list[rm.Ping] = []

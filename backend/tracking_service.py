@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Connection, bindparam, or_, select
+from sqlalchemy import Connection, bindparam, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.extensions import db
@@ -49,15 +49,19 @@ ETA_HISTORY_RUNS = 10  # recent completed runs per run id whose segment times fe
 
 
 class ContextCache:
-    """Vehicle contexts built from the district tables, rebuilt after ``ttl_s`` or on demand."""
+    """Vehicle contexts built from the district tables, rebuilt after ``ttl_s`` or on demand.
+
+    :meth:`get_many` builds every missing or expired context of a batch together
+    (:func:`build_contexts`: a dozen statements for the lot, not a dozen per vehicle), so neither
+    a cold start nor the expiry of many contexts at once costs a round of queries per vehicle.
+    """
 
     def __init__(self, ttl_s: float = 60.0):
         self.ttl_s = ttl_s
         self._cache: dict[str, tuple[float, rm.VehicleContext]] = {}
         self._lock = threading.Lock()
 
-    def get(self, conn: Connection, vehicle_id: str) -> rm.VehicleContext | None:
-        now = time.monotonic()
+    def _fresh(self, vehicle_id: str, now: float) -> rm.VehicleContext | None:
         with self._lock:
             hit = self._cache.get(vehicle_id)
         # each vehicle's entry lives 80-120 % of ttl_s, so a large fleet's contexts are not all
@@ -65,11 +69,25 @@ class ContextCache:
         ttl_s = self.ttl_s * (0.8 + 0.4 * (zlib.crc32(vehicle_id.encode()) % 1000) / 1000)
         if hit is not None and now - hit[0] < ttl_s:
             return hit[1]
-        ctx = build_context(conn, vehicle_id)
-        if ctx is not None:
+        return None
+
+    def get(self, conn: Connection, vehicle_id: str) -> rm.VehicleContext | None:
+        return self.get_many(conn, [vehicle_id])[vehicle_id]
+
+    def get_many(self, conn: Connection,
+                 vehicle_ids: Sequence[str]) -> dict[str, rm.VehicleContext | None]:
+        """Each vehicle's context (``None`` for an unknown vehicle), the stale ones rebuilt."""
+        now = time.monotonic()
+        out: dict[str, rm.VehicleContext | None] = {v: self._fresh(v, now) for v in vehicle_ids}
+        missing = [v for v, ctx in out.items() if ctx is None]
+        if missing:
+            built = build_contexts(conn, missing)
             with self._lock:
-                self._cache[vehicle_id] = (now, ctx)
-        return ctx
+                for vehicle_id, ctx in built.items():
+                    self._cache[vehicle_id] = (now, ctx)
+            for vehicle_id in missing:
+                out[vehicle_id] = built.get(vehicle_id)
+        return out
 
     def clear(self) -> None:
         with self._lock:
@@ -96,12 +114,18 @@ def _place_of(session, place_id: str) -> rm.Place:
     return rm.Place(school.id, school.name, school.lat, school.lon, school.radius_m, True)
 
 
-def route_definition(session, route: Route) -> rm.Route:
+def route_definition(session, route: Route,
+                     places: dict[str, rm.Place] | None = None) -> rm.Route:
+    """The tracker's view of a route; ``places`` (id → place) spares a lookup per stop."""
+    def place(place_id: str) -> rm.Place:
+        known = places.get(place_id) if places is not None else None
+        return known if known is not None else _place_of(session, place_id)
+
     return rm.Route(
         id=route.id, name=route.name, school_id=route.school_id,
         path=tuple((float(c[0]), float(c[1])) for c in route.path["coordinates"]),
         corridor_m=route.corridor_m,
-        stops=tuple(_place_of(session, s.place_id) for s in route.stops),
+        stops=tuple(place(s.place_id) for s in route.stops),
         runs=tuple(rm.Run(
             id=run.id, times_s=tuple(int(t) for t in run.times_s),
             days=frozenset(run.days) if run.days is not None else None,
@@ -111,42 +135,86 @@ def route_definition(session, route: Route) -> rm.Route:
 
 
 def build_context(conn: Connection, vehicle_id: str) -> rm.VehicleContext | None:
-    from sqlalchemy.orm import Session
+    return build_contexts(conn, [vehicle_id]).get(vehicle_id)
 
+
+def build_contexts(conn: Connection,
+                   vehicle_ids: Sequence[str]) -> dict[str, rm.VehicleContext]:
+    """The tracking context of each known vehicle of ``vehicle_ids`` (unknown ones are left out),
+    read with a fixed number of statements whatever the number of vehicles."""
+    from sqlalchemy.orm import Session, selectinload
+
+    ids = sorted(set(vehicle_ids))
+    if not ids:
+        return {}
     with Session(bind=conn) as session:
-        vehicle = session.get(Vehicle, vehicle_id)
-        if vehicle is None:
-            return None
-        route_ids = session.scalars(select(vehicle_routes.c.route_id)
-                                    .where(vehicle_routes.c.vehicle_id == vehicle_id)).all()
-        calendar = district_calendar(conn, vehicle.district_id)
-        routes = _with_substitutions(
-            session, vehicle_id, calendar,
-            [route_definition(session, session.get(Route, r)) for r in sorted(route_ids)])
+        vehicles = session.scalars(select(Vehicle).where(Vehicle.id.in_(ids))).all()
+        if not vehicles:
+            return {}
+        ids = sorted(v.id for v in vehicles)
+        own: dict[str, list[str]] = defaultdict(list)
+        for vehicle_id, route_id in conn.execute(
+                select(vehicle_routes.c.vehicle_id, vehicle_routes.c.route_id)
+                .where(vehicle_routes.c.vehicle_id.in_(ids))):
+            own[vehicle_id].append(route_id)
+        subs = conn.execute(select(RouteSubstitution.route_id, RouteSubstitution.service_date,
+                                   RouteSubstitution.vehicle_id).where(or_(
+            RouteSubstitution.vehicle_id.in_(ids),
+            RouteSubstitution.route_id.in_({r for rs in own.values() for r in rs})))).all()
+        route_ids = {r for rs in own.values() for r in rs} | {r for r, _, v in subs if v in ids}
         schools = tuple(rm.Place(s.id, s.name, s.lat, s.lon, s.radius_m, True)
                         for s in session.scalars(select(School).order_by(School.id)))
-        teacher = session.scalars(select(Teacher).where(Teacher.vehicle_id == vehicle_id)).first()
-        assignments: tuple[rm.Assignment, ...] = ()
-        if teacher is not None:
-            assignments = tuple(rm.Assignment(a.school_id, frozenset(a.weekdays)) for a in
-                                session.scalars(select(TeacherAssignment)
-                                                .where(TeacherAssignment.teacher_id == teacher.id)))
-        history = _segment_history(conn, [run.id for route in routes for run in route.runs])
-        return rm.VehicleContext(
-            vehicle_id=vehicle.id, kind=vehicle.kind, speed_limit_kmh=vehicle.speed_limit_kmh,
-            routes=routes, schools=schools, calendar=calendar,
-            assignments=assignments, teacher_id=teacher.id if teacher else None,
-            segment_history=history)
+        definitions: dict[str, rm.Route] = {}
+        if route_ids:
+            loaded = session.scalars(
+                select(Route).where(Route.id.in_(route_ids))
+                .options(selectinload(Route.stops), selectinload(Route.runs))).all()
+            places = {p.id: p for p in schools}  # a stop of the same id wins, as in _place_of
+            wanted = {s.place_id for route in loaded for s in route.stops}
+            if wanted:  # every stop the routes name, in one statement
+                places.update((s.id, rm.Place(s.id, s.name, s.lat, s.lon, s.radius_m, False))
+                              for s in session.scalars(select(Stop).where(Stop.id.in_(wanted))))
+            for route in loaded:
+                definitions[route.id] = route_definition(session, route, places)
+        calendars = {d: district_calendar(conn, d) for d in {v.district_id for v in vehicles}}
+        teachers: dict[str, Teacher] = {}
+        for t in session.scalars(select(Teacher).where(Teacher.vehicle_id.in_(ids))
+                                 .order_by(Teacher.id)):
+            teachers.setdefault(t.vehicle_id, t)
+        assignments: dict[str, list[rm.Assignment]] = defaultdict(list)
+        if teachers:
+            for a in session.scalars(select(TeacherAssignment).where(
+                    TeacherAssignment.teacher_id.in_([t.id for t in teachers.values()]))
+                    .order_by(TeacherAssignment.teacher_id, TeacherAssignment.school_id)):
+                assignments[a.teacher_id].append(rm.Assignment(a.school_id, frozenset(a.weekdays)))
+        out: dict[str, rm.VehicleContext] = {}
+        routes_of: dict[str, tuple[rm.Route, ...]] = {}
+        for vehicle in vehicles:
+            calendar = calendars[vehicle.district_id]
+            routes_of[vehicle.id] = _with_substitutions(
+                vehicle.id, calendar, [definitions[r] for r in sorted(own[vehicle.id])
+                                       if r in definitions], subs, definitions)
+        history = _segment_history(conn, sorted({run.id for routes in routes_of.values()
+                                                 for route in routes for run in route.runs}))
+        for vehicle in vehicles:
+            routes = routes_of[vehicle.id]
+            runs = {run.id for route in routes for run in route.runs}
+            teacher = teachers.get(vehicle.id)
+            out[vehicle.id] = rm.VehicleContext(
+                vehicle_id=vehicle.id, kind=vehicle.kind, speed_limit_kmh=vehicle.speed_limit_kmh,
+                routes=routes, schools=schools, calendar=calendars[vehicle.district_id],
+                assignments=tuple(assignments[teacher.id]) if teacher else (),
+                teacher_id=teacher.id if teacher else None,
+                segment_history={r: h for r, h in history.items() if r in runs})
+        return out
 
 
-def _with_substitutions(session, vehicle_id: str, calendar: rm.Calendar,
-                        routes: list[rm.Route]) -> tuple[rm.Route, ...]:
+def _with_substitutions(vehicle_id: str, calendar: rm.Calendar, routes: list[rm.Route],
+                        subs: Sequence[Any], definitions: dict[str, rm.Route]
+                        ) -> tuple[rm.Route, ...]:
     """The vehicle's own routes minus the dates a substitute drives them, plus the routes it
     drives as a substitute on exactly those dates (``PUT /routes/{id}/vehicle``)."""
     own = {r.id for r in routes}
-    subs = session.execute(select(RouteSubstitution.route_id, RouteSubstitution.service_date,
-                                  RouteSubstitution.vehicle_id).where(or_(
-        RouteSubstitution.vehicle_id == vehicle_id, RouteSubstitution.route_id.in_(own)))).all()
     replaced: dict[str, set[dt.date]] = defaultdict(set)
     substitute: dict[str, set[dt.date]] = defaultdict(set)
     for route_id, date, driver in subs:
@@ -159,7 +227,9 @@ def _with_substitutions(session, vehicle_id: str, calendar: rm.Calendar,
         dataclasses.replace(run, except_dates=frozenset(replaced[r.id])) for run in r.runs))
         if r.id in replaced else r for r in routes]
     for route_id in sorted(set(substitute) - own):
-        route = route_definition(session, session.get(Route, route_id))
+        route = definitions.get(route_id)
+        if route is None:
+            continue
         runs = []
         for run in route.runs:
             dates = frozenset(d for d in substitute[route_id] if is_service_day(run, calendar, d))
@@ -171,14 +241,20 @@ def _with_substitutions(session, vehicle_id: str, calendar: rm.Calendar,
 
 
 def _segment_history(conn: Connection, run_ids: list[str]) -> dict[str, list[list[float]]]:
+    """The segment times of each run's last ``ETA_HISTORY_RUNS`` completed trips, newest first:
+    one statement for all the runs (a window per run)."""
+    if not run_ids:
+        return {}
+    recent = (select(EVENTS.c.run_id, EVENTS.c.details, func.row_number().over(
+        partition_by=EVENTS.c.run_id, order_by=(EVENTS.c.ts.desc(), EVENTS.c.id.desc()))
+        .label("n")).where(EVENTS.c.kind == "trip_completed", EVENTS.c.run_id.in_(run_ids))
+        .subquery())
     history: dict[str, list[list[float]]] = {}
-    for run_id in run_ids:
-        rows = conn.execute(select(EVENTS.c.details).where(
-            EVENTS.c.kind == "trip_completed", EVENTS.c.run_id == run_id)
-            .order_by(EVENTS.c.ts.desc()).limit(ETA_HISTORY_RUNS)).scalars().all()
-        segments = [list(r["segment_s"]) for r in rows if r and r.get("segment_s")]
-        if segments:
-            history[run_id] = segments
+    for run_id, details in conn.execute(
+            select(recent.c.run_id, recent.c.details).where(recent.c.n <= ETA_HISTORY_RUNS)
+            .order_by(recent.c.run_id, recent.c.n)):
+        if details and details.get("segment_s"):
+            history.setdefault(run_id, []).append(list(details["segment_s"]))
     return history
 
 
@@ -226,7 +302,7 @@ class TrackingStep:
                                                     speed_kmh=p.speed_kmh,
                                                     heading_deg=p.heading_deg,
                                                     accuracy_m=p.accuracy_m))
-        contexts = {v: self.contexts.get(conn, v) for v in sorted(by_vehicle)}
+        contexts = self.contexts.get_many(conn, sorted(by_vehicle))
         vehicle_ids = [v for v, ctx in contexts.items() if ctx is not None]
         if not vehicle_ids:
             return
