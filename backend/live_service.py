@@ -85,28 +85,68 @@ class RouteLive:
 
 
 class TtlCache:
-    """A small per-process cache whose entries live ``ttl_s`` seconds (monotonic clock)."""
+    """A small per-process cache whose entries live ``ttl_s`` seconds (monotonic clock).
+
+    One load per key at a time: the callers that miss while a load of their key is in flight
+    wait for it and take its value (``wait=True``), instead of each computing the same answer —
+    with 50 clients polling ``/live``, every expiry or new ping would otherwise have some
+    twenty threads of a worker compute and render the same answer at once, one after another
+    under the interpreter lock. A caller that holds a database connection passes ``wait=False``
+    when the load needs one (it loads itself rather than wait on a loader that might wait for
+    its connection); a failed load is retried by each waiter itself.
+    """
 
     def __init__(self, ttl_s: float):
         self.ttl_s = ttl_s
         self._items: dict[Any, tuple[float, Any]] = {}
+        self._loading: dict[Any, _Load] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Any, load: Callable[[], Any]) -> Any:
+    def get(self, key: Any, load: Callable[[], Any], wait: bool = True) -> Any:
         now = time.monotonic()
         hit = self._items.get(key)
         if hit is not None and now - hit[0] < self.ttl_s:
             return hit[1]
-        value = load()
         with self._lock:
-            if len(self._items) > 10_000:
-                self._items.clear()
-            self._items[key] = (now, value)
-        return value
+            running = self._loading.get(key)
+            if running is None:
+                running = self._loading[key] = _Load()
+                leader = True
+            else:
+                leader = False
+        if not leader:
+            if wait:
+                running.done.wait()
+                if running.ok:
+                    return running.value
+            return load()  # not waiting, or the load in flight failed: load here
+        try:
+            value = load()
+            running.value, running.ok = value, True
+            with self._lock:
+                if len(self._items) > 10_000:
+                    self._items.clear()
+                self._items[key] = (now, value)
+            return value
+        finally:
+            with self._lock:
+                self._loading.pop(key, None)
+            running.done.set()
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+class _Load:
+    """A load in flight: its waiters block on ``done``; ``ok`` says whether ``value`` is one."""
+
+    __slots__ = ("done", "ok", "value")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+        self.value: Any = None
 
 
 # What a route is changes only on an import (in-process: cleared at once; elsewhere within a
@@ -146,35 +186,39 @@ def route_live_json(route_id: str, crs: str, render: Callable[[RouteLive, str], 
     if found is None:
         return None
     signature, live = found
-    return _BODIES.get((signature, crs), lambda: render(live, crs))
+    return _BODIES.get((signature, crs), lambda: render(live, crs))  # no database: always wait
 
 
 def _route_answer(route_id: str, now: float) -> tuple[tuple, RouteLive] | None:
     """(signature, answer): the answer is recomputed only when the signature changes."""
-    static = _ROUTES.get(route_id, lambda: _route_static(route_id))
+    # A request whose session already holds a connection reads itself on it and never waits
+    # for another's read; the waiters hold none; so no request waits for a connection while
+    # holding one (no deadlock on the pool however many threads wait)
+    holds = _holds_connection()
+    static = _ROUTES.get(route_id, lambda: _route_static(route_id), wait=not holds)
     if static is None:
         return None
     definition, calendar = static
     today = local_date(now, calendar)
-    candidates = list(_DRIVERS.get((route_id, today), lambda: route_vehicle_ids(route_id, today)))
+    candidates = list(_DRIVERS.get((route_id, today), lambda: route_vehicle_ids(route_id, today),
+                                   wait=not holds))
     # a trip started yesterday evening and still running keeps yesterday's substitute
     yesterday = today - dt.timedelta(days=1)
     candidates += [v for v in _DRIVERS.get((route_id, yesterday),
-                                           lambda: route_vehicle_ids(route_id, yesterday))
+                                           lambda: route_vehicle_ids(route_id, yesterday),
+                                           wait=not holds)
                    if v not in candidates]
     # only the newest-ping marks here (the state JSON is read when the answer changed), and one
-    # read shared by the requests of this process that arrived before it started. A request
-    # whose session already holds a connection reads itself on it and never waits; the waiters
-    # hold none; so no request waits for a connection while holding one (no deadlock on the
-    # pool however many threads wait)
-    holds = _holds_connection()
+    # read shared by the requests of this process that arrived before it started
+    holds = _holds_connection()  # the loads above may have begun the session's transaction
     marks = _shared_reads().get((route_id, tuple(candidates)),
                                 lambda: _newest_ping_marks(candidates, holds),
                                 share=not holds,
                                 max_age_s=current_app.config.get("LIVE_MARKS_MAX_AGE_S", 0.0))
     signature = (route_id, int(now // 5), marks)
     return signature, _ANSWERS.get(signature, lambda: _compute_route_live(
-        route_id, definition, calendar, candidates, _raw_states(candidates), now))
+        route_id, definition, calendar, candidates, _raw_states(candidates), now),
+        wait=not holds)
 
 
 _NEWEST_PING_MARKS = (select(TrackerState.vehicle_id, TrackerState.last_ts)
