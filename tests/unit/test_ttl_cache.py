@@ -40,13 +40,19 @@ def test_callers_that_miss_while_a_load_runs_take_its_value():
     assert cache.get("k", lambda: "later") == "answer"  # and it is cached
 
 
-def test_a_caller_that_may_not_wait_loads_itself():
-    cache, calls = TtlCache(60.0), []
+def _loading(cache: TtlCache, key: str) -> tuple[threading.Thread, threading.Event]:
+    """A thread loading ``key`` until the returned event is set (the load has begun)."""
     started, release = threading.Event(), threading.Event()
-    leader = threading.Thread(target=cache.get, args=("k", _gate_load("a", started, release,
-                                                                      calls)))
+    leader = threading.Thread(target=cache.get, args=(key, _gate_load("a", started, release,
+                                                                      [])))
     leader.start()
     assert started.wait(10)
+    return leader, release
+
+
+def test_a_caller_that_may_not_wait_loads_itself():
+    cache = TtlCache(60.0)
+    leader, release = _loading(cache, "k")
     assert cache.get("k", lambda: "its own", wait=False) == "its own"  # while the load runs
     release.set()
     leader.join(10)
@@ -81,12 +87,8 @@ def test_when_the_load_fails_its_waiters_load_themselves_and_it_raises():
 
 
 def test_other_keys_never_wait_for_a_load():
-    cache, calls = TtlCache(60.0), []
-    started, release = threading.Event(), threading.Event()
-    leader = threading.Thread(target=cache.get, args=("k", _gate_load("a", started, release,
-                                                                      calls)))
-    leader.start()
-    assert started.wait(10)
+    cache = TtlCache(60.0)
+    leader, release = _loading(cache, "k")
     assert cache.get("other", lambda: "b") == "b"
     release.set()
     leader.join(10)
