@@ -7,7 +7,7 @@ import datetime as dt
 
 from backend.extensions import db
 from backend.models import RouteSubstitution
-from backend.tracking_service import EVENTS, ETA_HISTORY_RUNS, ContextCache, build_contexts
+from backend.tracking_service import ETA_HISTORY_RUNS, EVENTS, ContextCache, build_contexts
 from routing import model as rm
 
 VEHICLES = ["bus-07", "bus-12", "bus-spare", "car-liu", "truck-01"]
