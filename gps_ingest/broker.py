@@ -275,6 +275,9 @@ class EmbeddedBroker:
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+            # out of the terminal's process group: a Ctrl-C is for `serve`, which drains and acks
+            # its last batch and then stops the broker; the broker must not go first
+            start_new_session=True,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

@@ -207,6 +207,18 @@ def test_embedded_broker_on_a_taken_port_raises_broker_port_in_use(kind, tmp_pat
 
 
 @pytest.mark.parametrize("kind", ["mosquitto", "amqtt"])
+def test_a_ctrl_c_in_the_terminal_does_not_reach_the_embedded_broker(kind, tmp_path):
+    # the terminal signals its foreground process group; `serve` stops the broker itself, last
+    broker = EmbeddedBroker(port=0, data_dir=tmp_path, prefer=kind)
+    broker.start()
+    try:
+        assert os.getpgid(broker.pid) != os.getpgid(0)
+        assert os.getsid(broker.pid) == broker.pid
+    finally:
+        broker.stop()
+
+
+@pytest.mark.parametrize("kind", ["mosquitto", "amqtt"])
 def test_embedded_broker_stop_leaves_no_process_and_it_can_start_again(kind, tmp_path):
     broker = EmbeddedBroker(port=0, data_dir=tmp_path, prefer=kind)
     assert broker.kind == kind
