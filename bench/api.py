@@ -36,8 +36,8 @@ Measurements:
    medians. With the background load, wrk starts after ``--settle`` s (3) and once the ingest
    is less than 1 s behind (after a pause its vehicle contexts, cached 60 s, are cold: 1 000 to
    rebuild; at most 90 s). Before and after each run a request checks ``active: true``.
-   During each run the CPU time of gunicorn (master + workers), the ingest, the background
-   publisher, wrk and every ``postgres`` process is read from ``/proc`` (cores = CPU seconds /
+   During each run the CPU time of gunicorn (master + workers), the ingest (with its pipeline
+   processes), the background publisher, wrk and every ``postgres`` process is read from ``/proc`` (cores = CPU seconds /
    wall seconds; the PostgreSQL server is shared with other work on the machine), and with the
    background load: pings stored per second during the run and the ingest's lag at its end
    (now − newest stored ``ts`` of the background fleet).
@@ -638,9 +638,9 @@ class Bench:
             pre = {"pings": self.pings(), "at": time.monotonic(), "settle_s": settled}
         before_check = live_check(client)
         groups = self.groups(bg)
-        snap = cpu_snapshot(groups, with_children=("gunicorn",))
+        snap = cpu_snapshot(groups, with_children=("gunicorn", "ingest"))
         r = run_wrk(self.port, self.lua, a.connections, a.wrk_threads, seconds)
-        cpu = cpu_delta(snap, cpu_snapshot(groups, with_children=("gunicorn",)))
+        cpu = cpu_delta(snap, cpu_snapshot(groups, with_children=("gunicorn", "ingest")))
         cpu.pop("reaped_children")
         cpu["wrk"] = round(r.pop("wrk_cores"), 3)
         r["cpu_cores"] = cpu
