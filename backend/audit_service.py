@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from backend.extensions import db
 from backend.models import Ping, TripAudit, Vehicle
 from backend.timefmt import iso
-from backend.tracking_service import build_context, build_contexts
+from backend.tracking_service import build_contexts
 from routing import model as rm
 from routing.audit import audit_trips
 from routing.calendar import DAY_S, service_day_start
@@ -212,19 +212,17 @@ def _vehicle_ids(engine, vehicle_ids: Sequence[str] | None) -> list[str]:
     return sorted(set(vehicle_ids))
 
 
-def compute_vehicle_day(engine: Engine, vehicle_id: str, date: dt.date,
-                        config: TrackerConfig = DEFAULT,
-                        contexts: dict[str, rm.VehicleContext] | None = None) -> VehicleDay:
-    """Read a vehicle's context (unless ``contexts`` were read for the whole audit: a vehicle
-    missing there is unknown) and pings and run them through the tracker; writes nothing.
+def compute_vehicle_day(engine: Engine, vehicle_id: str, date: dt.date, config: TrackerConfig,
+                        contexts: dict[str, rm.VehicleContext]) -> VehicleDay:
+    """Read a vehicle's pings and run them through the tracker with its context (read for the
+    whole audit; a vehicle missing from ``contexts`` is unknown); writes nothing.
 
     A read-only connection of its own: holding a write transaction across the computation
     would block SQLite's single writer (the ingest) for its duration.
     """
     day = VehicleDay(vehicle_id)
     with engine.connect() as conn:
-        ctx = (contexts.get(vehicle_id) if contexts is not None
-               else build_context(conn, vehicle_id))
+        ctx = contexts.get(vehicle_id)
         if ctx is None:
             return day
         pings: list[rm.Ping] = []
@@ -277,22 +275,6 @@ def teacher_trips_of(ctx: rm.VehicleContext, pings: Sequence[rm.Ping], date: dt.
     _, events = track(ctx, None, pings, config)
     return [e for e in events if e.kind == "teacher_trip_completed"
             and e.details.get("service_date") == date.isoformat()]
-
-
-def book_teacher_trips(engine, vehicle_id: str, date: dt.date, config: TrackerConfig) -> int:
-    """Recompute a teacher car's day from its stored pings and book on the subsidy ledger the
-    trips the live run missed (a backlog that arrived late, a worker that was down); what is
-    already booked stays as it is (:func:`backend.subsidy_service.book_trip`)."""
-    with engine.connect() as conn:
-        kind = conn.execute(select(Vehicle.kind).where(Vehicle.id == vehicle_id)).scalar()
-        if kind != "teacher_car":  # a county's buses: no second context build per bus
-            return 0
-        ctx = build_context(conn, vehicle_id)
-        if ctx is None or ctx.teacher_id is None:
-            return 0
-        day0 = service_day_start(date, ctx.calendar)
-        pings = load_pings(conn, vehicle_id, day0, day0 + DAY_S)
-    return _book(engine, vehicle_id, teacher_trips_of(ctx, pings, date, config))
 
 
 def _book(engine, vehicle_id: str, trips: list[rm.Event]) -> int:

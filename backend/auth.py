@@ -49,12 +49,13 @@ def login(username: str, password: str) -> dict[str, Any]:
     return {"access_token": token, "token_type": "Bearer", "expires_in": ttl, "role": user.role}
 
 
-def _token_identity() -> tuple[str, int]:
-    """(username, token_version) of the bearer token, its signature and age checked, or a 401."""
+def _token_identity(token: str | None = None) -> tuple[str, int]:
+    """(username, token_version) of ``token`` (default: the request's bearer token), its
+    signature and age checked, or a 401."""
     try:
         return read_user_token(
             current_app.config["SECRET_KEY"],
-            bearer_token(),
+            bearer_token() if token is None else token,
             int(current_app.config["TOKEN_TTL_S"]),
         )
     except TokenError as exc:
@@ -109,23 +110,29 @@ def cached_caller(*roles: str) -> Caller:
     """The caller as :func:`require_role` (``roles``) and ``scopes.visible_route_ids`` see them,
     read from the database at most every :data:`CALLER_TTL_S` seconds per token; 401 and 403
     as :func:`require_role` answers them."""
-    from backend.scopes import visible_route_ids
-
     token = bearer_token()
     callers: dict[str, tuple[float, int, Caller]] = current_app.extensions.setdefault(
         _CALLERS, {})
-    now = monotonic()
     hit = callers.get(token)
-    if hit is None or now - hit[0] >= CALLER_TTL_S or not _unexpired(hit[1]):
-        user = _user_of(*_token_identity())  # the signature, the age, the token_version
-        visible = visible_route_ids(user)
-        hit = (now, _signed_at(token), Caller(user.id, user.username, user.role,
-                                              None if visible is None else frozenset(visible)))
+    if hit is None or monotonic() - hit[0] >= CALLER_TTL_S or not _unexpired(hit[1]):
+        hit = read_caller(token)
         if len(callers) >= 10_000:
             callers.clear()
         callers[token] = hit
     _check_role(hit[2].role, roles)
     return hit[2]
+
+
+def read_caller(token: str) -> tuple[float, int, Caller]:
+    """The cache entry of ``token`` read from the database: (read at, signed at, caller). The
+    token's signature, age and ``token_version`` are checked (a 401 :class:`ApiError`)."""
+    from backend.scopes import visible_route_ids
+
+    now = monotonic()
+    user = _user_of(*_token_identity(token))
+    visible = visible_route_ids(user)
+    return (now, _signed_at(token), Caller(user.id, user.username, user.role,
+                                           None if visible is None else frozenset(visible)))
 
 
 def _signed_at(token: str) -> int:

@@ -49,7 +49,6 @@ from flask import Flask
 
 from backend import auth
 from backend.errors import ApiError
-from backend.security import TokenError, read_user_token
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +126,7 @@ class LiveFastPath:
                 # what cached_caller checks on a hit: the entry's age (above), the token's own
                 # age, the role; and then the view: the scope
                 _, signed_at, caller = hit
-                if not 0 <= int(auth.time()) - signed_at <= int(app.config["TOKEN_TTL_S"]):
+                if not auth._unexpired(signed_at):
                     return None
                 if caller.role not in self.roles:
                     return None
@@ -153,19 +152,11 @@ class LiveFastPath:
     def _reread(self, callers: dict, token: str) -> tuple[float, int, auth.Caller] | None:
         """The token's caller read again as ``auth.cached_caller`` reads it on a miss, stored
         in its entry; ``None`` (and the entry dropped) when the token is no longer good."""
-        from backend.scopes import visible_route_ids
-
-        config = self.app.config
-        now = auth.monotonic()
         try:
-            user = auth._user_of(*read_user_token(config["SECRET_KEY"], token,
-                                                  int(config["TOKEN_TTL_S"])))
-        except (TokenError, ApiError):
+            hit = auth.read_caller(token)
+        except ApiError:
             callers.pop(token, None)  # Flask reads it and refuses it, saying why
             return None
-        visible = visible_route_ids(user)
-        hit = (now, auth._signed_at(token), auth.Caller(
-            user.id, user.username, user.role, None if visible is None else frozenset(visible)))
         callers[token] = hit
         return hit
 

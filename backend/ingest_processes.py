@@ -56,6 +56,37 @@ def default_pipeline(app: Flask):
     return pipeline(app)
 
 
+def process_items(pipeline, items: Sequence[Item]) -> int:
+    """Run a batch of (topic, payload, received_at) through ``pipeline`` in one transaction;
+    the number of pings and scans newly stored."""
+    from gps_ingest.pipeline import Message
+
+    results = pipeline.process([Message(payload=payload, received_at=received_at, topic=topic)
+                                for topic, payload, received_at in items])
+    return sum(r.accepted for r in results)
+
+
+class InProcessPipeline:
+    """The pipeline in this very process (``XIAOCHE_INGEST_PROCESSES=0``, and ``serve``), with
+    the interface of :class:`PipelineProcesses`."""
+
+    def __init__(self, app: Flask, factory: Callable[[Flask], Any] = default_pipeline) -> None:
+        self.pipeline = factory(app)
+
+    @property
+    def pids(self) -> list[int | None]:
+        return []
+
+    def start(self) -> None:
+        pass
+
+    def process(self, items: Sequence[Item]) -> int:
+        return process_items(self.pipeline, items)
+
+    def stop(self) -> None:
+        pass
+
+
 def picklable_config(app: Flask) -> dict[str, Any]:
     """What a pipeline process needs to build the same app: every setting and the database."""
     from backend import settings
@@ -82,7 +113,6 @@ def _serve(conn: Connection, config: dict[str, Any],
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from backend import create_app
     from backend.runtime import freeze_startup_objects
-    from gps_ingest.pipeline import Message
 
     try:
         app = create_app(config)
@@ -100,10 +130,7 @@ def _serve(conn: Connection, config: dict[str, Any],
         if items is None:
             return
         try:
-            results = pipeline.process([Message(payload=payload, received_at=received_at,
-                                                topic=topic)
-                                        for topic, payload, received_at in items])
-            reply: tuple[str, Any] = ("ok", sum(r.accepted for r in results))
+            reply: tuple[str, Any] = ("ok", process_items(pipeline, items))
         except Exception as exc:  # noqa: BLE001 — not acked; the parent reconnects
             log.exception("pipeline process: a batch of %d messages failed", len(items))
             reply = ("error", f"{type(exc).__name__}: {exc}")

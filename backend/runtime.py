@@ -30,14 +30,16 @@ class IngestRunner:
                  pipeline_factory: Callable[[Flask], Any] | None = None):
         """``processes`` ≥ 1: the pipeline runs in that many processes of its own
         (``backend.ingest_processes``); 0: here, in this process."""
-        from backend.ingest_processes import PipelineProcesses, default_pipeline
+        from backend.ingest_processes import (
+            InProcessPipeline,
+            PipelineProcesses,
+            default_pipeline,
+        )
         from gps_ingest.mqtt_client import MqttIngestClient
-        from gps_ingest.pipeline import Message
 
         factory = pipeline_factory or default_pipeline
-        self._processes = PipelineProcesses(app, processes, factory) if processes > 0 else None
-        self._pipeline = None if self._processes is not None else factory(app)
-        self._message = Message
+        self._pipeline = (PipelineProcesses(app, processes, factory) if processes > 0
+                          else InProcessPipeline(app, factory))
         group = app.config.get("INGEST_SHARED_GROUP")
         client_id = app.config["INGEST_CLIENT_ID"]
         if group and client_id == "xiaoche-ingest":
@@ -52,12 +54,7 @@ class IngestRunner:
             session_expiry_s=int(app.config["INGEST_SESSION_EXPIRY_S"]))
 
     def handle_batch(self, messages) -> None:
-        if self._processes is not None:
-            self._processes.process([(m.topic, m.payload, m.received_at) for m in messages])
-            return
-        batch = [self._message(payload=m.payload, received_at=m.received_at, topic=m.topic)
-                 for m in messages]
-        self._pipeline.process(batch)  # type: ignore[union-attr]
+        self._pipeline.process([(m.topic, m.payload, m.received_at) for m in messages])
 
     @property
     def connected(self) -> bool:
@@ -66,24 +63,21 @@ class IngestRunner:
     @property
     def pipeline_pids(self) -> list[int | None]:
         """The pipeline processes' ids (empty when the pipeline runs in this process)."""
-        return self._processes.pids if self._processes is not None else []
+        return self._pipeline.pids
 
     def start(self) -> None:
-        if self._processes is not None:
-            self._processes.start()  # before the first message can arrive
+        self._pipeline.start()  # before the first message can arrive
         try:
             self.client.start()
         except BaseException:
-            if self._processes is not None:
-                self._processes.stop()
+            self._pipeline.stop()
             raise
 
     def stop(self) -> None:
         try:
             self.client.stop()  # finishes, commits and acks what it received
         finally:
-            if self._processes is not None:
-                self._processes.stop()
+            self._pipeline.stop()
 
 
 def mqtt_url_or_embedded(app: Flask):

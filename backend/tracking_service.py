@@ -134,10 +134,6 @@ def route_definition(session, route: Route,
     )
 
 
-def build_context(conn: Connection, vehicle_id: str) -> rm.VehicleContext | None:
-    return build_contexts(conn, [vehicle_id]).get(vehicle_id)
-
-
 def build_contexts(conn: Connection,
                    vehicle_ids: Sequence[str]) -> dict[str, rm.VehicleContext]:
     """The tracking context of each known vehicle of ``vehicle_ids`` (unknown ones are left out),
@@ -157,11 +153,11 @@ def build_contexts(conn: Connection,
                 select(vehicle_routes.c.vehicle_id, vehicle_routes.c.route_id)
                 .where(vehicle_routes.c.vehicle_id.in_(ids))):
             own[vehicle_id].append(route_id)
+        owned = {r for rs in own.values() for r in rs}
         subs = conn.execute(select(RouteSubstitution.route_id, RouteSubstitution.service_date,
                                    RouteSubstitution.vehicle_id).where(or_(
-            RouteSubstitution.vehicle_id.in_(ids),
-            RouteSubstitution.route_id.in_({r for rs in own.values() for r in rs})))).all()
-        route_ids = {r for rs in own.values() for r in rs} | {r for r, _, v in subs if v in ids}
+            RouteSubstitution.vehicle_id.in_(ids), RouteSubstitution.route_id.in_(owned)))).all()
+        route_ids = owned | {r for r, _, v in subs if v in ids}
         schools = tuple(rm.Place(s.id, s.name, s.lat, s.lon, s.radius_m, True)
                         for s in session.scalars(select(School).order_by(School.id)))
         definitions: dict[str, rm.Route] = {}

@@ -251,18 +251,16 @@ class IngestPipeline:
                  w.message.received_at) for w, p in accepted]
         new_keys = store.insert_ping_rows(conn, rows)
         stored: list[StoredPing] = []
-        if len(new_keys) == len(rows):  # every ping new (the filters dropped twins): the usual
-            for w, p in accepted:
-                w.result.accepted += 1
-                stored.append(StoredPing(w.device.vehicle_id, w.device.vehicle_kind, p))  # type: ignore[union-attr,arg-type]
-        else:
-            for w, p in accepted:
-                if (p.device_id, p.ts) in new_keys:
-                    new_keys.discard((p.device_id, p.ts))  # a twin inside the batch is a duplicate
-                    w.result.accepted += 1
-                    stored.append(StoredPing(w.device.vehicle_id, w.device.vehicle_kind, p))  # type: ignore[union-attr,arg-type]
-                else:
+        all_new = len(new_keys) == len(rows)  # the usual batch: no key to look up
+        for w, p in accepted:
+            if not all_new:
+                key = (p.device_id, p.ts)
+                if key not in new_keys:
                     w.result.duplicates += 1
+                    continue
+                new_keys.discard(key)  # a twin inside the batch is a duplicate
+            w.result.accepted += 1
+            stored.append(StoredPing(w.device.vehicle_id, w.device.vehicle_kind, p))  # type: ignore[union-attr,arg-type]
         scans = self._store_scans(conn, work)
         store.insert_rejects(conn, [row for w in work for row in _reject_rows(w)])
         store.upsert_live_positions(conn, _newest_per_vehicle(stored, received_at=self.clock()))

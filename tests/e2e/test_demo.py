@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,41 +11,14 @@ import pytest
 from backend.extensions import db
 from backend.models import Route
 from tests.conftest import login
-from tests.e2e.test_serve import free_port, http
+from tests.e2e.test_serve import http, running
 from tests.e2e.world import Site, bus_run, every
 
 
 @pytest.fixture
 def demo(tmp_path):
-    http_port, mqtt_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOCHE_")}
-    env.update(XIAOCHE_INSTANCE_PATH=str(tmp_path / "instance"),
-               XIAOCHE_EMBEDDED_MQTT_PORT=str(mqtt_port))
-    log_path = tmp_path / "demo.log"
-    log = open(log_path, "wb")  # noqa: SIM115  (closed below)
-    process = subprocess.Popen([sys.executable, "-m", "backend.cli", "demo", "--port",
-                                str(http_port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{http_port}"
-    deadline = time.time() + 60
-    while time.time() < deadline and process.poll() is None:
-        try:
-            if http("GET", f"{base}/healthz")[0] == 200:
-                break
-        except OSError:
-            pass
-        time.sleep(0.3)
-    try:
-        assert process.poll() is None, log_path.read_text()
+    with running("demo", tmp_path) as (base, _, process, log_path):
         yield base, process, log_path
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.close()
 
 
 def test_the_demo_shows_a_bus_on_a_trip_within_a_minute_and_stops_cleanly(demo):

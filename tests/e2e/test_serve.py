@@ -1,5 +1,6 @@
 """`xiaoche serve` as a user runs it: one process, embedded broker, sample district, HTTP API."""
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -36,37 +39,46 @@ def http(method, url, body=None, token=None):
             return error.code, error.read()
 
 
-@pytest.fixture
-def served(tmp_path):
+@contextlib.contextmanager
+def running(command: str, tmp_path) -> Iterator[tuple[str, int, subprocess.Popen, Path]]:
+    """``xiaoche COMMAND --port P`` on a fresh embedded instance in ``tmp_path``, as a user runs
+    it: (base URL, embedded MQTT port, process, log file) once it answers ``/healthz``; stopped
+    with SIGTERM as a service manager does."""
     http_port, mqtt_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOCHE_")}
     env.update(XIAOCHE_INSTANCE_PATH=str(tmp_path / "instance"),
                XIAOCHE_EMBEDDED_MQTT_PORT=str(mqtt_port))
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--port",
+    log_path = tmp_path / f"{command}.log"
+    log = open(log_path, "wb")  # noqa: SIM115  (closed below)
+    process = subprocess.Popen([sys.executable, "-m", "backend.cli", command, "--port",
                                 str(http_port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{http_port}"
     deadline = time.time() + 60
-    while time.time() < deadline:
+    while time.time() < deadline and process.poll() is None:
         try:
             if http("GET", f"{base}/healthz")[0] == 200:
                 break
         except OSError:
             pass
-        if process.poll() is not None:
-            break
         time.sleep(0.3)
     try:
-        assert process.poll() is None, (tmp_path / "serve.log").read_text()
-        yield base, f"mqtt://127.0.0.1:{mqtt_port}"
+        assert process.poll() is None, log_path.read_text()
+        yield base, mqtt_port, process, log_path
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         log.close()
+
+
+@pytest.fixture
+def served(tmp_path):
+    with running("serve", tmp_path) as (base, mqtt_port, _, _):
+        yield base, f"mqtt://127.0.0.1:{mqtt_port}"
 
 
 def test_serve_on_a_fresh_instance_imports_the_sample_and_ingests_over_mqtt(served, tmp_path):
