@@ -27,7 +27,7 @@ from backend.extensions import db
 backend.security.PASSWORD_METHOD = "pbkdf2:sha256:1000"
 
 SAMPLE_BUNDLE_PATH = Path(__file__).resolve().parents[1] / "backend" / "sample" / "lukou.json"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # real data, copied with licences
 
 
 def _postgres_url() -> str | None:

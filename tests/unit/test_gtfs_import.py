@@ -13,9 +13,9 @@ import pytest
 
 from backend.bundle.schema import SECTIONS
 from backend.gtfs_import import STOP_RADIUS_M, GtfsError, bundle_from_gtfs, convert_gtfs, safe_id
-from tests.conftest import SHARED_DATA
+from tests.conftest import FIXTURES
 
-CAIRNS = SHARED_DATA / "gtfs" / "cairns_gtfs.zip"
+CAIRNS = FIXTURES / "gtfs" / "cairns_gtfs.zip"
 ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 BOM = "\ufeff"
 

@@ -33,9 +33,9 @@ from backend.models import District, Route, RouteRun, Stop
 from backend.tracking_service import route_definition
 from routing import model as rm
 from routing.tracker import track
-from tests.conftest import SHARED_DATA
+from tests.conftest import FIXTURES
 
-CAIRNS = SHARED_DATA / "gtfs" / "cairns_gtfs.zip"
+CAIRNS = FIXTURES / "gtfs" / "cairns_gtfs.zip"
 CAIRNS_TZ = ZoneInfo("Australia/Brisbane")  # agency.txt; written here, not read back, on purpose
 A_SCHOOL_TUESDAY = dt.date(2014, 9, 9)  # inside the weekday service's range, no exception
 QUEENS_BIRTHDAY = dt.date(2014, 6, 9)  # a Monday calendar_dates.txt removes from weekday service
