@@ -60,6 +60,7 @@ class AuditSummary:
     stops_visited: int = 0
     stops_missed: int = 0
     stops_upcoming: int = 0  # stops of trips still running at their last ping
+    stops_unobserved: int = 0  # passed before the device joined, or after it handed over
     teacher_trips_booked: int = 0  # subsidy ledger entries the live run had missed
 
     def add(self, audit: rm.TripAudit) -> None:
@@ -70,6 +71,8 @@ class AuditSummary:
                 self.stops_visited += 1
             elif status == "missed":
                 self.stops_missed += 1
+            elif status == "unobserved":
+                self.stops_unobserved += 1
             else:
                 self.stops_upcoming += 1
 
@@ -78,6 +81,7 @@ class AuditSummary:
             f"audited {self.service_date.isoformat()}: {self.vehicles} vehicles, "
             f"{self.trips} trips, stops {self.stops_visited} visited, "
             f"{self.stops_missed} missed, {self.stops_upcoming} upcoming"
+            + (f", {self.stops_unobserved} unobserved" if self.stops_unobserved else "")
             + (f", {self.teacher_trips_booked} teacher trips booked"
                if self.teacher_trips_booked else "")
         )

@@ -244,7 +244,10 @@ class ScanStep:
             state = states.get(vehicle_id)
             trip = state.trip if state is not None else None
             active = ActiveTrip(trip.route_id, trip.trip_id, trip.run_id) if trip else None
-            route = route_of(ctx, trip.route_id) if ctx is not None and trip else None
+            # before a trip starts (a bus waiting at its first stop: trips start on departure)
+            # the scan is placed on the rider's own route, when the bus serves it
+            route = None if ctx is None else route_of(ctx, trip.route_id) if trip else \
+                route_of(ctx, rider.route_id or "")
             stop_id = stop_at(scan.lat, scan.lon, route) \
                 if route is not None and scan.lat is not None and scan.lon is not None else None
             route_ids = [r.id for r in ctx.routes] if ctx is not None else []

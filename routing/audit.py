@@ -64,6 +64,11 @@ def _audit(ctx: VehicleContext, state: TrackerState, trip_id: str, started: Even
         windows = [w for w in run_windows(ctx, started.ts, started.ts, cfg)
                    if w.trip_id == trip_id]
         scheduled = list(windows[0].scheduled_at) if windows else []
+    unobserved = set(started.details.get("unobserved") or ())
+    if done is not None:
+        unobserved.update(done.details.get("unobserved") or ())
+    elif live is not None:
+        unobserved.update(j for j, s in enumerate(live.stops) if s.status == "unobserved")
     stops = []
     for j, stop_id in enumerate(stop_ids):
         arrived = next((e.ts for e in events if e.kind == "stop_arrived"
@@ -75,7 +80,8 @@ def _audit(ctx: VehicleContext, state: TrackerState, trip_id: str, started: Even
         stops.append({
             "stop_id": stop_id, "scheduled_at": at, "arrived_at": arrived,
             "departed_at": departed,
-            "status": "visited" if arrived is not None else "missed" if missed else "upcoming",
+            "status": "visited" if arrived is not None else "missed" if missed else
+            "unobserved" if j in unobserved else "upcoming",
             "late_s": round(arrived - at, 1) if arrived is not None and at is not None else None})
     deviations: list[dict[str, object]] = []
     for e in events:

@@ -39,12 +39,26 @@ class TrackerConfig:
     trip_start_before_s: float = 1800.0
     # ... and this long after it (late departures are still that run, not nothing).
     trip_start_after_s: float = 3600.0
-    # Starting needs the vehicle within the first stop's radius plus this, ...
+    # A vehicle within the first stop's radius plus this is at the terminal (a terminal visit:
+    # routing.trip_start) ...
     trip_start_margin_m: float = 150.0
-    # ... or on the path (inside the corridor) no farther than this past the first stop (late device).
-    trip_start_max_progress_m: float = 800.0
-    # ... and then moving forward along it by at least this much since the previous fix.
+    # ... and departs when it moves forward along the path by at least this much.
     trip_start_min_move_m: float = 20.0
+    # A departure is progress this far past the first stop's circle (a bus idling on its edge or
+    # creeping in a terminal lot has not left).
+    trip_depart_margin_m: float = 30.0
+    # A terminal visit is forgotten this long after the vehicle was last near the first stop.
+    terminal_memory_s: float = 900.0
+    # A vehicle first seen mid-route starts the trip after this much forward progress on the path.
+    trip_join_min_progress_m: float = 300.0
+    # Run choice: an early departure counts this many times its seconds against a late one.
+    run_early_weight: float = 2.0
+    # The last stop counts as reached by a vehicle that stopped within radius + this of it ...
+    trip_end_margin_m: float = 100.0
+    # ... for at least this long (a terminal layover just off the stop).
+    trip_end_dwell_s: float = 30.0
+    # A pool route's run held by a vehicle with no progress this long may be taken by another.
+    claim_stale_s: float = 300.0
     # A trip not finished this long after its last scheduled stop is closed as timed out.
     trip_timeout_slack_s: float = 3600.0
     # A trip continuously off its corridor this long was another journey: close it as abandoned.

@@ -85,6 +85,16 @@ class Assignment:
     weekdays: frozenset[int]
 
 
+@dataclass(frozen=True, slots=True)
+class RunClaim:
+    """Another vehicle's hold on a run instance today (see :mod:`routing.trip_start`)."""
+
+    vehicle_id: str
+    trip_id: str
+    progress_ts: float  # when that vehicle last made progress on the run
+    done: bool = False  # its trip has ended
+
+
 @dataclass(frozen=True)
 class VehicleContext:
     """Everything the tracker needs to know about one vehicle besides its pings.
@@ -102,6 +112,10 @@ class VehicleContext:
     assignments: tuple[Assignment, ...] = ()
     teacher_id: str | None = None
     segment_history: Mapping[str, Sequence[Sequence[float | None]]] = field(default_factory=dict)
+    #: routes this vehicle shares with others (a depot's pool): one vehicle per run and day
+    pool_route_ids: frozenset[str] = frozenset()
+    #: holds on runs of those routes, keyed ``"{service_date}/{run_id}"`` (any vehicle's)
+    claims: Mapping[str, RunClaim] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

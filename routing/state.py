@@ -22,7 +22,7 @@ def _slots_dict(obj: Any) -> dict[str, Any]:
 class StopState:
     """One stop of a trip in progress."""
 
-    status: str = "upcoming"  # upcoming | visited | missed
+    status: str = "upcoming"  # upcoming | visited | missed | unobserved (joined after it)
     arrived_at: float | None = None
     departed_at: float | None = None
     stopped: bool = False  # a slow ping was seen inside the circle
@@ -48,6 +48,8 @@ class TripState:
     distance_m: float = 0.0
     max_speed_kmh: float | None = None
     ping_count: int = 0
+    #: [first ts, closest distance, its ts] near the last stop without entering its circle
+    end_near: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # written per vehicle per ingest batch: a flat copy, not dataclasses.asdict's deep one
@@ -63,6 +65,16 @@ class TripState:
         raw["stops"] = [StopState(**s) for s in raw["stops"]]
         raw["deviation"] = Episode.from_dict(raw.get("deviation"))
         return cls(**raw)
+
+
+@dataclass(slots=True)
+class TerminalVisit:
+    """The vehicle near the first stop of a route it may start (see :mod:`routing.trip_start`)."""
+
+    zone_in: float  # first ping within the stop's radius + ``trip_start_margin_m``
+    zone_last: float  # latest such ping
+    circle_in: float | None = None  # entered the stop's own circle
+    circle_out: float | None = None  # left it again (None while inside, or never entered)
 
 
 @dataclass(slots=True)
@@ -104,6 +116,11 @@ class TrackerState:
     overspeed: Episode = field(default_factory=Episode)
     overspeed_trip: list[str | None] = field(default_factory=lambda: [None, None, None])
     geofence: GeofenceState = field(default_factory=GeofenceState)
+    #: recent visits to first stops, by stop id (where the next trip departs from)
+    terminals: dict[str, TerminalVisit] = field(default_factory=dict)
+    #: route id -> [first ts, its progress_m, last ts, furthest progress_m] of a streak of pings
+    #: on that route's path (a departure or a mid-route join in the making)
+    joining: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy of the state."""
@@ -117,6 +134,8 @@ class TrackerState:
             "overspeed_trip": list(self.overspeed_trip),
             "geofence": {"inside": self.geofence.inside,
                          "trip": _slots_dict(self.geofence.trip) if self.geofence.trip else None},
+            "terminals": {k: _slots_dict(v) for k, v in self.terminals.items()},
+            "joining": {k: list(v) for k, v in self.joining.items()},
         }
 
     @classmethod
@@ -134,4 +153,6 @@ class TrackerState:
             overspeed=Episode.from_dict(raw.get("overspeed")),
             overspeed_trip=list(raw.get("overspeed_trip") or [None, None, None]),
             geofence=GeofenceState.from_dict(raw.get("geofence")),
+            terminals={k: TerminalVisit(**v) for k, v in (raw.get("terminals") or {}).items()},
+            joining={k: list(v) for k, v in (raw.get("joining") or {}).items()},
         )

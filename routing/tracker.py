@@ -12,7 +12,6 @@ the trip (timeout, progress, deviation, stops, completion, start of the next run
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any
@@ -27,10 +26,23 @@ from routing.meal_deliveries import detect_meal_delivery
 from routing.model import Event, LiveStop, LiveView, Ping, Route, TripAudit, VehicleContext
 from routing.overspeed import detect_overspeed, ping_speed_kmh
 from routing.progress import ProjectedBatch, advance, snap
-from routing.run_matching import RunWindow, open_windows, run_windows, trip_id_for
-from routing.state import StopState, TrackerState, TripState
+from routing.run_matching import open_windows, run_windows, trip_id_for
+from routing.state import StopState, TerminalVisit, TrackerState, TripState
 from routing.stop_arrival import Fix, StopEvent, detect_stops, miss_remaining
 from routing.teacher_trips import detect_teacher_trip, school_distances, step_geofence
+from routing.trip_end import TripEnd, arrive_last, trip_end
+from routing.trip_start import (
+    Departure,
+    available,
+    claim_key,
+    departure,
+    implied_departure,
+    nearest,
+    record_terminals,
+    run_score,
+    unobserved_before,
+    zone_of,
+)
 
 __all__ = ["TrackerState", "audit_day", "live_view", "sorted_unique", "track", "track_owned",
            "trip_id_for"]
@@ -112,6 +124,12 @@ class _Batch:
         self.route_index = {r.id: k for k, r in enumerate(ctx.routes)}
         self.school_d = (school_distances(ctx.schools, self.lat, self.lon)
                          if ctx.kind in ("teacher_car", "meal_truck") else None)
+        # first stops of the routes a trip may start on in this batch: terminal visits
+        firsts = {w.route.stops[0].id: w.route.stops[0] for w in self.windows}
+        self.first_stops = {i: (p.radius_m, zone_of(p.radius_m, cfg)) for i, p in firsts.items()}
+        self.first_d = school_distances(tuple(firsts.values()), self.lat, self.lon) \
+            if firsts else None
+        self.first_ids = list(firsts)
 
     def projected(self, route_index: int) -> ProjectedBatch:
         b = self._batches.get(route_index)
@@ -140,6 +158,8 @@ class _Batch:
             self.overspeed(p.ts, speed)
             if self.school_d is not None:
                 self.schools(k, prev, hop or 0.0)
+            if self.first_d is not None:
+                self.terminals(k, prev)
             self.trip_step(k, prev, hop or 0.0, speed)
             st.last_ts, st.last_lat, st.last_lon = p.ts, p.lat, p.lon
             st.last_speed_kmh, st.last_heading_deg = speed, p.heading_deg
@@ -173,6 +193,14 @@ class _Batch:
             for at, school_id, details in detect_meal_delivery(entered):
                 self.emit("meal_delivery_arrived", at, stop_id=school_id, details=details)
 
+    def terminals(self, k: int, prev: int | None) -> None:
+        assert self.first_d is not None
+        here = dict(zip(self.first_ids, self.first_d[k].tolist(), strict=True))
+        before = dict(zip(self.first_ids, self.first_d[prev].tolist(), strict=True)) \
+            if prev is not None else None
+        record_terminals(self.st, self.first_stops, here, before, self.ts[k],
+                         self.ts[prev] if prev is not None else None, self.cfg)
+
     # --- trips ---------------------------------------------------------------------------
     def trip_step(self, k: int, prev: int | None, hop: float, speed: float | None) -> None:
         trip = self.st.trip
@@ -184,10 +212,32 @@ class _Batch:
                 self.complete(trip, ts, "route_removed")
             elif ts > deadline:
                 self.complete(trip, deadline, "timeout")
+            elif self.taken_over(trip, ts):
+                self.complete(trip, trip.progress_ts, "handed_over", remaining="unobserved")
             else:
                 self.advance(trip, self.projected(index), k, prev, hop, speed)
-        if self.st.trip is None and self.windows:
-            self.try_start(k, speed)
+        trip = self.st.trip
+        if self.windows and (trip is None or self.near_end(trip)):
+            self.try_start(k, prev, speed)
+
+    def taken_over(self, trip: TripState, ts: float) -> bool:
+        """Another vehicle drives this pool run on after this one's device went quiet."""
+        if trip.route_id not in self.ctx.pool_route_ids:
+            return False
+        claim = self.ctx.claims.get(claim_key(trip.run_id, trip.service_date))
+        return claim is not None and claim.vehicle_id != self.ctx.vehicle_id \
+            and claim.progress_ts > trip.progress_ts and ts - trip.progress_ts > \
+            self.cfg.claim_stale_s
+
+    def near_end(self, trip: TripState) -> bool:
+        """Past the last stop but one, near enough to the last that the next run may begin."""
+        index = self.route_index.get(trip.route_id)
+        if index is None:
+            return False
+        geom = route_geometry(self.ctx.routes[index])
+        place = geom.route.stops[-1]
+        return trip.progress_m >= geom.stop_along[-1] - place.radius_m - \
+            self.cfg.stop_progress_tolerance_m
 
     def advance(self, trip: TripState, b: ProjectedBatch, k: int, prev: int | None, hop: float,
                 speed: float | None, first: bool = False) -> None:
@@ -206,6 +256,10 @@ class _Batch:
         trip.ping_count += 1
         if speed is not None:
             trip.max_speed_kmh = max(trip.max_speed_kmh or 0.0, speed)
+        end = trip_end(trip, geom, b.xs[k], b.ys[k], ts, on_route, cfg)
+        if end is not None:  # at the terminal, or leaving the route there: no deviation
+            self.finish_at_end(trip, geom, end)
+            return
         for kind, at, details in detect_deviation(trip, ts, offset, corridor, cfg):
             self.emit(kind, at, trip, details=details)
         here = Fix(ts, b.xs[k], b.ys[k], trip.progress_m, on_route, speed)
@@ -221,13 +275,25 @@ class _Batch:
         elif trip.stops[-1].status == "missed" and trip.inside_stop is None:
             self.complete(trip, ts, "all_stops_done")  # stops settle in order: all are done
 
+    def finish_at_end(self, trip: TripState, geom: RouteGeometry, end: TripEnd) -> None:
+        """Close a trip that ended near its last stop without entering its circle."""
+        if end.arrived_at is not None:
+            self.stop_events(trip, geom, arrive_last(trip, end.arrived_at, cfg=self.cfg))
+        self.complete(trip, end.arrived_at if end.arrived_at is not None else end.ts,
+                      end.reason)
+
     def stop_events(self, trip: TripState, geom: RouteGeometry, found: list[StopEvent]) -> None:
         for e in found:
             self.emit(e.kind, e.ts, trip, stop_id=geom.route.stops[e.index].id, details=e.details)
 
-    def complete(self, trip: TripState, ts: float, reason: str) -> None:
+    def complete(self, trip: TripState, ts: float, reason: str,
+                 remaining: str = "missed") -> None:
         index = _route_index(self.ctx, trip.route_id)
-        if index is not None:
+        if remaining == "unobserved":
+            for s in trip.stops:
+                if s.status == "upcoming":
+                    s.status = "unobserved"
+        elif index is not None:
             self.stop_events(trip, route_geometry(self.ctx.routes[index]),
                              miss_remaining(trip, ts, reason))
         for kind, at, details in end_deviation(trip, ts, reason):
@@ -238,7 +304,9 @@ class _Batch:
             "duration_s": round(ts - trip.started_at, 1),
             "distance_km": round(trip.distance_m / 1000, 3),
             "max_speed_kmh": None if trip.max_speed_kmh is None else round(trip.max_speed_kmh, 1),
-            "stops_visited": len(visited), "stops_missed": len(trip.stops) - len(visited),
+            "stops_visited": len(visited),
+            "stops_missed": sum(s.status == "missed" for s in trip.stops),
+            "unobserved": [j for j, s in enumerate(trip.stops) if s.status == "unobserved"],
             "segment_s": segment_seconds(trip.stops),
             "late_s": None if trip.stops[-1].arrived_at is None else
             round(trip.stops[-1].arrived_at - trip.scheduled_at[-1], 1),
@@ -248,46 +316,93 @@ class _Batch:
         del done[: max(0, len(done) - self.cfg.done_trips_kept)]
         self.st.trip = None
 
-    def try_start(self, k: int, speed: float | None) -> None:
-        ts, cfg = self.ts[k], self.cfg
+    def try_start(self, k: int, prev: int | None, speed: float | None) -> None:
+        ts, cfg, st = self.ts[k], self.cfg, self.st
         # most pings of a day fall in no start window (a parked bus): answer those cheaply
         if not any(lo <= ts <= hi for lo, hi in self.window_bounds):
             return
-        for w in open_windows(self.windows, ts, set(self.st.done_trips)):
-            b = self.projected(w.route_index)
-            geom = b.geom
-            first, a0 = w.route.stops[0], geom.stop_along[0]
-            sx, sy = geom.stop_xy[0]
-            near_first = math.hypot(b.xs[k] - sx, b.ys[k] - sy) <= first.radius_m + \
-                cfg.trip_start_margin_m
-            hi = a0 + first.radius_m + cfg.trip_start_max_progress_m
-            along, d = snap(b, k, 0.0, hi, 0.0, cfg)
-            on_path = d <= w.route.corridor_m
-            if not near_first and not (on_path and self._moving_forward(b, k, along, hi)):
+        current = st.trip
+        found: dict[int, tuple[float, float | None, TerminalVisit | None] | None] = {}
+        candidates = []
+        for w in open_windows(self.windows, ts, set(st.done_trips)):
+            if current is not None and w.trip_id == current.trip_id:
                 continue
-            self.start(w, b, k, along if on_path else min(along, a0), speed)
+            if not available(self.ctx, w, ts, cfg):
+                continue
+            if w.route_index not in found:
+                found[w.route_index] = departure(self.projected(w.route_index), w.route, k,
+                                                 ts, st, cfg, allow_join=current is None)
+            dep = found[w.route_index]
+            if dep is None:
+                continue
+            along, departed_at, visit = dep
+            if departed_at is None:  # a mid-route join: when the timetable says it left
+                departed_at = implied_departure(self.projected(w.route_index).geom.stop_along,
+                                                w.scheduled_at, along, ts)
+            candidates.append(Departure(w, along, departed_at, visit,
+                                        run_score(w, departed_at, cfg)))
+        best = nearest(candidates)
+        if best is None:
             return
+        if current is not None:  # the next run began before this one was seen to end
+            geom = route_geometry(self.ctx.routes[self.route_index[current.route_id]])
+            end = trip_end(current, geom, None, None, current.progress_ts, False, cfg,
+                           force="next_trip")
+            assert end is not None
+            self.finish_at_end(current, geom, end)
+        self.start(best, k, prev, speed)
 
-    def _moving_forward(self, b: ProjectedBatch, k: int, along: float, hi: float) -> bool:
-        """A late start (past the first stop) needs the previous fix on the path, behind."""
-        if k == 0 or self.ts[k] - self.ts[k - 1] > self.cfg.episode_max_gap_s:
-            return False
-        before, d = snap(b, k - 1, 0.0, hi, 0.0, self.cfg)
-        return d <= b.geom.route.corridor_m and along - before >= self.cfg.trip_start_min_move_m
-
-    def start(self, w: RunWindow, b: ProjectedBatch, k: int, progress_m: float,
-              speed: float | None) -> None:
-        ts = self.ts[k]
+    def start(self, dep: Departure, k: int, prev: int | None, speed: float | None) -> None:
+        w, cfg, ts = dep.window, self.cfg, self.ts[k]
+        b = self.projected(w.route_index)
+        geom = b.geom
+        stops = [StopState() for _ in w.route.stops]
+        visit = dep.visit
+        if visit is not None:  # departed from the first stop: it was visited
+            arrived = visit.circle_in if visit.circle_in is not None else visit.zone_in
+            arrived = min(max(arrived, w.first_at - cfg.trip_start_before_s), dep.departed_at)
+            stops[0] = StopState(status="visited", arrived_at=arrived,
+                                 departed_at=dep.departed_at, stopped=True)
+            started_at, unobserved = arrived, 0
+        else:  # joined mid-route: the stops behind it were not seen, neither visited nor missed
+            unobserved = unobserved_before(geom.stop_along,
+                                           [p.radius_m for p in w.route.stops], dep.progress_m)
+            for j in range(unobserved):
+                stops[j].status = "unobserved"
+            started_at = ts
         trip = TripState(
             trip_id=w.trip_id, route_id=w.route.id, run_id=w.run.id,
-            service_date=w.service_date.isoformat(), started_at=ts,
-            scheduled_at=list(w.scheduled_at), progress_m=progress_m, progress_ts=ts,
-            stops=[StopState() for _ in w.route.stops])
+            service_date=w.service_date.isoformat(), started_at=started_at,
+            scheduled_at=list(w.scheduled_at), progress_m=dep.progress_m, progress_ts=ts,
+            stops=stops)
         self.st.trip = trip
-        self.emit("trip_started", ts, trip, details={
+        self.st.joining.clear()
+        self.emit("trip_started", started_at, trip, details={
             "service_date": trip.service_date, "scheduled_start_at": w.first_at,
-            "delay_s": round(ts - w.first_at, 1), "progress_m": round(progress_m, 1)})
-        self.advance(trip, b, k, None, 0.0, speed, first=True)
+            "delay_s": round(dep.departed_at - w.first_at, 1),
+            "departed_at": round(dep.departed_at, 3), "progress_m": round(dep.progress_m, 1),
+            "joined": visit is None,
+            "unobserved": list(range(unobserved))})
+        if visit is not None:
+            s0 = stops[0]
+            assert s0.arrived_at is not None and s0.departed_at is not None
+            self.stop_events(trip, geom, [
+                StopEvent("stop_arrived", s0.arrived_at, 0, {
+                    "sequence": 0, "progress_m": round(geom.stop_along[0], 1),
+                    "scheduled_at": w.first_at, "late_s": round(s0.arrived_at - w.first_at, 1),
+                    "interpolated": True}),
+                StopEvent("stop_departed", s0.departed_at, 0, {
+                    "sequence": 0, "progress_m": round(geom.stop_along[0], 1),
+                    "arrived_at": s0.arrived_at,
+                    "dwell_s": round(s0.departed_at - s0.arrived_at, 1), "stopped": True})])
+        if prev is not None and visit is not None:
+            # stops between the first and here, passed between the two departure pings
+            before, _ = snap(b, prev, 0.0, dep.progress_m, 0.0, cfg)
+            trip.progress_m, trip.progress_ts = min(before, dep.progress_m), self.ts[prev]
+            trip.distance_m = max(trip.progress_m - geom.stop_along[0], 0.0)  # driven so far
+            self.advance(trip, b, k, prev, float(self.hops[prev]), speed)
+        else:
+            self.advance(trip, b, k, None, 0.0, speed, first=True)
 
 
 def segment_seconds(stops: Sequence[StopState]) -> list[float | None]:

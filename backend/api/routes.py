@@ -34,7 +34,7 @@ class StopLiveSchema(Schema):
     lon = fields.Float(required=True)
     scheduled_at = fields.String(allow_none=True, required=True)
     status = fields.String(required=True, validate=validate.OneOf(
-        ["visited", "missed", "upcoming"]))
+        ["visited", "missed", "upcoming", "unobserved"]))
     arrived_at = fields.String(allow_none=True, required=True)
     departed_at = fields.String(allow_none=True, required=True)
     eta = fields.String(allow_none=True, required=True)

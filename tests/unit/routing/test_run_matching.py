@@ -3,8 +3,9 @@
 import dataclasses
 import datetime as dt
 
+import pytest
+
 from routing.calendar import parse_hms
-from routing.config import TrackerConfig
 from routing.model import Calendar, Run
 from routing.run_matching import trip_id_for
 
@@ -33,13 +34,17 @@ def test_the_morning_and_evening_runs_on_reversed_paths_are_matched_run_by_run()
     assert not kinds(events, "stop_missed")
 
 
-def test_a_bus_parked_at_the_school_all_day_starts_the_evening_run_only_in_its_window():
+def test_a_bus_parked_at_the_school_all_day_starts_the_evening_run_when_it_leaves():
     ctx = bus((AM, PM))
-    parked = [ping(at(MONDAY, "07:30") + k * 600, 4000, 0, 0.0) for k in range(60)]
+    parked = [ping(at(MONDAY, "07:30") + k * 600, 4000, 0, 0.0) for k in range(55)]
+    leaves = straight(at(MONDAY, "16:41"), 4000, 0, 0, 0, 10.0, 10.0)
     _, events = run(ctx, parked)
+    assert not kinds(events, "trip_started")  # parked in the window is not driving the run
+    _, events = run(ctx, parked + leaves)
     started = kinds(events, "trip_started")
     assert [e.run_id for e in started] == ["zt-pm-1-run"]
-    assert started[0].ts >= at(MONDAY, "16:40") - 1800
+    assert started[0].details["departed_at"] >= at(MONDAY, "16:41")
+    assert started[0].ts >= at(MONDAY, "16:40") - 1800  # the visit, not the whole day parked
 
 
 def test_no_trip_starts_on_a_holiday():
@@ -71,21 +76,26 @@ def test_a_bus_at_the_start_outside_the_window_starts_nothing():
     assert not kinds(events, "trip_started")
 
 
-def test_a_bus_driving_the_route_backwards_starts_it_only_once_at_the_first_stop():
+def test_a_bus_driving_the_route_backwards_to_its_first_stop_starts_nothing():
     pings = drive_east(at(MONDAY, "06:45"), reverse=True)
     _, events = run(bus((AM,)), pings)
-    started = kinds(events, "trip_started")
-    assert len(started) == 1  # not on the way there, only within reach of the first stop:
-    assert started[0].details["progress_m"] <= 60 + TrackerConfig().trip_start_margin_m
+    assert not kinds(events, "trip_started")  # it arrived at the first stop and never left
 
 
 def test_a_device_switched_on_after_the_first_stop_joins_the_run_moving_forward():
     pings = straight(at(MONDAY, "06:52"), 300, 0, 4000, 0, 10.0, 10.0)
     _, events = run(bus((AM,)), pings)
     started = kinds(events, "trip_started")
-    assert started[0].ts == pings[1].ts  # the second fix shows the direction
-    assert [(e.kind, e.stop_id) for e in events][1] == ("stop_missed", "zt-am-1-s0")
-    assert kinds(events, "trip_completed")[0].details["stops_visited"] == 2
+    # 300 m forward along the path first (trip_join_min_progress_m): 300 -> 600 m
+    assert started[0].ts == pings[3].ts and started[0].details["joined"] is True
+    assert started[0].details["unobserved"] == [0]  # passed before the device was on
+    assert not kinds(events, "stop_missed")  # not seen is not missed
+    done = kinds(events, "trip_completed")[0]
+    assert done.details["stops_visited"] == 2 and done.details["unobserved"] == [0]
+    # the timetable's pace puts its departure from the first stop 0.6 km before the join
+    assert started[0].details["delay_s"] == pytest.approx(
+        pings[3].ts - 600 / 2000 * (at(MONDAY, "06:58") - at(MONDAY, "06:50"))
+        - at(MONDAY, "06:50"), abs=1)
 
 
 def test_a_run_past_midnight_belongs_to_the_previous_service_day():

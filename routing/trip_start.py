@@ -1,0 +1,179 @@
+"""When a trip starts, and which run it is: decided on departure, not on arrival.
+
+A bus reaches the first stop of its next run early and lays over there (at the school gate, at a
+terminal a few dozen metres off the stop). The run it is about to drive is the one whose
+scheduled departure is nearest to when it *leaves*, not to when it arrived: a bus arriving at
+07:10 for a 10-minute layover drives the 07:20 run, not the 07:05 one. So:
+
+* every ping near the first stop of a route with an open start window is remembered as a
+  **terminal visit** of the vehicle (:class:`~routing.state.TerminalVisit`), whatever trip it is
+  on: when two runs share a terminal, the trip ending there does not consume the visit the next
+  trip starts from;
+* a trip starts when the vehicle **departs along the route**: on the path, past the first stop's
+  circle by ``trip_depart_margin_m`` and moving forward, within ``terminal_memory_s`` of a
+  terminal visit. Its first stop is then visited (arrival and
+  departure taken from the terminal visit) and its run is the one whose scheduled start is
+  nearest to the departure, a late departure preferred to an early one;
+* a vehicle first seen **mid-route** (a phone switched on late, an ingest down at the start)
+  starts the trip once it has gone ``trip_join_min_progress_m`` forward along the path; the stops
+  behind it are ``unobserved``, not missed, and the run is chosen by the departure time the
+  timetable implies for where it is;
+* runs of a **pool route** (one listed by several vehicles) are driven by one vehicle per day: a
+  run another vehicle holds (:class:`~routing.model.RunClaim`) is not a candidate unless that
+  vehicle has made no progress on it for ``claim_stale_s`` (its device froze, another bus took
+  over).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from routing.config import TrackerConfig
+from routing.model import Route, RunClaim, VehicleContext
+from routing.progress import ProjectedBatch, snap
+from routing.run_matching import RunWindow
+from routing.state import TerminalVisit, TrackerState
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """A start the tracker has decided on."""
+
+    window: RunWindow
+    progress_m: float  # where along the route the vehicle is now
+    departed_at: float  # when it left the first stop (estimated for a late join)
+    visit: TerminalVisit | None  # the terminal visit it departed from (None: late join)
+    score: float  # how well the departure fits the run's scheduled start (lower is better)
+
+
+def record_terminals(st: TrackerState, first_stops: dict[str, tuple[float, float]],
+                     distances: dict[str, float], prev_distances: dict[str, float] | None,
+                     ts: float, prev_ts: float | None, cfg: TrackerConfig) -> None:
+    """Update the vehicle's terminal visits with one ping.
+
+    ``first_stops`` maps a first stop's id to ``(radius_m, zone_m)``; ``distances`` gives the
+    ping's distance to each, ``prev_distances`` the previous ping's (for interpolated crossings).
+    """
+    for stop_id, (radius, zone) in first_stops.items():
+        d = distances[stop_id]
+        visit = st.terminals.get(stop_id)
+        if d > zone:
+            if visit is not None and visit.circle_in is not None and visit.circle_out is None:
+                visit.circle_out = _crossing(prev_distances, stop_id, radius, d, ts, prev_ts)
+            continue
+        if visit is None or ts - visit.zone_last > cfg.terminal_memory_s:
+            visit = st.terminals[stop_id] = TerminalVisit(zone_in=ts, zone_last=ts)
+        visit.zone_last = ts
+        if d <= radius:
+            if visit.circle_in is None or visit.circle_out is not None:
+                if visit.circle_in is None:
+                    visit.circle_in = _crossing(prev_distances, stop_id, radius, d, ts, prev_ts,
+                                                entering=True)
+                visit.circle_out = None
+        elif visit.circle_in is not None and visit.circle_out is None:
+            visit.circle_out = _crossing(prev_distances, stop_id, radius, d, ts, prev_ts)
+    stale = [k for k, v in st.terminals.items() if ts - v.zone_last > cfg.terminal_memory_s]
+    for k in stale:
+        del st.terminals[k]
+
+
+def _crossing(prev: dict[str, float] | None, stop_id: str, radius: float, d: float, ts: float,
+              prev_ts: float | None, entering: bool = False) -> float:
+    """When the vehicle crossed the circle, interpolated on distance between two pings."""
+    if prev is None or prev_ts is None or stop_id not in prev:
+        return ts
+    d0 = prev[stop_id]
+    if entering and d0 > radius >= d or not entering and d0 <= radius < d:
+        return prev_ts + (radius - d0) / (d - d0) * (ts - prev_ts)
+    return ts if entering else prev_ts
+
+
+def available(ctx: VehicleContext, w: RunWindow, ts: float, cfg: TrackerConfig) -> bool:
+    """Whether the vehicle may take this run instance (pool routes: not held by another)."""
+    if w.route.id not in ctx.pool_route_ids:
+        return True
+    claim = ctx.claims.get(claim_key(w.run.id, w.service_date.isoformat()))
+    return claim is None or claim.vehicle_id == ctx.vehicle_id or stale(claim, ts, cfg)
+
+
+def stale(claim: RunClaim, ts: float, cfg: TrackerConfig) -> bool:
+    """A claim of a trip still open whose vehicle has made no progress for ``claim_stale_s``."""
+    return not claim.done and ts - claim.progress_ts > cfg.claim_stale_s
+
+
+def claim_key(run_id: str, service_date: str) -> str:
+    """How :attr:`VehicleContext.claims` is keyed: ``"2026-11-23/zt-am-1"``."""
+    return f"{service_date}/{run_id}"
+
+
+def run_score(w: RunWindow, departed_at: float, cfg: TrackerConfig) -> float:
+    """Seconds between the departure and the run's scheduled start; an early departure counts
+    ``run_early_weight`` times (buses leave late far more often than early)."""
+    late = departed_at - w.first_at
+    return late if late >= 0 else -late * cfg.run_early_weight
+
+
+def departure(b: ProjectedBatch, route: Route, k: int, ts: float, st: TrackerState,
+              cfg: TrackerConfig,
+              allow_join: bool) -> tuple[float, float | None, TerminalVisit | None] | None:
+    """``(progress_m, departed_at, visit)`` when ping ``k`` shows the vehicle leaving the first
+    stop of ``route`` along it; ``(progress_m, None, None)`` when it has joined the route
+    mid-way (the caller estimates the departure per run); ``None`` otherwise.
+
+    Forward movement is judged over a streak of pings on the path (``st.joining``), not between
+    two pings: at 1 Hz a bus pulling out moves a few metres a ping, as much as GPS noise.
+    """
+    geom = b.geom
+    first = route.stops[0]
+    a0 = geom.stop_along[0]
+    along, d = snap(b, k, 0.0, geom.length_m, geom.length_m, cfg)  # nearest, no preference
+    if d > route.corridor_m:
+        st.joining.pop(route.id, None)
+        return None
+    streak = st.joining.get(route.id)
+    if streak is None or ts - streak[2] > cfg.episode_max_gap_s or \
+            along < streak[3] - cfg.progress_back_m:
+        streak = st.joining[route.id] = [ts, along, ts, along]
+    streak[2], streak[3] = ts, max(streak[3], along)
+    moved = along - streak[1]
+    if along < a0 + first.radius_m + cfg.trip_depart_margin_m or \
+            moved < cfg.trip_start_min_move_m:
+        return None
+    visit = st.terminals.get(first.id)
+    if visit is not None and ts - visit.zone_last <= cfg.terminal_memory_s:
+        left = visit.circle_out if visit.circle_out is not None else visit.zone_last
+        return along, min(left, ts), visit
+    if not allow_join or moved < cfg.trip_join_min_progress_m:
+        return None
+    return along, None, None
+
+
+def implied_departure(stop_along: tuple[float, ...], scheduled: tuple[float, ...],
+                      along: float, ts: float) -> float:
+    """When the vehicle left the first stop, if it has kept the timetable's pace since."""
+    j = 0
+    while j + 1 < len(stop_along) - 1 and stop_along[j + 1] <= along:
+        j += 1
+    span = stop_along[j + 1] - stop_along[j]
+    f = 0.0 if span <= 0 else min(max((along - stop_along[j]) / span, 0.0), 1.0)
+    at = scheduled[j] + f * (scheduled[j + 1] - scheduled[j])
+    return ts - (at - scheduled[0])
+
+
+def unobserved_before(stop_along: tuple[float, ...], radii: list[float], along: float) -> int:
+    """How many leading stops a vehicle joining at ``along`` can no longer be seen at."""
+    n = 0
+    while n < len(stop_along) and stop_along[n] + radii[n] < along:
+        n += 1
+    return n
+
+
+def nearest(candidates: list[Departure]) -> Departure | None:
+    """The best departure: the run whose scheduled start fits best."""
+    return min(candidates, key=lambda c: (c.score, c.window.route_index, c.window.run.id),
+               default=None)
+
+
+def zone_of(radius_m: float, cfg: TrackerConfig) -> float:
+    """How near a first stop counts as being at the terminal."""
+    return radius_m + cfg.trip_start_margin_m
