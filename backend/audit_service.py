@@ -32,7 +32,7 @@ from backend.models import Ping, TripAudit, Vehicle
 from backend.timefmt import iso
 from backend.tracking_service import build_contexts
 from routing import model as rm
-from routing.audit import audit_trips
+from routing.audit import audit_fleet, audit_trips
 from routing.calendar import DAY_S, service_day_start
 from routing.config import DEFAULT, TrackerConfig
 from routing.tracker import track
@@ -96,6 +96,7 @@ class VehicleDay:
     had_pings: bool = False  # pings in the audit window (of a vehicle with routes)
     audits: list[rm.TripAudit] = field(default_factory=list)
     teacher_trips: list[rm.Event] = field(default_factory=list)  # teacher cars' trips of the day
+    pings: list[rm.Ping] = field(default_factory=list)  # kept only until its pool is tracked
 
 
 def audit_date(
@@ -136,10 +137,12 @@ def audit_date(
     engine = db.engine
     ids = _vehicle_ids(engine, vehicle_ids)
     summary = AuditSummary(date)
-    shown = progress(ids) if progress is not None else ids
     with engine.connect() as conn:  # every context at once: a dozen statements, not per vehicle
         contexts = build_contexts(conn, ids)
-    with _computed_days(engine, ids, date, config, jobs, contexts) as days:
+    units = audit_units(ids, contexts)
+    ids = [v for unit in units for v in unit]  # the order the days come back in
+    shown = progress(ids) if progress is not None else ids
+    with _computed_days(engine, units, date, config, jobs, contexts) as days:
         for vehicle_id, day in zip(shown, days, strict=True):
             assert day.vehicle_id == vehicle_id
             if day.had_pings:
@@ -152,16 +155,49 @@ def audit_date(
     return summary
 
 
+def audit_units(ids: Sequence[str], contexts: dict[str, rm.VehicleContext]
+                ) -> list[tuple[str, ...]]:
+    """The vehicles audited together: those sharing pool routes (connected through any of them)
+    in one unit, tracked in event time as live (:func:`routing.audit.audit_fleet`); every other
+    vehicle alone. Units in the order of their first vehicle.
+
+    >>> from routing.model import VehicleContext as C
+    >>> c = lambda v, *p: C(v, "school_bus", None, (), (), pool_route_ids=frozenset(p))
+    >>> audit_units(["a", "b", "c", "d"], {"a": c("a", "r1"), "b": c("b"), "c": c("c", "r1", "r2"),
+    ...                                    "d": c("d", "r2")})
+    [('a', 'c', 'd'), ('b',)]
+    """
+    parent = {v: v for v in ids}
+
+    def root(v: str) -> str:
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    first_of: dict[str, str] = {}
+    for v in ids:
+        ctx = contexts.get(v)
+        for route_id in sorted(ctx.pool_route_ids) if ctx is not None else ():
+            other = first_of.setdefault(route_id, v)
+            a, b = sorted((root(v), root(other)))
+            parent[b] = a
+    groups: dict[str, list[str]] = {}
+    for v in ids:
+        groups.setdefault(root(v), []).append(v)
+    return sorted((tuple(g) for g in groups.values()), key=lambda g: ids.index(g[0]))
+
+
 @contextmanager
-def _computed_days(engine: Engine, ids: list[str], date: dt.date, config: TrackerConfig,
-                   jobs: int, contexts: dict[str, rm.VehicleContext]
+def _computed_days(engine: Engine, units: list[tuple[str, ...]], date: dt.date,
+                   config: TrackerConfig, jobs: int, contexts: dict[str, rm.VehicleContext]
                    ) -> Iterator[Iterator[VehicleDay]]:
-    """Every vehicle's computed day, in the order of ``ids``: here, or from ``jobs`` worker
-    processes that are stopped when the block is left (normally or not)."""
-    jobs = min(jobs, len(ids))
+    """Every vehicle's computed day, unit by unit: here, or from ``jobs`` worker processes that
+    are stopped when the block is left (normally or not)."""
+    jobs = min(jobs, len(units))
     if jobs <= 1 or not _parallel_ok(engine):
-        yield (compute_vehicle_day(engine, vehicle_id, date, config, contexts)
-               for vehicle_id in ids)
+        yield (day for unit in units
+               for day in compute_unit_days(engine, unit, date, config, contexts))
         return
     # fork: the workers start in milliseconds with everything imported, and inherit the engine
     # with its options and event listeners (and a test's search_path), the date and the config
@@ -172,7 +208,7 @@ def _computed_days(engine: Engine, ids: list[str], date: dt.date, config: Tracke
                                initializer=_init_worker,
                                initargs=(engine, date, config, contexts))
     try:
-        yield pool.map(_worker_vehicle_day, ids)
+        yield (day for days in pool.map(_worker_unit_days, units) for day in days)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -199,10 +235,27 @@ def _init_worker(engine: Engine, date: dt.date, config: TrackerConfig,
     _worker_job = (engine, date, config, contexts)
 
 
-def _worker_vehicle_day(vehicle_id: str) -> VehicleDay:
+def _worker_unit_days(unit: tuple[str, ...]) -> list[VehicleDay]:
     assert _worker_job is not None
     engine, date, config, contexts = _worker_job
-    return compute_vehicle_day(engine, vehicle_id, date, config, contexts)
+    return compute_unit_days(engine, unit, date, config, contexts)
+
+
+def compute_unit_days(engine: Engine, unit: tuple[str, ...], date: dt.date,
+                      config: TrackerConfig, contexts: dict[str, rm.VehicleContext]
+                      ) -> list[VehicleDay]:
+    """The days of one audit unit (:func:`audit_units`): a lone vehicle, or a pool tracked
+    together so that each run goes to one vehicle as it did live."""
+    if len(unit) == 1:
+        return [compute_vehicle_day(engine, unit[0], date, config, contexts)]
+    days = [compute_vehicle_day(engine, v, date, config, contexts, track_trips=False)
+            for v in unit]
+    pings = {d.vehicle_id: d.pings for d in days if d.pings}
+    audits = audit_fleet({v: contexts[v] for v in pings}, pings, config, service_date=date)
+    for day in days:
+        day.audits = audits.get(day.vehicle_id, [])
+        day.pings = []
+    return days
 
 
 def _vehicle_ids(engine, vehicle_ids: Sequence[str] | None) -> list[str]:
@@ -217,7 +270,8 @@ def _vehicle_ids(engine, vehicle_ids: Sequence[str] | None) -> list[str]:
 
 
 def compute_vehicle_day(engine: Engine, vehicle_id: str, date: dt.date, config: TrackerConfig,
-                        contexts: dict[str, rm.VehicleContext]) -> VehicleDay:
+                        contexts: dict[str, rm.VehicleContext],
+                        track_trips: bool = True) -> VehicleDay:
     """Read a vehicle's pings and run them through the tracker with its context (read for the
     whole audit; a vehicle missing from ``contexts`` is unknown); writes nothing.
 
@@ -238,8 +292,10 @@ def compute_vehicle_day(engine: Engine, vehicle_id: str, date: dt.date, config: 
             day0 = service_day_start(date, ctx.calendar)
             teacher_pings = load_pings(conn, vehicle_id, day0, day0 + DAY_S)
     day.had_pings = bool(pings)
-    if pings:
+    if pings and track_trips:
         day.audits = audit_trips(ctx, pings, config, service_date=date)
+    elif pings:
+        day.pings = pings  # the caller tracks it with its pool
     if teacher_pings:
         day.teacher_trips = teacher_trips_of(ctx, teacher_pings, date, config)
     return day

@@ -36,6 +36,7 @@ from backend.models import (
     Vehicle,
     vehicle_routes,
 )
+from backend.run_claims import claim_book, pooled_routes
 from gps_ingest.pipeline import AfterStore, StoredPing
 from routing import model as rm
 from routing.calendar import is_service_day
@@ -190,6 +191,7 @@ def build_contexts(conn: Connection,
             routes_of[vehicle.id] = _with_substitutions(
                 vehicle.id, calendar, [definitions[r] for r in sorted(own[vehicle.id])
                                        if r in definitions], subs, definitions)
+        pooled = pooled_routes(conn, sorted({r.id for rs in routes_of.values() for r in rs}))
         history = _segment_history(conn, sorted({run.id for routes in routes_of.values()
                                                  for route in routes for run in route.runs}))
         for vehicle in vehicles:
@@ -201,7 +203,8 @@ def build_contexts(conn: Connection,
                 routes=routes, schools=schools, calendar=calendars[vehicle.district_id],
                 assignments=tuple(assignments[teacher.id]) if teacher else (),
                 teacher_id=teacher.id if teacher else None,
-                segment_history={r: h for r, h in history.items() if r in runs})
+                segment_history={r: h for r, h in history.items() if r in runs},
+                pool_route_ids=frozenset(r.id for r in routes if r.id in pooled))
         return out
 
 
@@ -307,10 +310,17 @@ class TrackingStep:
         saved: list[dict[str, Any]] = []
         produced: list[rm.Event] = []
         tracked: Tracked = {}
+        # pool routes: one vehicle per run, each seeing the holds as the batch advances them
+        book = claim_book(conn, {v: contexts[v] for v in vehicle_ids}, states, self.config)
         for vehicle_id in vehicle_ids:
+            ctx = contexts[vehicle_id]
+            if book is not None and ctx.pool_route_ids:
+                ctx = dataclasses.replace(ctx, claims=book.claims)
             # the state was read for this call alone: advanced in place, not copied
-            new_state, new_events = track_owned(contexts[vehicle_id], states.get(vehicle_id),
+            new_state, new_events = track_owned(ctx, states.get(vehicle_id),
                                                 by_vehicle[vehicle_id], self.config)
+            if book is not None:
+                book.update(vehicle_id, new_state)
             tracked[vehicle_id] = (contexts[vehicle_id], new_state)  # type: ignore[assignment]
             saved.append({"vid": vehicle_id, "state": new_state.to_dict(),
                           "last_ts": new_state.last_ts, "updated_at": now})

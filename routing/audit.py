@@ -4,7 +4,7 @@ same tracker as live. It is the ground truth the live view approximates."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from routing.config import DEFAULT, TrackerConfig
 from routing.model import Event, Ping, TripAudit, VehicleContext
@@ -37,6 +37,24 @@ def audit_trips(ctx: VehicleContext, pings: Sequence[Ping], cfg: TrackerConfig =
     # track() puts the pings in timestamp order and drops duplicates itself (sorted_unique):
     # doing it here as well only walked a day's pings twice
     state, events = track(ctx, None, pings, cfg)
+    return trips_of(ctx, state, events, cfg, service_date)
+
+
+def audit_fleet(contexts: Mapping[str, VehicleContext], pings: Mapping[str, Sequence[Ping]],
+                cfg: TrackerConfig = DEFAULT,
+                service_date: dt.date | None = None) -> dict[str, list[TripAudit]]:
+    """:func:`audit_trips` for vehicles that share pool routes: tracked together in event time
+    (:func:`routing.fleet.track_fleet`), so one vehicle drives each run as it did live."""
+    from routing.fleet import track_fleet
+
+    states, events = track_fleet(contexts, pings, None, cfg)
+    return {v: trips_of(contexts[v], states[v], events[v], cfg, service_date) for v in contexts}
+
+
+def trips_of(ctx: VehicleContext, state: TrackerState, events: Sequence[Event],
+             cfg: TrackerConfig = DEFAULT,
+             service_date: dt.date | None = None) -> list[TripAudit]:
+    """The trips a tracked day's events (and its final state) describe, oldest first."""
     by_trip: dict[str, list[Event]] = {}
     for e in events:
         if e.trip_id is not None:

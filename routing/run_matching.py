@@ -29,6 +29,22 @@ def trip_id_for(vehicle_id: str, run_id: str, service_date: dt.date) -> str:
     return f"{service_date:%Y%m%d}-{run_id}-{vehicle_id}"
 
 
+def parse_trip_id(trip_id: str, vehicle_id: str) -> tuple[dt.date, str] | None:
+    """``(service_date, run_id)`` back from :func:`trip_id_for` (``None``: not one of its ids).
+
+    >>> parse_trip_id("20261123-zt-am-1-bus-07", "bus-07")
+    (datetime.date(2026, 11, 23), 'zt-am-1')
+    """
+    tail = f"-{vehicle_id}"
+    if len(trip_id) < 10 + len(tail) or not trip_id.endswith(tail) or trip_id[8] != "-":
+        return None
+    try:
+        day = dt.datetime.strptime(trip_id[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+    return day, trip_id[9:-len(tail)]
+
+
 @dataclass(frozen=True, slots=True)
 class RunWindow:
     """A run instance whose start window a ping may fall into."""

@@ -311,6 +311,7 @@ class _Batch:
             "late_s": None if trip.stops[-1].arrived_at is None else
             round(trip.stops[-1].arrived_at - trip.scheduled_at[-1], 1),
             "ping_count": trip.ping_count})
+        self.st.joining.clear()  # a departure or join is judged afresh after a trip
         done = self.st.done_trips
         done.append(trip.trip_id)
         del done[: max(0, len(done) - self.cfg.done_trips_kept)]
@@ -377,6 +378,8 @@ class _Batch:
             stops=stops)
         self.st.trip = trip
         self.st.joining.clear()
+        if visit is not None:  # a visit is left once: the next departure needs a visit of its own
+            self.st.terminals.pop(w.route.stops[0].id, None)
         self.emit("trip_started", started_at, trip, details={
             "service_date": trip.service_date, "scheduled_start_at": w.first_at,
             "delay_s": round(dep.departed_at - w.first_at, 1),

@@ -116,6 +116,20 @@ def imported(app, sample_bundle):
     return sample_bundle
 
 
+def route_copies(bundle: dict, route_ids: list[str], suffix: str) -> list[dict]:
+    """Copies of the bundle's routes with ``suffix`` on their ids (and their runs' ids): a bus
+    of its own on the same roads. A route several buses list is a pool, driven by one of them
+    per run (routing.fleet), so buses meant to drive the same trips in parallel need copies."""
+    out = []
+    for route in bundle["routes"]:
+        if route["id"] in route_ids:
+            route = dict(copy.deepcopy(route), id=f"{route['id']}{suffix}")
+            for run in route.get("runs", ()):
+                run["id"] = f"{run['id']}{suffix}"
+            out.append(route)
+    return out
+
+
 def login(client, username: str, password: str) -> dict[str, str]:
     response = client.post("/api/v1/auth/token", json={"username": username, "password": password})
     assert response.status_code == 200, response.get_json()

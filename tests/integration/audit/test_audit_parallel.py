@@ -19,6 +19,7 @@ from backend.bundle import import_bundle
 from backend.extensions import db
 from backend.models import SubsidyEntry, TripAudit
 from backend.tracking_service import TrackingStep
+from tests.conftest import route_copies
 from tests.integration.audit.test_audit_cli import run_cli
 from tests.integration.finance import month as m
 
@@ -28,13 +29,18 @@ EXTRA_BUSES = [f"bus-07{c}" for c in "abcde"]
 
 @pytest.fixture
 def busy_day(app, imported):
-    """bus-07 and five buses sharing its routes drive Tuesday's zt-am-1 (the extra buses' pings
+    """bus-07 and five buses with copies of its routes (each its own: a route several buses
+    list is driven by one of them per run) drive Tuesday's zt-am-1 (the extra buses' pings
     arriving shuffled in small backlogs), the meal truck does its round, and 刘胜's car drives
     both ways with its pings stored without the ledger step: the audit has trips to find on
     seven vehicles and two teacher trips to book."""
+    copies = [r for bus in EXTRA_BUSES
+              for r in route_copies(imported, ["zt-am-1", "zt-pm-1"], f"-{bus}")]
     with app.app_context():
         import_bundle({
-            "vehicles": [{"id": bus, "kind": "school_bus", "route_ids": ["zt-am-1", "zt-pm-1"],
+            "routes": copies,
+            "vehicles": [{"id": bus, "kind": "school_bus",
+                          "route_ids": [f"zt-am-1-{bus}", f"zt-pm-1-{bus}"],
                           "speed_limit_kmh": 60} for bus in EXTRA_BUSES],
             "devices": [{"id": f"dev-{bus}", "vehicle_id": bus, "token": f"token-{bus}"}
                         for bus in EXTRA_BUSES],

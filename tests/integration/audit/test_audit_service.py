@@ -11,6 +11,7 @@ from backend.audit_service import UnknownVehicle, audit_date
 from backend.bundle import import_bundle
 from backend.extensions import db
 from backend.models import TripAudit
+from tests.conftest import route_copies
 from tests.integration.audit.conftest import MONDAY, ingest, path_length_m
 
 TRIP_ID = "20261123-zt-am-1-bus-07"
@@ -70,17 +71,19 @@ def test_an_on_time_run_is_audited_as_one_trip_with_every_stop_visited(app, impo
     assert result["max_speed_kmh"] == 30.0
 
 
-def test_the_same_pings_arriving_shuffled_give_the_same_audit(app, monday_drive):
-    """A second bus with the same routes receives the Monday drive as shuffled backlogs: its live
-    tracker sees them out of order, the audit recomputes them in timestamp order."""
+def test_the_same_pings_arriving_shuffled_give_the_same_audit(app, imported, monday_drive):
+    """A second bus with copies of the same routes receives the Monday drive as shuffled
+    backlogs: its live tracker sees them out of order, the audit recomputes them in timestamp
+    order."""
     with app.app_context():
         import_bundle(
             {
+                "routes": route_copies(imported, ["zt-am-1", "zt-pm-1"], "-x"),
                 "vehicles": [
                     {
                         "id": "bus-07x",
                         "kind": "school_bus",
-                        "route_ids": ["zt-am-1", "zt-pm-1"],
+                        "route_ids": ["zt-am-1-x", "zt-pm-1-x"],
                         "speed_limit_kmh": 60,
                     }
                 ],
@@ -97,8 +100,9 @@ def test_the_same_pings_arriving_shuffled_give_the_same_audit(app, monday_drive)
     assert (summary.vehicles, summary.trips) == (2, 2)
     by_vehicle = {row[4]: row for row in audit_rows(app)}
     in_order, out_of_order = by_vehicle["bus-07"], by_vehicle["bus-07x"]
-    assert out_of_order[0] == "20261123-zt-am-1-bus-07x"
-    renamed = {**out_of_order[5], "trip_id": TRIP_ID, "vehicle_id": "bus-07"}
+    assert out_of_order[0] == "20261123-zt-am-1-x-bus-07x"
+    renamed = {**out_of_order[5], "trip_id": TRIP_ID, "vehicle_id": "bus-07",
+               "route_id": in_order[5]["route_id"], "run_id": in_order[5]["run_id"]}
     assert renamed == in_order[5]
 
 
