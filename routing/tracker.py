@@ -130,6 +130,13 @@ class _Batch:
         self.first_d = school_distances(tuple(firsts.values()), self.lat, self.lon) \
             if firsts else None
         self.first_ids = list(firsts)
+        # pings near a first stop (and the ping after, which may leave it): the others skip it
+        self.first_near: list[bool] = []
+        if self.first_d is not None:
+            zones = np.array([z for _, z in self.first_stops.values()])
+            near = (self.first_d <= zones[None, :]).any(axis=1)
+            near[1:] |= near[:-1]
+            self.first_near = near.tolist()
 
     def projected(self, route_index: int) -> ProjectedBatch:
         b = self._batches.get(route_index)
@@ -158,7 +165,7 @@ class _Batch:
             self.overspeed(p.ts, speed)
             if self.school_d is not None:
                 self.schools(k, prev, hop or 0.0)
-            if self.first_d is not None:
+            if self.first_d is not None and (self.first_near[k] or self.st.terminals):
                 self.terminals(k, prev)
             self.trip_step(k, prev, hop or 0.0, speed)
             st.last_ts, st.last_lat, st.last_lon = p.ts, p.lat, p.lon
@@ -195,6 +202,10 @@ class _Batch:
 
     def terminals(self, k: int, prev: int | None) -> None:
         assert self.first_d is not None
+        if not self.first_near[k] and not any(  # away from every first stop, no circle open
+                v.circle_in is not None and v.circle_out is None
+                for v in self.st.terminals.values()):
+            return
         here = dict(zip(self.first_ids, self.first_d[k].tolist(), strict=True))
         before = dict(zip(self.first_ids, self.first_d[prev].tolist(), strict=True)) \
             if prev is not None else None
@@ -234,7 +245,7 @@ class _Batch:
         index = self.route_index.get(trip.route_id)
         if index is None:
             return False
-        geom = route_geometry(self.ctx.routes[index])
+        geom = self.projected(index).geom
         place = geom.route.stops[-1]
         return trip.progress_m >= geom.stop_along[-1] - place.radius_m - \
             self.cfg.stop_progress_tolerance_m
