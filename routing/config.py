@@ -47,12 +47,21 @@ class TrackerConfig:
     # A departure is progress this far past the first stop's circle (a bus idling on its edge or
     # creeping in a terminal lot has not left).
     trip_depart_margin_m: float = 30.0
+    # A departure fix lies this close to the path (a GPS jump of a standing bus rarely does).
+    trip_depart_max_offset_m: float = 40.0
+    # Slower than this along the path between two pings is standing: the departure is later.
+    trip_moving_mps: float = 2.0
     # A terminal visit is forgotten this long after the vehicle was last near the first stop.
     terminal_memory_s: float = 900.0
     # A vehicle first seen mid-route starts the trip after this much forward progress on the path.
     trip_join_min_progress_m: float = 300.0
-    # Run choice: an early departure counts this many times its seconds against a late one.
-    run_early_weight: float = 2.0
+    # A mid-route join is not a run the timetable would put this far ahead of (a spare heading
+    # for a frozen bus's run must not take the next one while the frozen bus still holds it).
+    trip_join_max_early_s: float = 600.0
+    # Run choice: a departure up to this much early is as likely as as late ...
+    run_early_grace_s: float = 60.0
+    # ... and beyond it counts this many times its seconds against a late one.
+    run_early_weight: float = 10.0
     # The last stop counts as reached by a vehicle that stopped within radius + this of it ...
     trip_end_margin_m: float = 100.0
     # ... for at least this long (a terminal layover just off the stop).

@@ -118,8 +118,9 @@ class TrackerState:
     geofence: GeofenceState = field(default_factory=GeofenceState)
     #: recent visits to first stops, by stop id (where the next trip departs from)
     terminals: dict[str, TerminalVisit] = field(default_factory=dict)
-    #: route id -> [first ts, its progress_m, last ts, furthest progress_m] of a streak of pings
-    #: on that route's path (a departure or a mid-route join in the making)
+    #: route id -> [when it set off, progress_m where the streak began, last ts, furthest
+    #: progress_m, last progress_m] of a streak of pings on that route's path, moving forward
+    #: (a departure or a mid-route join in the making)
     joining: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

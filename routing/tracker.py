@@ -343,7 +343,8 @@ class _Batch:
                 continue
             if w.route_index not in found:
                 found[w.route_index] = departure(self.projected(w.route_index), w.route, k,
-                                                 ts, st, cfg, allow_join=current is None)
+                                                 ts, self.fresh[k - self.base].speed_kmh, st,
+                                                 cfg, allow_join=current is None)
             dep = found[w.route_index]
             if dep is None:
                 continue
@@ -351,6 +352,8 @@ class _Batch:
             if departed_at is None:  # a mid-route join: when the timetable says it left
                 departed_at = implied_departure(self.projected(w.route_index).geom.stop_along,
                                                 w.scheduled_at, along, ts)
+                if w.first_at - departed_at > cfg.trip_join_max_early_s:
+                    continue  # far ahead of this run's timetable: not this run (yet)
             candidates.append(Departure(w, along, departed_at, visit,
                                         run_score(w, departed_at, cfg)))
         best = nearest(candidates)

@@ -32,6 +32,7 @@ with the day's ground truth:
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections import Counter, defaultdict
@@ -39,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from routing.fleet import ClaimBook, with_pools
 from routing.model import Event, Ping, VehicleContext
 from routing.run_matching import trip_id_for
 from routing.state import TrackerState
@@ -59,8 +61,9 @@ def drive(day: Day, batch_s: float = 5.0, observe: Observer | None = None) -> di
     ``batch_s`` seconds of event time, all vehicles interleaved in event time (a batch goes in
     once its last ping has been received), each vehicle's state carried between its batches.
 
-    This is the one place that calls the tracker: when the fleet-level entry point lands (so
-    that vehicles see each other's run claims), it replaces the per-vehicle loop below.
+    This is the one place that calls the tracker. Vehicles that share a route are a pool
+    (:func:`routing.fleet.with_pools`) and see each other's holds on runs through a
+    :class:`routing.fleet.ClaimBook`, as the ingest's tracking step does.
     ``observe(vehicle_id, ctx, state, new_events)`` is called after every batch.
     """
     batches: list[tuple[float, str, list[Ping]]] = []
@@ -76,10 +79,15 @@ def drive(day: Day, batch_s: float = 5.0, observe: Observer | None = None) -> di
     batches.sort(key=lambda b: (b[0], b[1]))
     states: dict[str, TrackerState] = {}
     events: dict[str, list[Event]] = {v: [] for v in day.contexts}
+    contexts = with_pools(day.contexts)
+    book = ClaimBook()
     for _, vehicle_id, pings in batches:
-        ctx = day.contexts[vehicle_id]
+        ctx = contexts[vehicle_id]
+        if ctx.pool_route_ids:
+            ctx = dataclasses.replace(ctx, claims=book.claims)
         state, new = track_owned(ctx, states.get(vehicle_id), pings)
         states[vehicle_id] = state
+        book.update(vehicle_id, state)
         events[vehicle_id].extend(new)
         if observe is not None:
             observe(vehicle_id, ctx, state, new)
