@@ -19,7 +19,7 @@ from routing.config import DEFAULT, TrackerConfig
 from routing.model import Event, Ping, RunClaim, VehicleContext
 from routing.run_matching import parse_trip_id
 from routing.state import TrackerState
-from routing.tracker import track_owned
+from routing.tracker import moved_at, track_owned
 from routing.trip_start import claim_key, stale
 
 #: Event-time slice in which the vehicles of a pool are advanced one after the other (the ingest's
@@ -79,7 +79,7 @@ class ClaimBook:
         trip = state.trip
         if trip is not None:
             key = claim_key(trip.run_id, trip.service_date)
-            self._put(key, RunClaim(vehicle_id, trip.trip_id, trip.progress_ts))
+            self._put(key, RunClaim(vehicle_id, trip.trip_id, moved_at(trip)))
             self._held[vehicle_id].add(key)
 
     def _put(self, key: str, claim: RunClaim) -> None:

@@ -48,6 +48,8 @@ class TripState:
     distance_m: float = 0.0
     max_speed_kmh: float | None = None
     ping_count: int = 0
+    #: when progress last grew by a metre or more (a frozen device repeating one fix does not)
+    moved_ts: float | None = None
     #: [first ts, closest distance, its ts] near the last stop without entering its circle
     end_near: list[float] | None = None
 

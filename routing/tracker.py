@@ -38,6 +38,7 @@ from routing.trip_start import (
     departure,
     implied_departure,
     nearest,
+    passed_on_streak,
     record_terminals,
     run_score,
     unobserved_before,
@@ -224,7 +225,7 @@ class _Batch:
             elif ts > deadline:
                 self.complete(trip, deadline, "timeout")
             elif self.taken_over(trip, ts):
-                self.complete(trip, trip.progress_ts, "handed_over", remaining="unobserved")
+                self.complete(trip, moved_at(trip), "handed_over", remaining="unobserved")
             else:
                 self.advance(trip, self.projected(index), k, prev, hop, speed)
         trip = self.st.trip
@@ -237,7 +238,7 @@ class _Batch:
             return False
         claim = self.ctx.claims.get(claim_key(trip.run_id, trip.service_date))
         return claim is not None and claim.vehicle_id != self.ctx.vehicle_id \
-            and claim.progress_ts > trip.progress_ts and ts - trip.progress_ts > \
+            and claim.progress_ts > moved_at(trip) and ts - moved_at(trip) > \
             self.cfg.claim_stale_s
 
     def near_end(self, trip: TripState) -> bool:
@@ -262,6 +263,8 @@ class _Batch:
                          trip.last_on_route, None)
             new = advance(b, k, trip.progress_m, ts - trip.progress_ts, corridor, cfg)
             if new is not None:
+                if new >= trip.progress_m + 1.0:
+                    trip.moved_ts = ts
                 trip.progress_m, trip.progress_ts = new, ts
             trip.distance_m += hop
         trip.ping_count += 1
@@ -380,18 +383,24 @@ class _Batch:
                                  departed_at=dep.departed_at, stopped=True)
             started_at, unobserved = arrived, 0
         else:  # joined mid-route: the stops behind it were not seen, neither visited nor missed
-            unobserved = unobserved_before(geom.stop_along,
-                                           [p.radius_m for p in w.route.stops], dep.progress_m)
+            radii = [p.radius_m for p in w.route.stops]
+            unobserved = unobserved_before(geom.stop_along, radii, dep.progress_m)
+            streak = self.st.joining.get(w.route.id)
+            passed = passed_on_streak(streak[5] if streak and len(streak) > 5 else [],
+                                      geom.stop_along, radii, dep.progress_m)
             for j in range(unobserved):
-                stops[j].status = "unobserved"
-            started_at = ts
+                if j in passed:  # ... except those passed while the join was being confirmed
+                    stops[j] = StopState(status="visited", arrived_at=passed[j][0],
+                                         departed_at=passed[j][1])
+                else:
+                    stops[j].status = "unobserved"
+            started_at = min([ts, *(a for a, _ in passed.values())])
         trip = TripState(
             trip_id=w.trip_id, route_id=w.route.id, run_id=w.run.id,
             service_date=w.service_date.isoformat(), started_at=started_at,
             scheduled_at=list(w.scheduled_at), progress_m=dep.progress_m, progress_ts=ts,
             stops=stops)
         self.st.trip = trip
-        self.st.joining.clear()
         if visit is not None:  # a visit is left once: the next departure needs a visit of its own
             self.st.terminals.pop(w.route.stops[0].id, None)
         self.emit("trip_started", started_at, trip, details={
@@ -399,7 +408,12 @@ class _Batch:
             "delay_s": round(dep.departed_at - w.first_at, 1),
             "departed_at": round(dep.departed_at, 3), "progress_m": round(dep.progress_m, 1),
             "joined": visit is None,
-            "unobserved": list(range(unobserved))})
+            "unobserved": [j for j, s in enumerate(stops) if s.status == "unobserved"]})
+        self.st.joining.clear()
+        for j, s in enumerate(stops):  # stops passed before the join was sure
+            if visit is None and s.status == "visited" and s.arrived_at is not None and \
+                    s.departed_at is not None:
+                self.stop_events(trip, geom, passed_events(trip, j, s, geom))
         if visit is not None:
             s0 = stops[0]
             assert s0.arrived_at is not None and s0.departed_at is not None
@@ -420,6 +434,23 @@ class _Batch:
             self.advance(trip, b, k, prev, float(self.hops[prev]), speed)
         else:
             self.advance(trip, b, k, None, 0.0, speed, first=True)
+
+
+def moved_at(trip: TripState) -> float:
+    """When the trip last made progress along its route (not just a fix on it)."""
+    return trip.moved_ts if trip.moved_ts is not None else trip.progress_ts
+
+
+def passed_events(trip: TripState, j: int, s: StopState, geom: RouteGeometry) -> list[StopEvent]:
+    """Arrival and departure of a stop visited before the trip started (interpolated)."""
+    assert s.arrived_at is not None and s.departed_at is not None
+    at = round(geom.stop_along[j], 1)
+    return [StopEvent("stop_arrived", s.arrived_at, j, {
+                "sequence": j, "progress_m": at, "scheduled_at": trip.scheduled_at[j],
+                "late_s": round(s.arrived_at - trip.scheduled_at[j], 1), "interpolated": True}),
+            StopEvent("stop_departed", s.departed_at, j, {
+                "sequence": j, "progress_m": at, "arrived_at": s.arrived_at,
+                "dwell_s": round(s.departed_at - s.arrived_at, 1), "stopped": False})]
 
 
 def segment_seconds(stops: Sequence[StopState]) -> list[float | None]:

@@ -47,6 +47,10 @@ class Departure:
     score: float  # how well the departure fits the run's scheduled start (lower is better)
 
 
+#: points of a streak's track kept (an hour of 30 s pings, ten minutes at 5 s)
+STREAK_TRACK_KEPT = 120
+
+
 def record_terminals(st: TrackerState, first_stops: dict[str, tuple[float, float]],
                      distances: dict[str, float], prev_distances: dict[str, float] | None,
                      ts: float, prev_ts: float | None, cfg: TrackerConfig) -> None:
@@ -148,12 +152,16 @@ def departure(b: ProjectedBatch, route: Route, k: int, ts: float, speed_kmh: flo
         st.joining.pop(route.id, None)
         return None
     streak = st.joining.get(route.id)
-    if streak is None or len(streak) < 5 or ts - streak[2] > cfg.episode_max_gap_s or \
+    if streak is None or len(streak) < 6 or ts - streak[2] > cfg.episode_max_gap_s or \
             along < streak[3] - cfg.progress_back_m:
-        streak = st.joining[route.id] = [ts, along, ts, along, along]
+        streak = st.joining[route.id] = [ts, along, ts, along, along, []]
     elif along - streak[4] < cfg.trip_moving_mps * (ts - streak[2]):
         streak[0] = ts  # standing (or creeping): the vehicle has not set off yet
     streak[2], streak[3], streak[4] = ts, max(streak[3], along), along
+    track = streak[5]
+    if not track or along > track[-1][1]:
+        track.append([ts, along])  # where it went when: stops passed before a join was sure
+        del track[:max(0, len(track) - STREAK_TRACK_KEPT)]
     moved = along - streak[1]
     left_stop = first.radius_m + cfg.trip_depart_margin_m
     if along < a0 + left_stop or d_first < left_stop or moved < cfg.trip_start_min_move_m:
@@ -172,6 +180,31 @@ def departure(b: ProjectedBatch, route: Route, k: int, ts: float, speed_kmh: flo
     if not allow_join or moved < cfg.trip_join_min_progress_m:
         return None
     return along, None, None
+
+
+def passed_on_streak(track: list[list[float]], stop_along: tuple[float, ...],
+                     radii: list[float], along: float) -> dict[int, tuple[float, float]]:
+    """Stops the vehicle passed while a mid-route join was being confirmed: ``{index: (arrived,
+    departed)}`` interpolated on the streak's ``[ts, progress_m]`` track (entering and leaving
+    the stop's radius along the path), for stops wholly between its first point and ``along``."""
+    out: dict[int, tuple[float, float]] = {}
+    if len(track) < 2:
+        return out
+    ts = [p[0] for p in track]
+    at = [p[1] for p in track]
+    for j, (a, r) in enumerate(zip(stop_along, radii, strict=True)):
+        if a - r >= at[0] and a + r < min(along, at[-1]):
+            out[j] = (_time_at(ts, at, a - r), _time_at(ts, at, a + r))
+    return out
+
+
+def _time_at(ts: list[float], at: list[float], a: float) -> float:
+    k = 1
+    while k < len(at) - 1 and at[k] < a:
+        k += 1
+    span = at[k] - at[k - 1]
+    f = 0.0 if span <= 0 else min(max((a - at[k - 1]) / span, 0.0), 1.0)
+    return ts[k - 1] + f * (ts[k] - ts[k - 1])
 
 
 def implied_departure(stop_along: tuple[float, ...], scheduled: tuple[float, ...],
