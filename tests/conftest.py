@@ -16,12 +16,18 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 import backend.security
 from backend import create_app
 from backend.database import upgrade_schema
 from backend.extensions import db
+
+# Shared, loaded machines (CI runs both suites side by side): a slow example is no bug, so no
+# per-example deadline; speed is measured in bench/, never asserted in tests.
+settings.register_profile("xiaoche", deadline=None)
+settings.load_profile("xiaoche")
 
 # Real salted hashes, but cheap ones: the suite hashes every demo password many times.
 backend.security.PASSWORD_METHOD = "pbkdf2:sha256:1000"
