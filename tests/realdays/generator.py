@@ -111,6 +111,8 @@ class DayConfig:
     first_departure: str = "06:00"
     history_days: int = 5
     off_stop_share: float = 0.15  # of run ends, when terminal_off_stop
+    layover_min: tuple[int, int] = (10, 25)  # scheduled layover between a bus's runs, minutes
+    every_s: float | None = None  # every device samples this often (overrides ``sampling``)
 
 
 # --- the feed ------------------------------------------------------------------------------------
@@ -610,11 +612,11 @@ def generate(cfg: DayConfig = DayConfig()) -> Day:
     # --- the timetable: blocks of runs back to back, buses spread evenly over a cycle ---------
     for n, line in enumerate(lines):
         cycle = sum(p.offsets_s[-1] + 17.5 * 60 for p in line.patterns)
-        headway = cycle / cfg.buses_per_line / len(line.patterns)
+        headway = cycle / cfg.buses_per_line  # at each terminal
         for b in range(cfg.buses_per_line):
             v = _Vehicle(f"bus-{line.name}-{b:02d}", line, [])
-            t = first_dep + 60 * round((b * headway + n * 120) / 60)
-            k = 0
+            t = first_dep + 60 * round(((b // len(line.patterns)) * headway + n * 120) / 60)
+            k = b % len(line.patterns)  # a pair's buses start at both ends
             for _ in range(cfg.runs_per_bus):
                 pat = line.patterns[k]
                 route_id = route_of[pat.shape_id]
@@ -625,7 +627,7 @@ def generate(cfg: DayConfig = DayConfig()) -> Day:
                 runs[route_id].append(Run(run_id, times, dates=frozenset({SERVICE_DATE})))
                 run_times[run_id] = times
                 v.runs.append((k, run_id, day0 + t))
-                t = times[-1] + 60 * rng.randint(10, 25)
+                t = times[-1] + 60 * rng.randint(*cfg.layover_min)
                 k = (k + 1) % len(line.patterns)
             vehicles.append(v)
     routes: dict[str, Route] = {}
@@ -653,11 +655,11 @@ def generate(cfg: DayConfig = DayConfig()) -> Day:
         if scen.terminal_three:
             for v in pool[:3]:
                 v.kind = "terminal_three"
-        if scen.late_join and len(pool) >= 4:
+        if scen.late_join:
             pool[-1].kind = "late_join"
-        if scen.frozen and len(pool) >= 5 and cfg.runs_per_bus >= 2:
-            pool[len(pool) // 2].kind = "frozen_repeat" if lines.index(line) % 2 else \
-                "frozen_silent"
+        if scen.frozen and cfg.runs_per_bus >= 2 and (len(pool) >= 2 or not scen.late_join):
+            pool[len(pool) // 2 - (len(pool) == 2)].kind = \
+                "frozen_repeat" if lines.index(line) % 2 else "frozen_silent"
     # --- drive ----------------------------------------------------------------------------------
     spare_on = day0 + first_dep - 30 * 60
     todo = list(vehicles)
@@ -688,6 +690,7 @@ def generate(cfg: DayConfig = DayConfig()) -> Day:
         t, x, y = v.track.arrays()
         nrng = random.Random(f"{cfg.seed}-device-{v.vehicle_id}")
         every, sigma, p_out = _noise(nrng, scen)
+        every = cfg.every_s or every
         pings[v.vehicle_id] = _sample(nrng, t, x, y, every, sigma, p_out, v.on, v.frozen,
                                       speed=nrng.random() < 0.5)
         line_routes = tuple(routes[route_of[p.shape_id]] for p in v.line.patterns)
