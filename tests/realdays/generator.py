@@ -473,10 +473,12 @@ def _noise(rng: random.Random, scen: Scenarios) -> tuple[float, float, float]:
 
 def _sample(rng: random.Random, t: np.ndarray, x: np.ndarray, y: np.ndarray, every: float,
             sigma: float, p_out: float, windows: list[tuple[float, float]],
-            frozen: tuple[float, float] | None, speed: bool) -> list[Ping]:
+            frozen: tuple[float, float] | None, speed: bool) -> tuple[list[Ping], int]:
     """Pings of a device while it is on (``windows``), every ``every`` s with 10 % jitter; during
-    ``frozen=(from, to)`` it repeats its first fix of that span exactly."""
+    ``frozen=(from, to)`` it repeats its first fix of that span exactly. Also how many
+    outliers it put in."""
     pings: list[Ping] = []
+    outliers = 0
     for lo, hi in sorted(windows):
         ts = lo + rng.uniform(0, min(every, max(hi - lo, 0.0)))
         held: Ping | None = None
@@ -488,6 +490,7 @@ def _sample(rng: random.Random, t: np.ndarray, x: np.ndarray, y: np.ndarray, eve
             tx, ty = float(np.interp(ts, t, x)), float(np.interp(ts, t, y))
             px, py = tx + rng.gauss(0, sigma), ty + rng.gauss(0, sigma)
             if p_out and rng.random() < p_out:
+                outliers += 1
                 r, ang = rng.uniform(50, 150), rng.uniform(0, 2 * math.pi)
                 px, py = px + r * math.cos(ang), py + r * math.sin(ang)
             v = None
@@ -505,7 +508,7 @@ def _sample(rng: random.Random, t: np.ndarray, x: np.ndarray, y: np.ndarray, eve
         if p.ts > last:
             out.append(p)
             last = p.ts
-    return out
+    return out, outliers
 
 
 def _hms(s: float) -> str:
@@ -685,14 +688,17 @@ def generate(cfg: DayConfig = DayConfig()) -> Day:
     contexts: dict[str, VehicleContext] = {}
     pings: dict[str, list[Ping]] = {}
     trips: list[TruthTrip] = []
+    devices: dict[str, dict[str, float]] = {}
     for v in driven:
         assert v.track is not None
         t, x, y = v.track.arrays()
         nrng = random.Random(f"{cfg.seed}-device-{v.vehicle_id}")
         every, sigma, p_out = _noise(nrng, scen)
         every = cfg.every_s or every
-        pings[v.vehicle_id] = _sample(nrng, t, x, y, every, sigma, p_out, v.on, v.frozen,
+        pings[v.vehicle_id], outliers = _sample(nrng, t, x, y, every, sigma, p_out, v.on, v.frozen,
                                       speed=nrng.random() < 0.5)
+        devices[v.vehicle_id] = {"every_s": every, "sigma_m": round(sigma, 1),
+                                 "outliers": outliers}
         line_routes = tuple(routes[route_of[p.shape_id]] for p in v.line.patterns)
         contexts[v.vehicle_id] = VehicleContext(
             vehicle_id=v.vehicle_id, kind="school_bus", speed_limit_kmh=None, routes=line_routes,
@@ -710,7 +716,7 @@ def generate(cfg: DayConfig = DayConfig()) -> Day:
         f.name for f in fields(scen) if getattr(scen, f.name)) or "plain"
     return Day(name=f"cairns {name} seed {cfg.seed}", service_date=SERVICE_DATE,
                contexts=dict(sorted(contexts.items())), pings=dict(sorted(pings.items())),
-               trips=trips, notes={"config": repr(cfg)})
+               trips=trips, notes={"config": repr(cfg), "devices": devices})
 
 
 def small_day(seed: int, lines: tuple[str, ...] = ("130",), buses: int = 3, runs: int = 2,

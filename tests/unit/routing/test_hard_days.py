@@ -126,6 +126,10 @@ def test_each_scenario_is_in_the_mixed_day():
             "frozen_silent", "frozen_repeat"} <= flags
     gaps = [np.median(np.diff([p.ts for p in ps])) for ps in d.pings.values()]
     assert min(gaps) < 8 and max(gaps) > 40  # 5-60 s sampling
+    devices = d.notes["devices"]
+    assert sum(v["outliers"] for v in devices.values()) > 20  # 1 % of ~12 000 pings
+    assert min(v["sigma_m"] for v in devices.values()) < 4 < 6 < max(
+        v["sigma_m"] for v in devices.values())
     assert len({t.vehicle_id for t in d.trips}) == len(d.contexts) == 3 * 5 + 3  # + 3 spares
     assert all(len(ctx.segment_history) for ctx in d.contexts.values())
 
