@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -131,7 +132,9 @@ def main() -> None:
               f"trips completed {r.counts['trip_completed_reasons']}")
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"tracking_real-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps({"argv": sys.argv[1:], "goals": GOALS,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+    path.write_text(json.dumps({"argv": sys.argv[1:], "commit": commit, "goals": GOALS,
                                 "reports": [r.as_dict() for r in reports]},
                                indent=1, default=str), encoding="utf-8")
     print(f"written {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
