@@ -16,7 +16,8 @@ Days (``tests/realdays``):
 * **Cairns plain, seed 0**: the same fleet and timetable with no difficulty switched on (10 s
   sampling, 3 m noise, device off between runs): what the pool alone costs.
 
-Measures: see ``tests/realdays/metrics.py``. The tracker is fed by ``metrics.drive`` (5 s
+Measures: see ``tests/realdays/metrics.py`` (ETAs are scored once the bus has left its first
+stop; those made while it still waits there are shown apart). The tracker is fed by ``metrics.drive`` (5 s
 batches per vehicle, all vehicles interleaved in event time). Timing: pings/s of that drive on one
 core, median of ``--repeat`` runs (ETA sampling included); the measures do not depend on it.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -71,6 +73,10 @@ ROWS = [
     ("baseline MAE 1/3/5 ahead (s)", "", lambda r: _triple(r.baseline_mae_s)),
     ("ETA / baseline 1/3/5", "≤ 0.7", lambda r: _triple(r.eta_ratio)),
     ("ETA predictions scored 1/3/5", "", lambda r: " / ".join(str(r.eta_n[k]) for k in AHEAD)),
+    ("waiting at stop 0: ETA MAE 1/3/5 (s)", "",
+     lambda r: _triple(r.counts["eta_waiting_mae_s"])),
+    ("waiting at stop 0: baseline MAE 1/3/5 (s)", "",
+     lambda r: _triple(r.counts["baseline_waiting_mae_s"])),
     ("tracker pings/s (drive)", "", lambda r: f"{r.pings / r.drive_s:,.0f}"),
 ]
 
@@ -126,7 +132,9 @@ def main() -> None:
               f"trips completed {r.counts['trip_completed_reasons']}")
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"tracking_real-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps({"argv": sys.argv[1:], "goals": GOALS,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+    path.write_text(json.dumps({"argv": sys.argv[1:], "commit": commit, "goals": GOALS,
                                 "reports": [r.as_dict() for r in reports]},
                                indent=1, default=str), encoding="utf-8")
     print(f"written {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")

@@ -111,6 +111,8 @@ class DayConfig:
     first_departure: str = "06:00"
     history_days: int = 5
     off_stop_share: float = 0.15  # of run ends, when terminal_off_stop
+    layover_min: tuple[int, int] = (10, 25)  # scheduled layover between a bus's runs, minutes
+    every_s: float | None = None  # every device samples this often (overrides ``sampling``)
 
 
 # --- the feed ------------------------------------------------------------------------------------
@@ -471,10 +473,12 @@ def _noise(rng: random.Random, scen: Scenarios) -> tuple[float, float, float]:
 
 def _sample(rng: random.Random, t: np.ndarray, x: np.ndarray, y: np.ndarray, every: float,
             sigma: float, p_out: float, windows: list[tuple[float, float]],
-            frozen: tuple[float, float] | None, speed: bool) -> list[Ping]:
+            frozen: tuple[float, float] | None, speed: bool) -> tuple[list[Ping], int]:
     """Pings of a device while it is on (``windows``), every ``every`` s with 10 % jitter; during
-    ``frozen=(from, to)`` it repeats its first fix of that span exactly."""
+    ``frozen=(from, to)`` it repeats its first fix of that span exactly. Also how many
+    outliers it put in."""
     pings: list[Ping] = []
+    outliers = 0
     for lo, hi in sorted(windows):
         ts = lo + rng.uniform(0, min(every, max(hi - lo, 0.0)))
         held: Ping | None = None
@@ -486,6 +490,7 @@ def _sample(rng: random.Random, t: np.ndarray, x: np.ndarray, y: np.ndarray, eve
             tx, ty = float(np.interp(ts, t, x)), float(np.interp(ts, t, y))
             px, py = tx + rng.gauss(0, sigma), ty + rng.gauss(0, sigma)
             if p_out and rng.random() < p_out:
+                outliers += 1
                 r, ang = rng.uniform(50, 150), rng.uniform(0, 2 * math.pi)
                 px, py = px + r * math.cos(ang), py + r * math.sin(ang)
             v = None
@@ -503,7 +508,7 @@ def _sample(rng: random.Random, t: np.ndarray, x: np.ndarray, y: np.ndarray, eve
         if p.ts > last:
             out.append(p)
             last = p.ts
-    return out
+    return out, outliers
 
 
 def _hms(s: float) -> str:
@@ -610,11 +615,11 @@ def generate(cfg: DayConfig = DayConfig()) -> Day:
     # --- the timetable: blocks of runs back to back, buses spread evenly over a cycle ---------
     for n, line in enumerate(lines):
         cycle = sum(p.offsets_s[-1] + 17.5 * 60 for p in line.patterns)
-        headway = cycle / cfg.buses_per_line / len(line.patterns)
+        headway = cycle / cfg.buses_per_line  # at each terminal
         for b in range(cfg.buses_per_line):
             v = _Vehicle(f"bus-{line.name}-{b:02d}", line, [])
-            t = first_dep + 60 * round((b * headway + n * 120) / 60)
-            k = 0
+            t = first_dep + 60 * round(((b // len(line.patterns)) * headway + n * 120) / 60)
+            k = b % len(line.patterns)  # a pair's buses start at both ends
             for _ in range(cfg.runs_per_bus):
                 pat = line.patterns[k]
                 route_id = route_of[pat.shape_id]
@@ -625,7 +630,7 @@ def generate(cfg: DayConfig = DayConfig()) -> Day:
                 runs[route_id].append(Run(run_id, times, dates=frozenset({SERVICE_DATE})))
                 run_times[run_id] = times
                 v.runs.append((k, run_id, day0 + t))
-                t = times[-1] + 60 * rng.randint(10, 25)
+                t = times[-1] + 60 * rng.randint(*cfg.layover_min)
                 k = (k + 1) % len(line.patterns)
             vehicles.append(v)
     routes: dict[str, Route] = {}
@@ -653,11 +658,11 @@ def generate(cfg: DayConfig = DayConfig()) -> Day:
         if scen.terminal_three:
             for v in pool[:3]:
                 v.kind = "terminal_three"
-        if scen.late_join and len(pool) >= 4:
+        if scen.late_join:
             pool[-1].kind = "late_join"
-        if scen.frozen and len(pool) >= 5 and cfg.runs_per_bus >= 2:
-            pool[len(pool) // 2].kind = "frozen_repeat" if lines.index(line) % 2 else \
-                "frozen_silent"
+        if scen.frozen and cfg.runs_per_bus >= 2 and (len(pool) >= 2 or not scen.late_join):
+            pool[len(pool) // 2 - (len(pool) == 2)].kind = \
+                "frozen_repeat" if lines.index(line) % 2 else "frozen_silent"
     # --- drive ----------------------------------------------------------------------------------
     spare_on = day0 + first_dep - 30 * 60
     todo = list(vehicles)
@@ -683,13 +688,17 @@ def generate(cfg: DayConfig = DayConfig()) -> Day:
     contexts: dict[str, VehicleContext] = {}
     pings: dict[str, list[Ping]] = {}
     trips: list[TruthTrip] = []
+    devices: dict[str, dict[str, float]] = {}
     for v in driven:
         assert v.track is not None
         t, x, y = v.track.arrays()
         nrng = random.Random(f"{cfg.seed}-device-{v.vehicle_id}")
         every, sigma, p_out = _noise(nrng, scen)
-        pings[v.vehicle_id] = _sample(nrng, t, x, y, every, sigma, p_out, v.on, v.frozen,
+        every = cfg.every_s or every
+        pings[v.vehicle_id], outliers = _sample(nrng, t, x, y, every, sigma, p_out, v.on, v.frozen,
                                       speed=nrng.random() < 0.5)
+        devices[v.vehicle_id] = {"every_s": every, "sigma_m": round(sigma, 1),
+                                 "outliers": outliers}
         line_routes = tuple(routes[route_of[p.shape_id]] for p in v.line.patterns)
         contexts[v.vehicle_id] = VehicleContext(
             vehicle_id=v.vehicle_id, kind="school_bus", speed_limit_kmh=None, routes=line_routes,
@@ -707,7 +716,7 @@ def generate(cfg: DayConfig = DayConfig()) -> Day:
         f.name for f in fields(scen) if getattr(scen, f.name)) or "plain"
     return Day(name=f"cairns {name} seed {cfg.seed}", service_date=SERVICE_DATE,
                contexts=dict(sorted(contexts.items())), pings=dict(sorted(pings.items())),
-               trips=trips, notes={"config": repr(cfg)})
+               trips=trips, notes={"config": repr(cfg), "devices": devices})
 
 
 def small_day(seed: int, lines: tuple[str, ...] = ("130",), buses: int = 3, runs: int = 2,
