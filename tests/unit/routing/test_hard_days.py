@@ -2,10 +2,10 @@
 
 The generator tests check the instrument: deterministic for a seed, its truth where its pings
 say, each scenario really there. The cause tests drive a hand-sized generated day through the
-tracker and assert the *correct* behaviour; today's tracker fails them, so they are marked
-``xfail(strict=True)``: when a fix makes one pass, the suite fails until its mark is removed.
+tracker and assert the *correct* behaviour; the tracker before issue 13's fix failed every one
+of them (each was first committed as a strict xfail and checked to fail for its named reason).
 Each cause has a plain test next to it that checks the scenario is what it claims to be (without
-the tracker), so an xfail cannot hide a generator bug.
+the tracker), so a pass cannot come from a generator bug.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import math
 from functools import lru_cache
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -216,7 +215,6 @@ def test_cause_1_scenario_a_bus_lays_over_where_another_run_just_left():
     assert before  # another bus left on this route's previous run minutes before it arrived
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 cause 1")
 def test_cause_1_a_bus_arriving_for_its_layover_takes_its_own_run_not_the_one_that_just_left():
     d = day(**CAUSE_1)
     ev = events_of(d)["bus-130-00"]
@@ -238,7 +236,6 @@ def test_cause_2_scenario_three_buses_wait_together_at_one_terminal():
     assert max(at_stop) < min(t.passages[0] for t in d.trips)  # all three there at once
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 cause 2")
 def test_cause_2_three_buses_at_one_terminal_each_take_their_own_run():
     d = day(**CAUSE_2)
     ev = events_of(d)
@@ -263,7 +260,6 @@ def test_cause_3_scenario_the_bus_lays_over_off_the_last_stop_out_of_its_circle(
     assert d.trips[1].passages[0] - t.passages[-1] > 10 * 60  # then a layover
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 cause 3")
 def test_cause_3_a_trip_ends_at_a_terminal_layover_off_the_stop_without_deviating():
     d = day(**CAUSE_3)
     t = d.trips[0]
@@ -288,7 +284,6 @@ def test_cause_4_scenario_a_bus_turns_at_the_pier_from_stop_e_to_stop_b():
     assert 0 < b.passages[0] - a.passages[-1] < 5 * 60  # a quick turn
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 cause 4")
 def test_cause_4_the_next_trip_starts_at_its_own_first_stop_and_does_not_miss_it():
     d = day(**CAUSE_4)
     _, b = d.trips
@@ -315,7 +310,6 @@ def test_cause_5_scenarios_a_device_switched_on_mid_run_and_a_bus_finishing_anot
     assert spare.observed[0] == broken.observed[-1] + 1 and spare.observed[-1] == 25
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 cause 5")
 def test_cause_5_a_late_join_starts_its_run_and_leaves_earlier_stops_unobserved():
     d = day(**CAUSE_5_LATE)
     (t,) = d.trips
@@ -328,7 +322,6 @@ def test_cause_5_a_late_join_starts_its_run_and_leaves_earlier_stops_unobserved(
     assert set(t.observed) <= arrived
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 cause 5")
 def test_cause_5_a_bus_finishing_a_run_after_a_frozen_device_gets_that_run():
     d = day(**CAUSE_5_HANDOVER)
     spare = next(t for t in d.flagged("handover") if t.vehicle_id == "spare-130")
