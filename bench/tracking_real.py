@@ -128,6 +128,8 @@ def main() -> None:
     print("tracking on real and hard days (issue 13); goals from the issue")
     print(table(reports))
     for r in reports:
+        print(f"  {r.day}: {r.counts['departures_out_of_timetable_order']} trips left before "
+              f"an earlier run's bus (no time-and-place rule can tell those apart)")
         print(f"  {r.day}: right vehicle by flag {r.counts['right_vehicle_by_flag']}, "
               f"trips completed {r.counts['trip_completed_reasons']}")
     RESULTS.mkdir(exist_ok=True)

@@ -66,6 +66,9 @@ class TrackerConfig:
     trip_end_margin_m: float = 100.0
     # ... for at least this long (a terminal layover just off the stop).
     trip_end_dwell_s: float = 30.0
+    # A pool route's run due this long ago and not taken goes to the next bus that leaves
+    # (first come, first served), before a later run that fits its departure better.
+    pool_due_late_s: float = 600.0
     # A pool route's run held by a vehicle with no progress this long may be taken by another.
     claim_stale_s: float = 300.0
     # A trip not finished this long after its last scheduled stop is closed as timed out.

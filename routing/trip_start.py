@@ -227,8 +227,22 @@ def unobserved_before(stop_along: tuple[float, ...], radii: list[float], along: 
     return n
 
 
-def nearest(candidates: list[Departure]) -> Departure | None:
-    """The best departure: the run whose scheduled start fits best."""
+def nearest(candidates: list[Departure], pool: frozenset[str] = frozenset(),
+            cfg: TrackerConfig | None = None) -> Departure | None:
+    """The best departure: the run whose scheduled start fits best.
+
+    On a pool route every run is driven by some bus, so a run already due and not taken is the
+    next bus's, first come first served: the oldest such run (at most ``pool_due_late_s`` late)
+    wins over a later one that fits the clock better. With 5-minute headways and buses leaving up
+    to 6 minutes late, the nearest start alone gives the 06:16 to the bus that is late for the
+    06:11 and every bus after it the wrong run.
+    """
+    if cfg is not None:
+        due = [c for c in candidates if c.window.route.id in pool and
+               0.0 <= c.departed_at - c.window.first_at <= cfg.pool_due_late_s]
+        if due:
+            return min(due, key=lambda c: (c.window.first_at, c.window.route_index,
+                                           c.window.run.id))
     return min(candidates, key=lambda c: (c.score, c.window.route_index, c.window.run.id),
                default=None)
 

@@ -264,7 +264,26 @@ def evaluate(day: Day, drive: Callable[..., dict[str, list[Event]]] = drive,
             "eta_waiting_n": {k: len(eta.err["tracker_waiting"][k]) for k in AHEAD},
             "right_vehicle_by_flag": {f: f"{flag_right[f]}/{flag_total[f]}"
                                       for f in sorted(flag_total)},
+            "departures_out_of_timetable_order": out_of_order(day),
         })
+
+
+def out_of_order(day: Day) -> int:
+    """Truth trips that left their first stop before a trip of an *earlier* run of the same
+    route by another bus: no rule that sees only times and places can tell those two buses'
+    runs apart (both drive the same road at about the same time), so they bound what run
+    matching can reach on a day."""
+    by_route: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
+    for t in day.trips:
+        if t.passages and t.passages[0] is not None:
+            by_route[t.route_id].append((t.scheduled[0], t.passages[0], t.vehicle_id))
+    n = 0
+    for trips in by_route.values():
+        trips.sort()
+        for k, (_, left, vehicle) in enumerate(trips):
+            if any(earlier_left > left and v != vehicle for _, earlier_left, v in trips[:k]):
+                n += 1
+    return n
 
 
 def _tracker_passage(events: list[Event], j: int) -> float | None:
