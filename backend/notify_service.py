@@ -26,6 +26,8 @@ from backend.scopes import visible_route_ids, visible_vehicle_ids
 from backend.tracking_service import (
     EVENTS,
     ContextCache,
+    PingEta,
+    PingEtas,
     Tracked,
     event_row,
     route_definition,
@@ -157,13 +159,20 @@ def eta_snapshot(ctx: rm.VehicleContext, state: RoutingState) -> EtaSnapshot | N
     view = live_view(ctx, state)
     if view is None or state.trip is None:
         return None
+    return snapshot_of(ctx, PingEta(view, state.trip.progress_m))
+
+
+def snapshot_of(ctx: rm.VehicleContext, eta: PingEta) -> EtaSnapshot:
+    """A per-ping ETA (:class:`backend.tracking_service.PingEta`) as the rules' snapshot, with
+    the metres then left to each stop ahead."""
+    view = eta.view
     route = route_of(ctx, view.route_id)
     distances: dict[str, float] = {}
     if route is not None:
         geom = route_geometry(route)
         for place, along, stop in zip(route.stops, geom.stop_along, view.stops, strict=True):
             if stop.eta is not None:
-                distances[place.id] = max(0.0, along - state.trip.progress_m)
+                distances[place.id] = max(0.0, along - eta.progress_m)
     return EtaSnapshot.from_live_view(view, distances)
 
 
@@ -178,16 +187,25 @@ def write_messages(conn: Connection, messages: Iterable[Message]) -> int:
 
 
 class NotifyStep:
-    """A ``TrackingStep`` batch step: the batch's events and trips in progress → messages."""
+    """A ``TrackingStep`` batch step: the batch's events and trips in progress → messages.
+
+    ETAs are taken after every ping (``etas``, in event time), not only after the batch's last:
+    a trip whose pings arrive as one backlog array is told about like one sent ping by ping.
+    """
 
     def __init__(self, audience: Audience | None = None, cfg: NotifyConfig = DEFAULT):
         self.audience = audience or Audience()
         self.cfg = cfg
         # the trip's previous snapshot per vehicle, so a stop already within the threshold is
-        # not announced again each batch (the dedupe key is the guarantee; this saves the work)
+        # not announced again each ping (the dedupe key is the guarantee; this saves the work)
         self._previous: dict[str, EtaSnapshot] = {}
 
-    def __call__(self, conn: Connection, events: Sequence[rm.Event], tracked: Tracked) -> int:
+    def eta_routes(self, conn: Connection) -> set[str]:
+        """The routes whose ETAs may tell anyone anything: those with parents."""
+        return set(self.audience.get(conn).parents_by_route)
+
+    def __call__(self, conn: Connection, events: Sequence[rm.Event], tracked: Tracked,
+                 etas: PingEtas | None = None) -> int:
         """Write the messages; returns how many notifications are new."""
         if not events and not any(state.trip is not None for _, state in tracked.values()):
             return 0
@@ -197,18 +215,23 @@ class NotifyStep:
             messages.extend(messages_for(event, audience.for_event(event), audience.context,
                                          self.cfg))
         for vehicle_id, (ctx, state) in tracked.items():
+            per_ping = etas.get(vehicle_id) if etas is not None else None
+            if per_ping is None:
+                if state.trip is None:
+                    continue
+                last = eta_snapshot(ctx, state)
+                snapshots = [] if last is None else [last]
+            else:
+                snapshots = [snapshot_of(ctx, e) for e in per_ping]
+            for snapshot in snapshots:
+                parents = audience.parents_by_route.get(snapshot.route_id)
+                if not parents:
+                    continue
+                messages.extend(messages_for(snapshot, parents, audience.context, self.cfg,
+                                             previous=self._previous.get(vehicle_id)))
+                self._previous[vehicle_id] = snapshot
             if state.trip is None:
                 self._previous.pop(vehicle_id, None)
-                continue
-            parents = audience.parents_by_route.get(state.trip.route_id)
-            if not parents:
-                continue
-            snapshot = eta_snapshot(ctx, state)
-            if snapshot is None:
-                continue
-            messages.extend(messages_for(snapshot, parents, audience.context, self.cfg,
-                                         previous=self._previous.get(vehicle_id)))
-            self._previous[vehicle_id] = snapshot
         return write_messages(conn, messages) if messages else 0
 
 
