@@ -248,24 +248,32 @@ def broker_config_command(
 
 @main.command("replay")
 @click.argument("trace", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--device", "device_id", required=True, help="the registered device that recorded it")
+@click.option("--device", "device_id", default=None,
+              help="the registered device that recorded it [not for a CSV with a device_id "
+                   "column: a fleet's day, every device of the file together]")
 @click.option("--skip-bad", is_flag=True, help="read past bad trace lines (counted and listed)")
+@click.option("--etas", is_flag=True,
+              help="also print every ETA prediction (per ping and stop ahead) as a JSON line: "
+                   "as_of, trip_id, run_id, vehicle_id, stop_id, eta, uncertainty_s")
 @with_appcontext
-def replay_command(trace: Path, device_id: str, skip_bad: bool) -> None:
+def replay_command(trace: Path, device_id: str | None, skip_bad: bool, etas: bool) -> None:
     """Feed a recorded TRACE (GPX, CSV, OwnTracks .rec / JSON lines) through the ingest
     pipeline in event time and print the events it produced."""
-    from backend.replay import ReplayError, replay_trace, report_lines
+    from backend.replay import ReplayError, eta_lines, replay_trace, report_lines
     from gps_ingest.traces import TraceError
 
     _prepare_database(with_sample=False)
     try:
-        result = replay_trace(current_app._get_current_object(), trace, device_id, skip_bad)
+        result = replay_trace(current_app._get_current_object(), trace, device_id, skip_bad,
+                              etas=etas)
     except TraceError as exc:
         raise click.ClickException(
             f"{exc}; nothing was replayed (--skip-bad reads past bad lines)"
         ) from exc
     except ReplayError as exc:
         raise click.ClickException(str(exc)) from exc
+    for line in eta_lines(result):
+        click.echo(line)
     for line in report_lines(result):
         click.echo(line)
 

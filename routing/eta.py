@@ -54,6 +54,9 @@ HISTORY_WEIGHT_MAX = 1.5
 SCHEDULE_WEIGHT = 0.5
 #: Share of a stretch spent standing at its first stop when no dwell was observed today.
 DEFAULT_DWELL_SHARE = 0.1
+#: The fastest a bus drives a stretch, on average between its stops (bounds what is left of a
+#: timetable's stretch after a long wait at its first stop).
+FASTEST_CRUISE_KMH = 50.0
 #: Relative spread of a stretch's time when too few observations show it (history / timetable).
 HISTORY_SPREAD = 0.15
 SCHEDULE_SPREAD = 0.25
@@ -135,6 +138,7 @@ class Stretch:
     dwell_s: float
     spread_s: float
     today: bool
+    dwell_seen: bool = False  # today's drives showed the dwell (else it is a guessed share)
 
 
 def stretch_estimate(observations: Sequence[SegmentObservation], now: float, trip_id: str,
@@ -176,7 +180,7 @@ def stretch_estimate(observations: Sequence[SegmentObservation], now: float, tri
     else:  # one or two drives: their disagreement with the prior says how sure to be
         spread = 0.5 * (abs(today - prior) + prior_spread)
     dwell = weighted_median(dwells, dwell_w) if dwells else DEFAULT_DWELL_SHARE * seg
-    return Stretch(seg, min(dwell, seg), max(spread, MIN_SEGMENT_SPREAD_S), True)
+    return Stretch(seg, min(dwell, seg), max(spread, MIN_SEGMENT_SPREAD_S), True, bool(dwells))
 
 
 def history_columns(history: Sequence[Sequence[float | None]], n_segments: int,
@@ -245,12 +249,25 @@ def predict(trip: TripState, geom: RouteGeometry, now: float,
             a0, a1 = geom.stop_along[nxt - 1], geom.stop_along[nxt]
         frac = 1.0 if a1 <= a0 else min(max((a1 - trip.progress_m) / (a1 - a0), 0.0), 1.0)
         prev = trip.stops[nxt - 1]
-        drive = (s.seg_s - s.dwell_s) * pace
+        # the fastest the stretch can be driven: what is left of a timetable's stretch after a
+        # long wait at its first stop is no shorter than this
+        fastest = max(geom.stop_along[nxt] - geom.stop_along[nxt - 1], 0.0) / \
+            (FASTEST_CRUISE_KMH / 3.6)
+        leg = s.seg_s * pace
         if prev.arrived_at is not None and prev.departed_at is None and \
                 trip.inside_stop == nxt - 1:
-            # still standing there: the usual dwell, or at once if it is already longer
-            eta = max(now, prev.arrived_at + s.dwell_s) + drive
+            if s.dwell_seen:  # standing there: the usual dwell, or at once if already longer
+                eta = max(now, prev.arrived_at + s.dwell_s) + (s.seg_s - s.dwell_s) * pace
+            else:  # the stretch's time includes an unknown wait here: no less driving is left
+                eta = max(prev.arrived_at + leg, now + max(fastest, (1 - DEFAULT_DWELL_SHARE)
+                                                           * leg - (now - prev.arrived_at)))
         else:
+            if s.dwell_seen:
+                drive = (s.seg_s - s.dwell_s) * pace
+            elif prev.arrived_at is not None and prev.departed_at is not None:
+                drive = max(leg - (prev.departed_at - prev.arrived_at), fastest)  # dwell spent
+            else:
+                drive = (1 - DEFAULT_DWELL_SHARE) * leg
             eta = now + drive * frac
         var = (s.spread_s * max(frac, 0.3)) ** 2
     for j in range(nxt, n):
