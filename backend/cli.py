@@ -431,6 +431,29 @@ def report_subsidies_command(month: str, out: Path | None, xlsx: bool) -> None:
     _write_report(statements_csv(month_statements(month)), out, f"subsidies-{month}.csv", xlsx)
 
 
+@report_group.command("eta")
+@click.option("--month", required=True, callback=lambda _c, _p, v: _month(v), metavar="YYYY-MM")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="the CSV file [default: eta-YYYY-MM.csv]")
+@click.option("--xlsx", is_flag=True, help="also write an .xlsx (needs openpyxl)")
+@with_appcontext
+def report_eta_command(month: str, out: Path | None, xlsx: bool) -> None:
+    """ETA accuracy per route over the month's audited trips: MAE at 1, 3 and 5 stops ahead
+    next to the timetable + current-delay baseline, so a district sees whether to trust them."""
+    from backend.audit_service import eta_csv, eta_report
+
+    rows = eta_report(month=month)
+    for row in rows:
+        cells = "  ".join(f"{c['stops']} ahead {_seconds(c['mae_s'])} "
+                          f"(baseline {_seconds(c['baseline_mae_s'])})" for c in row["stops_ahead"])
+        click.echo(f"{row['route_id']}: {row['trips']} trips; MAE {cells}")
+    _write_report(eta_csv(month, rows), out, f"eta-{month}.csv", xlsx)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} s"
+
+
 @main.command("dispatch")
 @click.option("--interval", default=2.0, show_default=True, type=float,
               help="seconds between looks at the outbox when it is empty")

@@ -144,13 +144,14 @@ def route_definition(session, route: Route,
 
 
 def build_contexts(conn: Connection, vehicle_ids: Sequence[str], as_of: float | None = None,
-                   observed_since: float | None = None) -> dict[str, rm.VehicleContext]:
+                   observed: tuple[float, float] | None = None) -> dict[str, rm.VehicleContext]:
     """The tracking context of each known vehicle of ``vehicle_ids`` (unknown ones are left out),
     read with a fixed number of statements whatever the number of vehicles.
 
     Today's stretch observations for the ETA (``segment_observations``) are the stop events in
-    ``[observed_since, as_of]`` (event time; default: the ETA's window up to now), and the run
-    history is of ``as_of``'s weekday type where there is enough of it."""
+    ``observed`` (``(since, until)`` in event time; default: the ETA's window up to ``as_of``,
+    itself by default now), and the run history is of the service days before ``as_of``'s, of
+    its weekday type where there is enough of it."""
     from sqlalchemy.orm import Session, selectinload
 
     ids = sorted(set(vehicle_ids))
@@ -205,8 +206,8 @@ def build_contexts(conn: Connection, vehicle_ids: Sequence[str], as_of: float | 
                                        if r in definitions], subs, definitions)
         history = _segment_history(conn, sorted({run.id for routes in routes_of.values()
                                                  for route in routes for run in route.runs}))
-        until = time.time() if as_of is None else as_of
-        since = until - TODAY_WINDOW_S if observed_since is None else observed_since
+        as_of = time.time() if as_of is None else as_of
+        since, until = (as_of - TODAY_WINDOW_S, as_of) if observed is None else observed
         observations = today_observations(conn, sorted({
             place.id for routes in routes_of.values() for route in routes
             for place in route.stops}), since, until)
@@ -219,7 +220,7 @@ def build_contexts(conn: Connection, vehicle_ids: Sequence[str], as_of: float | 
                 routes=routes, schools=schools, calendar=calendars[vehicle.district_id],
                 assignments=tuple(assignments[teacher.id]) if teacher else (),
                 teacher_id=teacher.id if teacher else None,
-                segment_history={r: _same_day_type(h, calendars[vehicle.district_id], until)
+                segment_history={r: _same_day_type(h, calendars[vehicle.district_id], as_of)
                                  for r, h in history.items() if r in runs},
                 segment_observations=_observations_of(routes, observations))
         return out
@@ -290,11 +291,14 @@ def _day_type(day: dt.date) -> int:
 def _same_day_type(history: list[list[float]], calendar: rm.Calendar,
                    as_of: float) -> list[list[float]]:
     """The latest ``ETA_HISTORY_RUNS`` of the run's history of ``as_of``'s weekday type, when
-    there are at least ``ETA_HISTORY_SAME_DAY_TYPE_MIN``; else the latest of any day."""
-    today = _day_type(local_date(as_of, calendar))
-    same = [h for h in history if getattr(h, "service_date", None) and
-            _day_type(dt.date.fromisoformat(h.service_date)) == today]  # type: ignore[attr-defined]
-    chosen = same if len(same) >= ETA_HISTORY_SAME_DAY_TYPE_MIN else history
+    there are at least ``ETA_HISTORY_SAME_DAY_TYPE_MIN``; else the latest of any day. Trips of
+    ``as_of``'s service day or later are left out (an audit replays a day's ETAs as they were)."""
+    day = local_date(as_of, calendar)
+    dated = [(h, dt.date.fromisoformat(h.service_date) if getattr(h, "service_date", None)
+              else None) for h in history]
+    before = [(h, d) for h, d in dated if d is None or d < day]
+    same = [h for h, d in before if d is not None and _day_type(d) == _day_type(day)]
+    chosen = same if len(same) >= ETA_HISTORY_SAME_DAY_TYPE_MIN else [h for h, _ in before]
     return [list(h) for h in chosen[:ETA_HISTORY_RUNS]]
 
 

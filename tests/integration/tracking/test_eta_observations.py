@@ -39,7 +39,7 @@ def test_another_buses_drive_this_morning_is_in_every_context_of_its_stretches(a
         assert first == (rm.SegmentObservation(day0 + 6 * 3600 + 300, 300.0, 40.0, "early"),)
         assert set(ctx.segment_observations) == {(a, b) for a, b in zip(stops, stops[1:], strict=False)}
         # a whole day, for the audit: both drives, the ETA itself keeps to those before it
-        day = build_contexts(conn, ["bus-07"], as_of=day0 + 86400, observed_since=day0)
+        day = build_contexts(conn, ["bus-07"], as_of=day0, observed=(day0, day0 + 86400))
         assert len(day["bus-07"].segment_observations[(stops[0], stops[1])]) == 2
         db.session.rollback()
 
