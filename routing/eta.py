@@ -256,7 +256,11 @@ def predict(trip: TripState, geom: RouteGeometry, now: float,
         leg = s.seg_s * pace
         if prev.arrived_at is not None and prev.departed_at is None and \
                 trip.inside_stop == nxt - 1:
-            if s.dwell_seen:  # standing there: the usual dwell, or at once if already longer
+            if nxt == 1:  # at the first stop a bus waits for its departure time
+                drive = (s.seg_s - s.dwell_s) * pace if s.dwell_seen else \
+                    (1 - DEFAULT_DWELL_SHARE) * leg
+                eta = max(now, sched[0]) + drive
+            elif s.dwell_seen:  # standing there: the usual dwell, or at once if already longer
                 eta = max(now, prev.arrived_at + s.dwell_s) + (s.seg_s - s.dwell_s) * pace
             else:  # the stretch's time includes an unknown wait here: no less driving is left
                 eta = max(prev.arrived_at + leg, now + max(fastest, (1 - DEFAULT_DWELL_SHARE)
