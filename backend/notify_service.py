@@ -159,21 +159,23 @@ def eta_snapshot(ctx: rm.VehicleContext, state: RoutingState) -> EtaSnapshot | N
     view = live_view(ctx, state)
     if view is None or state.trip is None:
         return None
-    return snapshot_of(ctx, PingEta(view, state.trip.progress_m))
-
-
-def snapshot_of(ctx: rm.VehicleContext, eta: PingEta) -> EtaSnapshot:
-    """A per-ping ETA (:class:`backend.tracking_service.PingEta`) as the rules' snapshot, with
-    the metres then left to each stop ahead."""
-    view = eta.view
     route = route_of(ctx, view.route_id)
     distances: dict[str, float] = {}
     if route is not None:
         geom = route_geometry(route)
         for place, along, stop in zip(route.stops, geom.stop_along, view.stops, strict=True):
             if stop.eta is not None:
-                distances[place.id] = max(0.0, along - eta.progress_m)
+                distances[place.id] = max(0.0, along - state.trip.progress_m)
     return EtaSnapshot.from_live_view(view, distances)
+
+
+def snapshot_of(eta: PingEta) -> EtaSnapshot:
+    """A per-ping ETA (:class:`backend.tracking_service.PingEta`) as the rules' snapshot."""
+    return EtaSnapshot(
+        route_id=eta.route_id, trip_id=eta.trip_id, vehicle_id=eta.vehicle_id, as_of=eta.as_of,
+        etas=dict(zip(eta.stop_ids, eta.etas, strict=True)), delay_s=eta.delay_s,
+        distances_m={s: d for s, d in zip(eta.stop_ids, eta.distances_m, strict=True)
+                     if d is not None})
 
 
 def write_messages(conn: Connection, messages: Iterable[Message]) -> int:
@@ -222,7 +224,7 @@ class NotifyStep:
                 last = eta_snapshot(ctx, state)
                 snapshots = [] if last is None else [last]
             else:
-                snapshots = [snapshot_of(ctx, e) for e in per_ping]
+                snapshots = [snapshot_of(e) for e in per_ping]
             for snapshot in snapshots:
                 parents = audience.parents_by_route.get(snapshot.route_id)
                 if not parents:

@@ -278,15 +278,13 @@ class EtaRecorder:
         batch = []
         for per_ping in (etas or {}).values():
             for e in per_ping:
-                view = e.view
-                for stop in view.stops:
-                    if stop.eta is None:
+                for stop_id, eta, unc in zip(e.stop_ids, e.etas, e.uncertainties, strict=True):
+                    if eta is None:
                         continue
-                    batch.append((view.as_of, {
-                        "as_of": iso(view.as_of), "trip_id": view.trip_id,
-                        "run_id": view.run_id, "vehicle_id": view.vehicle_id,
-                        "stop_id": stop.stop_id, "eta": iso(round(stop.eta, 1)),
-                        "uncertainty_s": stop.eta_uncertainty_s}))
+                    batch.append((e.as_of, {
+                        "as_of": iso(e.as_of), "trip_id": e.trip_id, "run_id": e.run_id,
+                        "vehicle_id": e.vehicle_id, "stop_id": stop_id,
+                        "eta": iso(round(eta, 1)), "uncertainty_s": unc}))
         batch.sort(key=lambda item: item[0])  # stable: a ping's stops in route order
         self.lines.extend(line for _, line in batch)
 

@@ -40,8 +40,9 @@ from gps_ingest.pipeline import AfterStore, StoredPing
 from routing import model as rm
 from routing.calendar import is_service_day, local_date
 from routing.config import TrackerConfig
-from routing.eta import TODAY_WINDOW_S
-from routing.tracker import OnPing, live_view, track_owned
+from routing.eta import TODAY_WINDOW_S, predict
+from routing.geometry import RouteGeometry, route_geometry
+from routing.tracker import OnPing, route_of, track_owned
 from routing.tracker import TrackerState as RoutingState
 
 EVENTS = Event.__table__
@@ -360,11 +361,19 @@ BatchStep = Callable[[Connection, list[rm.Event], Tracked], Any]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PingEta:
-    """A trip's ETAs as of one ping (``view.as_of`` is its ``ts``), with the trip's progress
-    along the route then (for distances to the stops ahead)."""
+    """A trip's ETAs as of one ping (``as_of`` is its ``ts``), per stop of the route in order
+    (``None`` for stops done), with their uncertainties and the metres then left to each."""
 
-    view: rm.LiveView
-    progress_m: float
+    route_id: str
+    trip_id: str
+    run_id: str
+    vehicle_id: str
+    as_of: float
+    delay_s: float
+    stop_ids: tuple[str, ...]
+    etas: tuple[float | None, ...]
+    uncertainties: tuple[float | None, ...]
+    distances_m: tuple[float | None, ...]
 
 
 #: vehicle id -> its trip's ETAs after each ping of this batch, in event time
@@ -374,14 +383,32 @@ PingEtas = dict[str, list[PingEta]]
 def ping_eta_recorder(ctx: rm.VehicleContext, config: TrackerConfig, out: list[PingEta],
                       route_ids: Container[str] | None = None) -> OnPing:
     """A tracker ``on_ping`` callback appending the trip's ETAs after every ping to ``out``
-    (only for trips of ``route_ids``, when given)."""
+    (only for trips of ``route_ids``, when given): the predictions of
+    :func:`routing.tracker.live_view`, without building a live view per ping (the route's
+    geometry is looked up once per batch, not hashed per ping)."""
+    routes: dict[str, tuple[RouteGeometry, tuple[str, ...]] | None] = {}
+
     def record(state: RoutingState) -> None:
         trip = state.trip
-        if trip is None or (route_ids is not None and trip.route_id not in route_ids):
+        if trip is None or state.last_ts is None or \
+                (route_ids is not None and trip.route_id not in route_ids):
             return
-        view = live_view(ctx, state, config)
-        if view is not None:
-            out.append(PingEta(view, trip.progress_m))
+        if trip.route_id not in routes:
+            route = route_of(ctx, trip.route_id)
+            routes[trip.route_id] = None if route is None else (
+                route_geometry(route), tuple(p.id for p in route.stops))
+        known = routes[trip.route_id]
+        if known is None:
+            return
+        geom, stop_ids = known
+        pred = predict(trip, geom, state.last_ts, ctx.segment_history.get(trip.run_id, ()),
+                       config, ctx.segment_observations)
+        progress = trip.progress_m
+        out.append(PingEta(
+            trip.route_id, trip.trip_id, trip.run_id, ctx.vehicle_id, state.last_ts,
+            round(pred.delay_s, 1), stop_ids, pred.etas, pred.uncertainties,
+            tuple(None if e is None else max(0.0, a - progress)
+                  for e, a in zip(pred.etas, geom.stop_along, strict=True))))
     return record
 
 

@@ -30,7 +30,6 @@ current delay, the last observed arrival minus its scheduled time (0 before any)
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -145,6 +144,32 @@ def stretch_estimate(observations: Sequence[SegmentObservation], now: float, tri
                      history: Sequence[float], scheduled_s: float) -> Stretch:
     """Blend today's drives over one stretch (older than ``now``, not this trip's), the run's
     history and the timetable (see the module docstring)."""
+    return _blend(observations, now, trip_id, _prior(history, scheduled_s), len(history))
+
+
+def _prior(history: Sequence[float], scheduled_s: float) -> Stretch:
+    """What the stretch takes without today's drives: the run's history, else the timetable;
+    ``dwell_s`` a guessed share, ``today`` False."""
+    if history:
+        prior = statistics.median(history)
+        spread = HISTORY_SPREAD * prior
+        if len(history) >= 3:
+            mad = statistics.median(abs(h - prior) for h in history)
+            spread = max(1.4826 * mad, 0.5 * spread)
+    else:
+        prior, spread = scheduled_s, SCHEDULE_SPREAD * scheduled_s
+    return Stretch(prior, DEFAULT_DWELL_SHARE * prior, max(spread, MIN_SEGMENT_SPREAD_S), False)
+
+
+def _prior_weight(history_runs: int) -> float:
+    return min(HISTORY_WEIGHT * history_runs, HISTORY_WEIGHT_MAX) if history_runs \
+        else SCHEDULE_WEIGHT
+
+
+def _blend(observations: Sequence[SegmentObservation], now: float, trip_id: str,
+           prior_stretch: Stretch, history_runs: int = 0) -> Stretch:
+    if not observations:
+        return prior_stretch
     values: list[float] = []
     weights: list[float] = []
     dwells: list[float] = []
@@ -159,18 +184,10 @@ def stretch_estimate(observations: Sequence[SegmentObservation], now: float, tri
         if o.dwell_s is not None and 0 <= o.dwell_s <= o.seg_s:
             dwells.append(o.dwell_s)
             dwell_w.append(w)
-    if history:
-        prior = statistics.median(history)
-        prior_w = min(HISTORY_WEIGHT * len(history), HISTORY_WEIGHT_MAX)
-        prior_spread = HISTORY_SPREAD * prior
-        if len(history) >= 3:
-            mad = statistics.median(abs(h - prior) for h in history)
-            prior_spread = max(1.4826 * mad, 0.5 * prior_spread)
-    else:
-        prior, prior_w, prior_spread = scheduled_s, SCHEDULE_WEIGHT, SCHEDULE_SPREAD * scheduled_s
     if not values:
-        return Stretch(prior, DEFAULT_DWELL_SHARE * prior, max(prior_spread, MIN_SEGMENT_SPREAD_S),
-                       False)
+        return prior_stretch
+    prior = prior_stretch.seg_s
+    prior_w = _prior_weight(history_runs)
     today = weighted_median(values, weights)
     total = sum(weights)
     seg = (total * today + prior_w * prior) / (total + prior_w)
@@ -178,9 +195,33 @@ def stretch_estimate(observations: Sequence[SegmentObservation], now: float, tri
         mad = weighted_median([abs(v - today) for v in values], weights)
         spread = 1.4826 * mad
     else:  # one or two drives: their disagreement with the prior says how sure to be
-        spread = 0.5 * (abs(today - prior) + prior_spread)
+        spread = 0.5 * (abs(today - prior) + prior_stretch.spread_s)
     dwell = weighted_median(dwells, dwell_w) if dwells else DEFAULT_DWELL_SHARE * seg
     return Stretch(seg, min(dwell, seg), max(spread, MIN_SEGMENT_SPREAD_S), True, bool(dwells))
+
+
+#: Priors per (history object, timetable stretches): a trip's pings all ask for the same ones,
+#: and the medians of its history are the dearest part of a prediction. Keyed by identity with
+#: the history kept alive beside them (so an id is never reused while cached); bounded.
+_PRIORS: dict[tuple[int, tuple[float, ...]], tuple[object, list[Stretch], list[int]]] = {}
+_PRIORS_MAX = 512
+
+
+def _priors(history: Sequence[Sequence[float | None]], scheduled: Sequence[float],
+            cfg: TrackerConfig) -> tuple[list[Stretch], list[int]]:
+    """Every stretch's prior, and how many history runs it rests on."""
+    key = (id(history), tuple(scheduled))
+    hit = _PRIORS.get(key)
+    if hit is not None and hit[0] is history:
+        return hit[1], hit[2]
+    n = len(scheduled)
+    columns = history_columns(history, n, cfg) if history else [[] for _ in range(n)]
+    priors = [_prior(columns[k], scheduled[k]) for k in range(n)]
+    counts = [len(c) for c in columns]
+    if len(_PRIORS) >= _PRIORS_MAX:
+        _PRIORS.clear()
+    _PRIORS[key] = (history, priors, counts)
+    return priors, counts
 
 
 def history_columns(history: Sequence[Sequence[float | None]], n_segments: int,
@@ -223,16 +264,16 @@ def predict(trip: TripState, geom: RouteGeometry, now: float,
         return Prediction(delay, "schedule", tuple(etas), tuple(confs), None, tuple(uncs))
     stops = geom.route.stops
     sched = trip.scheduled_at
-    columns = history_columns(history, n - 1, cfg) if history else [[] for _ in range(n - 1)]
+    priors, counts = _priors(history, [sched[k + 1] - sched[k] for k in range(n - 1)], cfg)
     obs = observations or {}
     first = nxt - 1 - PACE_SEGMENTS  # the stretches that set the pace, and those ahead
     stretches: list[Stretch | None] = [None] * (n - 1)
     for k in range(max(first, 0), n - 1):
-        stretches[k] = stretch_estimate(obs.get((stops[k].id, stops[k + 1].id), ()), now,
-                                        trip.trip_id, columns[k], sched[k + 1] - sched[k])
+        stretches[k] = _blend(obs.get((stops[k].id, stops[k + 1].id), ()), now, trip.trip_id,
+                              priors[k], counts[k])
     pace = _pace(trip, stretches, nxt)
     learned = any(s is not None and s.today for s in stretches[max(nxt - 1, 0):])
-    source = "today" if learned else "history" if any(columns) else "schedule"
+    source = "today" if learned else "history" if any(counts) else "schedule"
     if nxt == 0:
         remaining_m = max(geom.stop_along[0] - trip.progress_m, 0.0)
         eta = max(now + remaining_m / (cfg.eta_default_speed_kmh / 3.6), sched[0] + delay)
@@ -274,16 +315,16 @@ def predict(trip: TripState, geom: RouteGeometry, now: float,
                 drive = (1 - DEFAULT_DWELL_SHARE) * leg
             eta = now + drive * frac
         var = (s.spread_s * max(frac, 0.3)) ** 2
-    for j in range(nxt, n):
-        if j > nxt:
-            s = stretches[j - 1]
-            assert s is not None
-            eta += s.seg_s * pace
-            var += s.spread_s ** 2
-        unc = max(math.sqrt(var), MIN_UNCERTAINTY_S)
-        etas[j] = eta
-        uncs[j] = round(unc, 1)
-        confs[j] = round(60.0 / (60.0 + unc), 3)
+    # the stops ahead at once: each adds its stretch's time and (in quadrature) its spread
+    ahead = stretches[nxt:]
+    steps = np.fromiter((s.seg_s * pace for s in ahead), float, len(ahead))  # type: ignore[union-attr]
+    spreads = np.fromiter((s.spread_s ** 2 for s in ahead), float, len(ahead))  # type: ignore[union-attr]
+    eta_ahead = eta + np.concatenate(([0.0], np.cumsum(steps)))
+    unc = np.maximum(np.sqrt(var + np.concatenate(([0.0], np.cumsum(spreads)))),
+                     MIN_UNCERTAINTY_S)
+    etas[nxt:] = eta_ahead.tolist()
+    uncs[nxt:] = np.round(unc, 1).tolist()
+    confs[nxt:] = np.round(60.0 / (60.0 + unc), 3).tolist()
     return Prediction(delay, source, tuple(etas), tuple(confs), nxt, tuple(uncs))
 
 
