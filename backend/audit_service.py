@@ -447,15 +447,19 @@ def eta_accuracy(ctx: rm.VehicleContext, pings: Sequence[rm.Ping],
     arrived = {a.trip_id: [s["arrived_at"] if s["status"] == "visited" else None
                            for s in a.stops] for a in audits}
     sums: dict[str, dict[str, list[float]]] = {}
+    geoms: dict[str, Any] = {}
 
     def score(state) -> None:
         trip, now = state.trip, state.last_ts
         truth = arrived.get(trip.trip_id)
-        route = route_of(ctx, trip.route_id)
-        if truth is None or route is None or len(truth) != len(trip.stops):
+        if trip.route_id not in geoms:  # once per route, not a hash of the Route per ping
+            route = route_of(ctx, trip.route_id)
+            geoms[trip.route_id] = None if route is None else route_geometry(route)
+        geom = geoms[trip.route_id]
+        if truth is None or geom is None or len(truth) != len(trip.stops):
             return
-        pred = predict(trip, route_geometry(route), now, ctx.segment_history.get(trip.run_id, ()),
-                       config, ctx.segment_observations)
+        pred = predict(trip, geom, now, ctx.segment_history.get(trip.run_id, ()), config,
+                       ctx.segment_observations)
         if pred.next_stop is None:
             return
         base = baseline_etas(trip, now)
