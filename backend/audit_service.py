@@ -97,6 +97,8 @@ class VehicleDay:
     audits: list[rm.TripAudit] = field(default_factory=list)
     teacher_trips: list[rm.Event] = field(default_factory=list)  # teacher cars' trips of the day
     pings: list[rm.Ping] = field(default_factory=list)  # kept only until its pool is tracked
+    #: trip id -> its ETAs replayed against its audited arrivals (:func:`eta_accuracy`)
+    eta: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def audit_date(
@@ -138,7 +140,7 @@ def audit_date(
     ids = _vehicle_ids(engine, vehicle_ids)
     summary = AuditSummary(date)
     with engine.connect() as conn:  # every context at once: a dozen statements, not per vehicle
-        contexts = build_contexts(conn, ids)
+        contexts = day_contexts(conn, ids, date)
     units = audit_units(ids, contexts)
     ids = [v for unit in units for v in unit]  # the order the days come back in
     shown = progress(ids) if progress is not None else ids
@@ -254,6 +256,8 @@ def compute_unit_days(engine: Engine, unit: tuple[str, ...], date: dt.date,
     audits = audit_fleet({v: contexts[v] for v in pings}, pings, config, service_date=date)
     for day in days:
         day.audits = audits.get(day.vehicle_id, [])
+        if day.pings:
+            day.eta = eta_accuracy(contexts[day.vehicle_id], day.pings, day.audits, config)
         day.pings = []
     return days
 
@@ -294,6 +298,7 @@ def compute_vehicle_day(engine: Engine, vehicle_id: str, date: dt.date, config: 
     day.had_pings = bool(pings)
     if pings and track_trips:
         day.audits = audit_trips(ctx, pings, config, service_date=date)
+        day.eta = eta_accuracy(ctx, pings, day.audits, config)
     elif pings:
         day.pings = pings  # the caller tracks it with its pool
     if teacher_pings:
@@ -311,7 +316,8 @@ def write_vehicle_day(engine: Engine, day: VehicleDay, date: dt.date) -> None:
             "route_id": a.route_id,
             "run_id": a.run_id,
             "vehicle_id": a.vehicle_id,
-            "result": trip_body(a),
+            "result": trip_body(a) | ({"eta": day.eta[a.trip_id]} if a.trip_id in day.eta
+                                      else {}),
             "computed_at": now,
         }
         for a in day.audits
@@ -465,3 +471,129 @@ def stored_audits(date: dt.date, route_ids: Iterable[str] | None = None) -> list
     # ISO strings do not sort as times ("…:00Z" after "…:00.500Z"): compare the parsed instants.
     rows.sort(key=lambda r: (dt.datetime.fromisoformat(r.result["started_at"]), r.trip_id))
     return [r.result for r in rows]
+
+
+# -- ETA accuracy (issue #13): each trip's predictions replayed against its audited arrivals --------
+
+#: How many stops ahead of the next one the accuracy is reported for (1 = the next stop).
+ETA_STOPS_AHEAD = (1, 3, 5)
+
+
+def day_contexts(conn: Connection, vehicle_ids: Sequence[str],
+                 date: dt.date) -> dict[str, rm.VehicleContext]:
+    """The vehicles' contexts for auditing ``date``: today's stretch observations are the whole
+    service day's stored stop events (the ETA uses only those before each prediction, as live
+    did), and the run history that of the days before, of the same weekday type."""
+    # noon UTC of the date is on that date in any district's timezone; the stop events read are
+    # those of a day and a half either side, which covers the service day wherever it is
+    noon = dt.datetime.combine(date, dt.time(12), tzinfo=dt.UTC).timestamp()
+    return build_contexts(conn, vehicle_ids, as_of=noon,
+                          observed=(noon - 1.5 * DAY_S, noon + 1.5 * DAY_S))
+
+
+def eta_accuracy(ctx: rm.VehicleContext, pings: Sequence[rm.Ping],
+                 audits: Sequence[rm.TripAudit], config: TrackerConfig = DEFAULT
+                 ) -> dict[str, dict[str, Any]]:
+    """Replay the vehicle's day as live tracking saw it, predicting at every ping on a trip, and
+    score each prediction of the stops 1, 3 and 5 ahead against the audited arrival (when the
+    stop was reached after the prediction): the learned ETA next to the timetable + current
+    delay baseline (:func:`routing.eta.baseline_etas`).
+
+    Returns trip id -> ``{"1": {"n", "abs_error_s", "baseline_abs_error_s"}, "3": …, "5": …}``
+    (sums, so trips and days add up; MAE = sum / n).
+    """
+    from routing.eta import baseline_etas, predict
+    from routing.geometry import route_geometry
+    from routing.tracker import route_of
+
+    arrived = {a.trip_id: [s["arrived_at"] if s["status"] == "visited" else None
+                           for s in a.stops] for a in audits}
+    sums: dict[str, dict[str, list[float]]] = {}
+    geoms: dict[str, Any] = {}
+
+    def score(state) -> None:
+        trip, now = state.trip, state.last_ts
+        truth = arrived.get(trip.trip_id)
+        if trip.route_id not in geoms:  # once per route, not a hash of the Route per ping
+            route = route_of(ctx, trip.route_id)
+            geoms[trip.route_id] = None if route is None else route_geometry(route)
+        geom = geoms[trip.route_id]
+        if truth is None or geom is None or len(truth) != len(trip.stops):
+            return
+        pred = predict(trip, geom, now, ctx.segment_history.get(trip.run_id, ()), config,
+                       ctx.segment_observations)
+        if pred.next_stop is None:
+            return
+        base = baseline_etas(trip, now)
+        per_trip = sums.setdefault(trip.trip_id, {str(k): [0, 0.0, 0.0] for k in ETA_STOPS_AHEAD})
+        for k in ETA_STOPS_AHEAD:
+            j = pred.next_stop + k - 1
+            if j >= len(truth) or truth[j] is None or truth[j] <= now:
+                continue
+            eta, b = pred.etas[j], base[j]
+            if eta is None or b is None:
+                continue
+            cell = per_trip[str(k)]
+            cell[0] += 1
+            cell[1] += abs(eta - truth[j])
+            cell[2] += abs(b - truth[j])
+
+    track(ctx, None, pings, config, on_ping=score)
+    return {trip_id: {k: {"n": int(n), "abs_error_s": round(e, 1),
+                          "baseline_abs_error_s": round(b, 1)} for k, (n, e, b) in cells.items()}
+            for trip_id, cells in sums.items()}
+
+
+def eta_report(dates: Iterable[dt.date] | None = None, month: str | None = None,
+               route_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """ETA accuracy per route over the stored trip audits of ``dates`` (or of ``month``,
+    ``YYYY-MM``): trips scored, and per stops ahead the predictions, the learned MAE and the
+    baseline's, in seconds (``None`` without predictions). ``route_ids`` (None = all) limits
+    the routes to those a caller may see."""
+    query = select(TripAudit.route_id, TripAudit.result)
+    if dates is not None:
+        query = query.where(TripAudit.service_date.in_(sorted(d.isoformat() for d in dates)))
+    if month is not None:
+        query = query.where(TripAudit.service_date.like(f"{month}-%"))
+    if route_ids is not None:
+        query = query.where(TripAudit.route_id.in_(sorted(route_ids)))
+    totals: dict[str, dict[str, list[float]]] = {}
+    trips: dict[str, int] = {}
+    for route_id, result in db.session.execute(query.order_by(TripAudit.route_id)):
+        eta = (result or {}).get("eta")
+        if not eta:
+            continue
+        trips[route_id] = trips.get(route_id, 0) + 1
+        route = totals.setdefault(route_id, {str(k): [0, 0.0, 0.0] for k in ETA_STOPS_AHEAD})
+        for k, cell in eta.items():
+            if k in route:
+                route[k][0] += cell["n"]
+                route[k][1] += cell["abs_error_s"]
+                route[k][2] += cell["baseline_abs_error_s"]
+    return [{"route_id": route_id, "trips": trips[route_id],
+             "stops_ahead": [{"stops": int(k), "predictions": int(n),
+                              "mae_s": round(e / n, 1) if n else None,
+                              "baseline_mae_s": round(b / n, 1) if n else None}
+                             for k, (n, e, b) in cells.items()]}
+            for route_id, cells in totals.items()]
+
+
+ETA_CSV_COLUMNS = ["month", "route_id", "trips"] + [
+    f"{name}_{k}" for k in ETA_STOPS_AHEAD
+    for name in ("predictions", "mae_s", "baseline_mae_s")]
+
+
+def eta_csv(month: str, rows: Iterable[dict[str, Any]]) -> str:
+    """``xiaoche report eta``: one line per route, MAE at 1, 3 and 5 stops ahead next to the
+    baseline's (CSV with a UTF-8 BOM, like the other reports)."""
+    from backend.csv_export import bom_csv
+
+    flat = []
+    for row in rows:
+        line: dict[str, Any] = {"month": month, "route_id": row["route_id"], "trips": row["trips"]}
+        for cell in row["stops_ahead"]:
+            k = cell["stops"]
+            line |= {f"predictions_{k}": cell["predictions"], f"mae_s_{k}": cell["mae_s"],
+                     f"baseline_mae_s_{k}": cell["baseline_mae_s"]}
+        flat.append(line)
+    return bom_csv(ETA_CSV_COLUMNS, flat)

@@ -248,24 +248,32 @@ def broker_config_command(
 
 @main.command("replay")
 @click.argument("trace", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--device", "device_id", required=True, help="the registered device that recorded it")
+@click.option("--device", "device_id", default=None,
+              help="the registered device that recorded it [not for a CSV with a device_id "
+                   "column: a fleet's day, every device of the file together]")
 @click.option("--skip-bad", is_flag=True, help="read past bad trace lines (counted and listed)")
+@click.option("--etas", is_flag=True,
+              help="also print every ETA prediction (per ping and stop ahead) as a JSON line: "
+                   "as_of, trip_id, run_id, vehicle_id, stop_id, eta, uncertainty_s")
 @with_appcontext
-def replay_command(trace: Path, device_id: str, skip_bad: bool) -> None:
+def replay_command(trace: Path, device_id: str | None, skip_bad: bool, etas: bool) -> None:
     """Feed a recorded TRACE (GPX, CSV, OwnTracks .rec / JSON lines) through the ingest
     pipeline in event time and print the events it produced."""
-    from backend.replay import ReplayError, replay_trace, report_lines
+    from backend.replay import ReplayError, eta_lines, replay_trace, report_lines
     from gps_ingest.traces import TraceError
 
     _prepare_database(with_sample=False)
     try:
-        result = replay_trace(current_app._get_current_object(), trace, device_id, skip_bad)
+        result = replay_trace(current_app._get_current_object(), trace, device_id, skip_bad,
+                              etas=etas)
     except TraceError as exc:
         raise click.ClickException(
             f"{exc}; nothing was replayed (--skip-bad reads past bad lines)"
         ) from exc
     except ReplayError as exc:
         raise click.ClickException(str(exc)) from exc
+    for line in eta_lines(result):
+        click.echo(line)
     for line in report_lines(result):
         click.echo(line)
 
@@ -421,6 +429,29 @@ def report_subsidies_command(month: str, out: Path | None, xlsx: bool) -> None:
     from backend.subsidy_service import month_statements, statements_csv
 
     _write_report(statements_csv(month_statements(month)), out, f"subsidies-{month}.csv", xlsx)
+
+
+@report_group.command("eta")
+@click.option("--month", required=True, callback=lambda _c, _p, v: _month(v), metavar="YYYY-MM")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="the CSV file [default: eta-YYYY-MM.csv]")
+@click.option("--xlsx", is_flag=True, help="also write an .xlsx (needs openpyxl)")
+@with_appcontext
+def report_eta_command(month: str, out: Path | None, xlsx: bool) -> None:
+    """ETA accuracy per route over the month's audited trips: MAE at 1, 3 and 5 stops ahead
+    next to the timetable + current-delay baseline, so a district sees whether to trust them."""
+    from backend.audit_service import eta_csv, eta_report
+
+    rows = eta_report(month=month)
+    for row in rows:
+        cells = "  ".join(f"{c['stops']} ahead {_seconds(c['mae_s'])} "
+                          f"(baseline {_seconds(c['baseline_mae_s'])})" for c in row["stops_ahead"])
+        click.echo(f"{row['route_id']}: {row['trips']} trips; MAE {cells}")
+    _write_report(eta_csv(month, rows), out, f"eta-{month}.csv", xlsx)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} s"
 
 
 @main.command("dispatch")

@@ -26,6 +26,8 @@ from backend.scopes import visible_route_ids, visible_vehicle_ids
 from backend.tracking_service import (
     EVENTS,
     ContextCache,
+    PingEta,
+    PingEtas,
     Tracked,
     event_row,
     route_definition,
@@ -167,6 +169,15 @@ def eta_snapshot(ctx: rm.VehicleContext, state: RoutingState) -> EtaSnapshot | N
     return EtaSnapshot.from_live_view(view, distances)
 
 
+def snapshot_of(eta: PingEta) -> EtaSnapshot:
+    """A per-ping ETA (:class:`backend.tracking_service.PingEta`) as the rules' snapshot."""
+    return EtaSnapshot(
+        route_id=eta.route_id, trip_id=eta.trip_id, vehicle_id=eta.vehicle_id, as_of=eta.as_of,
+        etas=dict(zip(eta.stop_ids, eta.etas, strict=True)), delay_s=eta.delay_s,
+        distances_m={s: d for s, d in zip(eta.stop_ids, eta.distances_m, strict=True)
+                     if d is not None})
+
+
 def write_messages(conn: Connection, messages: Iterable[Message]) -> int:
     """Insert messages as outbox rows (one per dedupe key; earlier keys are skipped)."""
     rows, seen = [], set()
@@ -178,16 +189,25 @@ def write_messages(conn: Connection, messages: Iterable[Message]) -> int:
 
 
 class NotifyStep:
-    """A ``TrackingStep`` batch step: the batch's events and trips in progress → messages."""
+    """A ``TrackingStep`` batch step: the batch's events and trips in progress → messages.
+
+    ETAs are taken after every ping (``etas``, in event time), not only after the batch's last:
+    a trip whose pings arrive as one backlog array is told about like one sent ping by ping.
+    """
 
     def __init__(self, audience: Audience | None = None, cfg: NotifyConfig = DEFAULT):
         self.audience = audience or Audience()
         self.cfg = cfg
         # the trip's previous snapshot per vehicle, so a stop already within the threshold is
-        # not announced again each batch (the dedupe key is the guarantee; this saves the work)
+        # not announced again each ping (the dedupe key is the guarantee; this saves the work)
         self._previous: dict[str, EtaSnapshot] = {}
 
-    def __call__(self, conn: Connection, events: Sequence[rm.Event], tracked: Tracked) -> int:
+    def eta_routes(self, conn: Connection) -> set[str]:
+        """The routes whose ETAs may tell anyone anything: those with parents."""
+        return set(self.audience.get(conn).parents_by_route)
+
+    def __call__(self, conn: Connection, events: Sequence[rm.Event], tracked: Tracked,
+                 etas: PingEtas | None = None) -> int:
         """Write the messages; returns how many notifications are new."""
         if not events and not any(state.trip is not None for _, state in tracked.values()):
             return 0
@@ -197,18 +217,23 @@ class NotifyStep:
             messages.extend(messages_for(event, audience.for_event(event), audience.context,
                                          self.cfg))
         for vehicle_id, (ctx, state) in tracked.items():
+            per_ping = etas.get(vehicle_id) if etas is not None else None
+            if per_ping is None:
+                if state.trip is None:
+                    continue
+                last = eta_snapshot(ctx, state)
+                snapshots = [] if last is None else [last]
+            else:
+                snapshots = [snapshot_of(e) for e in per_ping]
+            for snapshot in snapshots:
+                parents = audience.parents_by_route.get(snapshot.route_id)
+                if not parents:
+                    continue
+                messages.extend(messages_for(snapshot, parents, audience.context, self.cfg,
+                                             previous=self._previous.get(vehicle_id)))
+                self._previous[vehicle_id] = snapshot
             if state.trip is None:
                 self._previous.pop(vehicle_id, None)
-                continue
-            parents = audience.parents_by_route.get(state.trip.route_id)
-            if not parents:
-                continue
-            snapshot = eta_snapshot(ctx, state)
-            if snapshot is None:
-                continue
-            messages.extend(messages_for(snapshot, parents, audience.context, self.cfg,
-                                         previous=self._previous.get(vehicle_id)))
-            self._previous[vehicle_id] = snapshot
         return write_messages(conn, messages) if messages else 0
 
 

@@ -15,10 +15,17 @@ Two differences from live ingest, both because a trace is history:
 
 The jump and duplicate filters still apply, and pings are unique per device and ``ts``: replaying
 the same trace twice stores nothing the second time (every ping is reported as a duplicate).
+
+A whole fleet's day (SPEC v1.1): a CSV trace with a ``device_id`` column replays every device of
+the file without ``--device``, all of them together in event-time order, so what one bus
+teaches the ETAs of the next is what it taught live (each batch's contexts are rebuilt with
+today's observations up to its latest ping).  ``etas=True`` also records every ETA prediction,
+one per ping and stop ahead (:class:`EtaLine`, ``xiaoche replay --etas``).
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import time
 from collections import Counter
@@ -36,6 +43,7 @@ from sqlalchemy import func, select
 from backend.extensions import db
 from backend.ingest_service import filter_config
 from backend.models import Device, District, Event, TrackerState, Vehicle
+from backend.timefmt import iso
 from gps_ingest.pipeline import PINGS, IngestPipeline, Message, MessageResult
 from gps_ingest.records import PingRecord
 from gps_ingest.traces import TraceError, read_trace
@@ -78,12 +86,13 @@ class ReplayedEvent:
     run_id: str | None
     stop_id: str | None
     details: dict[str, Any]
+    vehicle_id: str | None = None
 
 
 @dataclass
 class ReplayResult:
     trace: Path
-    device_id: str
+    device_id: str  # the devices, comma-separated, for a fleet trace
     vehicle_id: str
     timezone: str
     pings_read: int = 0
@@ -96,6 +105,10 @@ class ReplayResult:
     last_ts: float | None = None
     #: what the vehicle's tracker had processed before the replay (None: never tracked)
     tracker_last_ts_before: float | None = None
+    #: every ETA prediction (``etas=True``), in event time
+    etas: list[dict[str, Any]] = field(default_factory=list)
+    #: device id -> vehicle id, for a fleet trace
+    vehicles: dict[str, str] = field(default_factory=dict)
 
     @property
     def events_by_kind(self) -> Counter[str]:
@@ -103,34 +116,105 @@ class ReplayResult:
 
 
 def replay_trace(
-    app: Flask, path: str | Path, device_id: str, skip_bad: bool = False, progress: bool = True
+    app: Flask,
+    path: str | Path,
+    device_id: str | None,
+    skip_bad: bool = False,
+    progress: bool = True,
+    etas: bool = False,
 ) -> ReplayResult:
     """Replay the trace at ``path`` as ``device_id``; committed batch by batch when it returns.
 
+    ``device_id`` ``None`` replays a fleet CSV (a ``device_id`` column) as its own devices.
     Raises :class:`ReplayError` for a device that cannot replay (before anything is read) and
     :class:`~gps_ingest.traces.TraceError` for a bad line unless ``skip_bad`` (before anything
-    is written).  ``progress`` shows a tqdm bar on stderr when it is a terminal.
+    is written).  ``progress`` shows a tqdm bar on stderr when it is a terminal; ``etas``
+    records every ETA prediction in ``result.etas``.
     """
     path = Path(path)
     with app.app_context():
-        result = _start(path, device_id)
         skipped: list[TraceError] | None = [] if skip_bad else None
-        pings = sorted(read_trace(path, skipped), key=lambda p: p.ts)  # stable: file order on ties
+        fleet = device_id is None
+        if device_id is not None:
+            result = _start(path, device_id)  # before the trace is read
+            records = [(device_id, p) for p in read_trace(path, skipped)]
+        else:
+            if not is_fleet_csv(path):
+                raise ReplayError(
+                    f"{path.name} has no device_id column: name the device that recorded it "
+                    f"(--device ID); nothing was written")
+            records = read_fleet_csv(path, skipped)
+            result = _start_fleet(path, sorted({d for d, _ in records}))
+        # stable: file order on ties
+        records.sort(key=lambda r: r[1].ts)
         result.skipped = skipped or []
-        result.pings_read = len(pings)
-        if pings:
-            result.first_ts, result.last_ts = pings[0].ts, pings[-1].ts
+        result.pings_read = len(records)
+        if records:
+            result.first_ts, result.last_ts = records[0][1].ts, records[-1][1].ts
         before_id = db.session.scalar(select(func.max(Event.id))) or 0
         db.session.rollback()  # no transaction held open while the pipeline writes
-        pipeline = _replay_pipeline(app)
-        for results in _feed(pipeline, path, device_id, pings, progress):
+        recorder = EtaRecorder() if etas else None
+        pipeline = _replay_pipeline(app, recorder, fresh_contexts=fleet or etas)
+        for results in _feed(pipeline, path, records, progress):
             for r in results:
                 result.stored += r.accepted
                 result.duplicates += r.duplicates
                 result.rejected.update(reject.reason for reject in r.rejected)
-        result.events = _events_since(result.vehicle_id, before_id)
+        vehicles = list(result.vehicles.values()) or [result.vehicle_id]
+        result.events = _events_since(vehicles, before_id)
+        if recorder is not None:
+            result.etas = recorder.lines
         db.session.rollback()
     return result
+
+
+def is_fleet_csv(path: Path) -> bool:
+    """Whether ``path`` is a CSV trace whose header names a ``device_id`` column."""
+    if path.suffix.lower() != ".csv":
+        return False
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for row in csv.reader(handle):
+            cells = [c.strip().lower() for c in row]
+            if not cells or not any(cells) or cells[0].startswith("#"):
+                continue
+            return "device_id" in cells
+    return False
+
+
+def read_fleet_csv(path: Path, skipped: list[TraceError] | None = None
+                   ) -> list[tuple[str, PingRecord]]:
+    """``(device_id, ping)`` of every line of a fleet CSV (``device_id,ts,lat,lon[,…]``), each
+    line read and validated as :func:`~gps_ingest.traces.read_trace` reads a single device's."""
+    from gps_ingest.traces import _csv_row, _header  # the single-device reader's own rows
+
+    out: list[tuple[str, PingRecord]] = []
+    columns: tuple[str, ...] | None = None
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = csv.reader(handle)
+        for row in rows:
+            number = rows.line_num
+            cells = [c.strip() for c in row]
+            if not cells or not any(cells) or cells[0].startswith("#"):
+                continue
+            if columns is None:
+                try:
+                    columns = _header(cells)
+                except ValueError as exc:
+                    raise TraceError(str(path), number, str(exc)) from None
+                assert columns is not None  # is_fleet_csv saw a header
+                where = columns.index("device_id")
+                continue
+            try:
+                device = cells[where] if where < len(cells) else ""
+                if not device:
+                    raise ValueError("device_id is empty")
+                out.append((device, _csv_row(columns, cells)))
+            except ValueError as exc:
+                error = TraceError(str(path), number, str(exc))
+                if skipped is None:
+                    raise error from None
+                skipped.append(error)
+    return out
 
 
 def _start(path: Path, device_id: str) -> ReplayResult:
@@ -158,46 +242,105 @@ def _start(path: Path, device_id: str) -> ReplayResult:
     )
 
 
-def _replay_pipeline(app: Flask) -> IngestPipeline:
-    """The application's pipeline steps, with the age limit off (a trace is history)."""
-    from backend.tracking_service import TrackingStep
+def _start_fleet(path: Path, device_ids: list[str]) -> ReplayResult:
+    """The result of a fleet trace: every device registered with a vehicle, or nothing runs."""
+    devices = {d.id: d for d in db.session.scalars(select(Device).where(Device.id.in_(device_ids)))}
+    unknown = [d for d in device_ids if d not in devices]
+    if unknown:
+        raise ReplayError(f"no device {', '.join(map(repr, unknown))} is registered (import them "
+                          f"with their vehicles first); nothing was written")
+    loose = [d for d in device_ids if devices[d].vehicle_id is None]
+    if loose:
+        raise ReplayError(f"device {', '.join(map(repr, loose))} is not assigned to a vehicle; "
+                          f"nothing was written")
+    vehicles = {d: devices[d].vehicle_id for d in device_ids}
+    district_id = db.session.scalar(
+        select(Vehicle.district_id).where(Vehicle.id == vehicles[device_ids[0]])
+    ) if device_ids else None
+    timezone = db.session.scalar(select(District.timezone).where(District.id == district_id))
+    return ReplayResult(trace=path, device_id=",".join(device_ids),
+                        vehicle_id=",".join(sorted(set(vehicles.values()))),
+                        timezone=timezone or DEFAULT_TIMEZONE, vehicles=vehicles)
+
+
+class EtaRecorder:
+    """A tracking batch step keeping every ETA prediction of every ping (all routes), as the
+    JSON lines of ``xiaoche replay --etas``: ``as_of``, ``trip_id``, ``run_id``,
+    ``vehicle_id``, ``stop_id``, ``eta``, ``uncertainty_s`` (times ISO-8601 UTC)."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    def eta_routes(self, conn) -> None:
+        return None  # every route
+
+    def __call__(self, conn, events, tracked, etas=None) -> None:
+        batch = []
+        for per_ping in (etas or {}).values():
+            for e in per_ping:
+                for stop_id, eta, unc in zip(e.stop_ids, e.etas, e.uncertainties, strict=True):
+                    if eta is None:
+                        continue
+                    batch.append((e.as_of, {
+                        "as_of": iso(e.as_of), "trip_id": e.trip_id, "run_id": e.run_id,
+                        "vehicle_id": e.vehicle_id, "stop_id": stop_id,
+                        "eta": iso(round(eta, 1)), "uncertainty_s": unc}))
+        batch.sort(key=lambda item: item[0])  # stable: a ping's stops in route order
+        self.lines.extend(line for _, line in batch)
+
+
+def _replay_pipeline(app: Flask, recorder: EtaRecorder | None = None,
+                     fresh_contexts: bool = False) -> IngestPipeline:
+    """The application's pipeline steps, with the age limit off (a trace is history).
+
+    ``fresh_contexts``: every batch rebuilds its vehicles' contexts, with today's stretch
+    observations up to its latest ping (live, contexts last a minute of wall-clock time; a
+    replayed minute is hours of event time)."""
+    from backend.tracking_service import ContextCache, TrackingStep
 
     config = dataclasses.replace(filter_config(app), max_age_s=0.0)
     # A TrackingStep of its own rather than tracking_steps(app): that one also registers its
     # context cache on the app, which would orphan the cache of the app's live pipeline.
-    return IngestPipeline(db.engine, config, after_store=[TrackingStep()])
+    step = TrackingStep(contexts=ContextCache(ttl_s=0.0) if fresh_contexts else None,
+                        batch_steps=[recorder] if recorder is not None else ())
+    return IngestPipeline(db.engine, config, after_store=[step])
 
 
 def _feed(
     pipeline: IngestPipeline,
     path: Path,
-    device_id: str,
-    pings: Sequence[PingRecord],
+    records: Sequence[tuple[str, PingRecord]],
     progress: bool,
 ) -> Iterator[list[MessageResult]]:
+    """The records in event-time order, ``PINGS_PER_MESSAGE * MESSAGES_PER_BATCH`` per
+    transaction, each device's pings of a batch as its own messages."""
     from tqdm import tqdm
 
     per_batch = PINGS_PER_MESSAGE * MESSAGES_PER_BATCH
     topic = f"replay:{path.name}"
     # disable=None: a bar on a terminal, nothing in a pipe or a log file
     with tqdm(
-        total=len(pings),
+        total=len(records),
         unit="ping",
         desc=path.name,
         disable=None if progress else True,
         leave=False,
     ) as bar:
-        for start in range(0, len(pings), per_batch):
-            chunk = pings[start : start + per_batch]
+        for start in range(0, len(records), per_batch):
+            chunk = records[start : start + per_batch]
+            by_device: dict[str, list[PingRecord]] = {}
+            for device_id, ping in chunk:
+                by_device.setdefault(device_id, []).append(ping)
             messages = [
                 Message(
-                    payload=_payload(chunk[i : i + PINGS_PER_MESSAGE]),
+                    payload=_payload(pings[i : i + PINGS_PER_MESSAGE]),
                     received_at=time.time(),
                     topic=topic,
                     kind=PINGS,
                     device_id=device_id,
                 )
-                for i in range(0, len(chunk), PINGS_PER_MESSAGE)
+                for device_id, pings in by_device.items()
+                for i in range(0, len(pings), PINGS_PER_MESSAGE)
             ]
             yield pipeline.process(messages)
             bar.update(len(chunk))
@@ -213,10 +356,10 @@ def _payload(pings: Sequence[PingRecord]) -> bytes:
     )
 
 
-def _events_since(vehicle_id: str, before_id: int) -> list[ReplayedEvent]:
+def _events_since(vehicle_ids: list[str], before_id: int) -> list[ReplayedEvent]:
     rows = db.session.scalars(
         select(Event)
-        .where(Event.vehicle_id == vehicle_id, Event.id > before_id)
+        .where(Event.vehicle_id.in_(vehicle_ids), Event.id > before_id)
         .order_by(Event.ts, Event.id)
     ).all()
     return [
@@ -229,12 +372,18 @@ def _events_since(vehicle_id: str, before_id: int) -> list[ReplayedEvent]:
             run_id=e.run_id,
             stop_id=e.stop_id,
             details=dict(e.details or {}),
+            vehicle_id=e.vehicle_id,
         )
         for e in rows
     ]
 
 
 # -- the report ----------------------------------------------------------------------------------
+
+
+def eta_lines(result: ReplayResult) -> list[str]:
+    """``xiaoche replay --etas``: every prediction as a JSON line, in event time."""
+    return [orjson.dumps(line).decode() for line in result.etas]
 
 
 def report_lines(result: ReplayResult) -> list[str]:
@@ -246,7 +395,9 @@ def report_lines(result: ReplayResult) -> list[str]:
         lines += [f"  {error}" for error in result.skipped[:SKIPPED_SHOWN]]
         if len(result.skipped) > SKIPPED_SHOWN:
             lines.append(f"  … and {len(result.skipped) - SKIPPED_SHOWN} more")
-    lines += [format_event(e, tz) for e in result.events]
+    fleet = bool(result.vehicles)
+    lines += [format_event(e, tz) + (f"  vehicle={e.vehicle_id}" if fleet else "")
+              for e in result.events]
     lines.append(summary_line(result))
     stale = result.tracker_last_ts_before
     if (

@@ -14,7 +14,7 @@ import threading
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 from flask import Flask
@@ -39,14 +39,22 @@ from backend.models import (
 from backend.run_claims import claim_book, pooled_routes
 from gps_ingest.pipeline import AfterStore, StoredPing
 from routing import model as rm
-from routing.calendar import is_service_day
+from routing.calendar import is_service_day, local_date
 from routing.config import TrackerConfig
+from routing.eta import TODAY_WINDOW_S, predict
+from routing.geometry import RouteGeometry, route_geometry
+from routing.tracker import OnPing, route_of, track_owned
 from routing.tracker import TrackerState as RoutingState
-from routing.tracker import track_owned
 
 EVENTS = Event.__table__
+#: a stretch's arrival is an observation only with the arrival before it: read this far back
+TODAY_STRETCH_MAX_S = 3600.0
 STATES = TrackerState.__table__
 ETA_HISTORY_RUNS = 10  # recent completed runs per run id whose segment times feed the ETA
+#: completed runs read per run id, of which the ETA_HISTORY_RUNS latest of the same weekday type
+#: (Monday-Friday, Saturday, Sunday) as the prediction are kept when there are enough of them
+ETA_HISTORY_READ = 2 * ETA_HISTORY_RUNS
+ETA_HISTORY_SAME_DAY_TYPE_MIN = 3
 
 
 class ContextCache:
@@ -75,14 +83,16 @@ class ContextCache:
     def get(self, conn: Connection, vehicle_id: str) -> rm.VehicleContext | None:
         return self.get_many(conn, [vehicle_id])[vehicle_id]
 
-    def get_many(self, conn: Connection,
-                 vehicle_ids: Sequence[str]) -> dict[str, rm.VehicleContext | None]:
-        """Each vehicle's context (``None`` for an unknown vehicle), the stale ones rebuilt."""
+    def get_many(self, conn: Connection, vehicle_ids: Sequence[str],
+                 as_of: float | None = None) -> dict[str, rm.VehicleContext | None]:
+        """Each vehicle's context (``None`` for an unknown vehicle), the stale ones rebuilt;
+        ``as_of`` (event time, default now) is when today's stretch observations end."""
         now = time.monotonic()
         out: dict[str, rm.VehicleContext | None] = {v: self._fresh(v, now) for v in vehicle_ids}
         missing = [v for v, ctx in out.items() if ctx is None]
         if missing:
-            built = build_contexts(conn, missing)
+            built = build_contexts(conn, missing) if as_of is None else \
+                build_contexts(conn, missing, as_of=as_of)
             with self._lock:
                 for vehicle_id, ctx in built.items():
                     self._cache[vehicle_id] = (now, ctx)
@@ -135,10 +145,15 @@ def route_definition(session, route: Route,
     )
 
 
-def build_contexts(conn: Connection,
-                   vehicle_ids: Sequence[str]) -> dict[str, rm.VehicleContext]:
+def build_contexts(conn: Connection, vehicle_ids: Sequence[str], as_of: float | None = None,
+                   observed: tuple[float, float] | None = None) -> dict[str, rm.VehicleContext]:
     """The tracking context of each known vehicle of ``vehicle_ids`` (unknown ones are left out),
-    read with a fixed number of statements whatever the number of vehicles."""
+    read with a fixed number of statements whatever the number of vehicles.
+
+    Today's stretch observations for the ETA (``segment_observations``) are the stop events in
+    ``observed`` (``(since, until)`` in event time; default: the ETA's window up to ``as_of``,
+    itself by default now), and the run history is of the service days before ``as_of``'s, of
+    its weekday type where there is enough of it."""
     from sqlalchemy.orm import Session, selectinload
 
     ids = sorted(set(vehicle_ids))
@@ -194,6 +209,11 @@ def build_contexts(conn: Connection,
         pooled = pooled_routes(conn, sorted({r.id for rs in routes_of.values() for r in rs}))
         history = _segment_history(conn, sorted({run.id for routes in routes_of.values()
                                                  for route in routes for run in route.runs}))
+        as_of = time.time() if as_of is None else as_of
+        since, until = (as_of - TODAY_WINDOW_S, as_of) if observed is None else observed
+        observations = today_observations(conn, sorted({
+            place.id for routes in routes_of.values() for route in routes
+            for place in route.stops}), since, until)
         for vehicle in vehicles:
             routes = routes_of[vehicle.id]
             runs = {run.id for route in routes for run in route.runs}
@@ -203,7 +223,9 @@ def build_contexts(conn: Connection,
                 routes=routes, schools=schools, calendar=calendars[vehicle.district_id],
                 assignments=tuple(assignments[teacher.id]) if teacher else (),
                 teacher_id=teacher.id if teacher else None,
-                segment_history={r: h for r, h in history.items() if r in runs},
+                segment_history={r: _same_day_type(h, calendars[vehicle.district_id], as_of)
+                                 for r, h in history.items() if r in runs},
+                segment_observations=_observations_of(routes, observations),
                 pool_route_ids=frozenset(r.id for r in routes if r.id in pooled))
         return out
 
@@ -239,8 +261,14 @@ def _with_substitutions(vehicle_id: str, calendar: rm.Calendar, routes: list[rm.
     return tuple(out)
 
 
+class _History(list):
+    """A run's ``segment_s`` list that remembers its trip's service date (for the day type)."""
+
+    service_date: str | None = None
+
+
 def _segment_history(conn: Connection, run_ids: list[str]) -> dict[str, list[list[float]]]:
-    """The segment times of each run's last ``ETA_HISTORY_RUNS`` completed trips, newest first:
+    """The segment times of each run's last ``ETA_HISTORY_READ`` completed trips, newest first:
     one statement for all the runs (a window per run)."""
     if not run_ids:
         return {}
@@ -250,11 +278,75 @@ def _segment_history(conn: Connection, run_ids: list[str]) -> dict[str, list[lis
         .subquery())
     history: dict[str, list[list[float]]] = {}
     for run_id, details in conn.execute(
-            select(recent.c.run_id, recent.c.details).where(recent.c.n <= ETA_HISTORY_RUNS)
+            select(recent.c.run_id, recent.c.details).where(recent.c.n <= ETA_HISTORY_READ)
             .order_by(recent.c.run_id, recent.c.n)):
         if details and details.get("segment_s"):
-            history.setdefault(run_id, []).append(list(details["segment_s"]))
+            entry = _History(details["segment_s"])
+            entry.service_date = details.get("service_date")
+            history.setdefault(run_id, []).append(entry)
     return history
+
+
+def _day_type(day: dt.date) -> int:
+    """0 Monday-Friday, 1 Saturday, 2 Sunday: traffic differs between them, not within."""
+    return max(day.weekday() - 4, 0)
+
+
+def _same_day_type(history: list[list[float]], calendar: rm.Calendar,
+                   as_of: float) -> list[list[float]]:
+    """The latest ``ETA_HISTORY_RUNS`` of the run's history of ``as_of``'s weekday type, when
+    there are at least ``ETA_HISTORY_SAME_DAY_TYPE_MIN``; else the latest of any day. Trips of
+    ``as_of``'s service day or later are left out (an audit replays a day's ETAs as they were)."""
+    day = local_date(as_of, calendar)
+    dated = [(h, dt.date.fromisoformat(h.service_date) if getattr(h, "service_date", None)
+              else None) for h in history]
+    before = [(h, d) for h, d in dated if d is None or d < day]
+    same = [h for h, d in before if d is not None and _day_type(d) == _day_type(day)]
+    chosen = same if len(same) >= ETA_HISTORY_SAME_DAY_TYPE_MIN else [h for h, _ in before]
+    return [list(h) for h in chosen[:ETA_HISTORY_RUNS]]
+
+
+Observations = dict[tuple[str, str], tuple[rm.SegmentObservation, ...]]
+
+
+def today_observations(conn: Connection, stop_ids: Sequence[str], since: float,
+                       until: float) -> Observations:
+    """Every drive between two consecutive stops of a trip (any run, any vehicle) that arrived in
+    ``[since, until]``, from the stored ``stop_arrived``/``stop_departed`` events: one statement
+    (the ``kind, ts`` index) for every stretch of every route asked for."""
+    if not stop_ids:
+        return {}
+    rows = conn.execute(
+        select(EVENTS.c.trip_id, EVENTS.c.kind, EVENTS.c.stop_id, EVENTS.c.ts)
+        .where(EVENTS.c.kind.in_(("stop_arrived", "stop_departed")),
+               EVENTS.c.ts >= since - TODAY_STRETCH_MAX_S, EVENTS.c.ts <= until,
+               EVENTS.c.stop_id.in_(stop_ids), EVENTS.c.trip_id.is_not(None))
+        .order_by(EVENTS.c.trip_id, EVENTS.c.ts, EVENTS.c.id)).all()
+    out: dict[tuple[str, str], list[rm.SegmentObservation]] = defaultdict(list)
+    last: tuple[str, str, float] | None = None  # trip, stop, arrival of the latest arrival
+    departed: dict[tuple[str, str], float] = {}
+    for trip_id, kind, stop_id, ts in rows:
+        if kind == "stop_departed":
+            departed[(trip_id, stop_id)] = ts
+            continue
+        if last is not None and last[0] == trip_id and last[1] != stop_id and ts >= since:
+            left = departed.get((trip_id, last[1]))
+            out[(last[1], stop_id)].append(rm.SegmentObservation(
+                ts, round(ts - last[2], 1), None if left is None else round(left - last[2], 1),
+                trip_id))
+        last = (trip_id, stop_id, ts)
+    return {key: tuple(v) for key, v in out.items()}
+
+
+def _observations_of(routes: Sequence[rm.Route], observations: Observations) -> Observations:
+    """The stretches of these routes only (a context stays small)."""
+    out: Observations = {}
+    for route in routes:
+        for a, b in zip(route.stops, route.stops[1:], strict=False):
+            seen = observations.get((a.id, b.id))
+            if seen:
+                out[(a.id, b.id)] = seen
+    return out
 
 
 def event_row(event: rm.Event, created_at: float) -> dict[str, Any]:
@@ -270,6 +362,59 @@ Tracked = dict[str, tuple[rm.VehicleContext, RoutingState]]
 BatchStep = Callable[[Connection, list[rm.Event], Tracked], Any]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class PingEta:
+    """A trip's ETAs as of one ping (``as_of`` is its ``ts``), per stop of the route in order
+    (``None`` for stops done), with their uncertainties and the metres then left to each."""
+
+    route_id: str
+    trip_id: str
+    run_id: str
+    vehicle_id: str
+    as_of: float
+    delay_s: float
+    stop_ids: tuple[str, ...]
+    etas: tuple[float | None, ...]
+    uncertainties: tuple[float | None, ...]
+    distances_m: tuple[float | None, ...]
+
+
+#: vehicle id -> its trip's ETAs after each ping of this batch, in event time
+PingEtas = dict[str, list[PingEta]]
+
+
+def ping_eta_recorder(ctx: rm.VehicleContext, config: TrackerConfig, out: list[PingEta],
+                      route_ids: Container[str] | None = None) -> OnPing:
+    """A tracker ``on_ping`` callback appending the trip's ETAs after every ping to ``out``
+    (only for trips of ``route_ids``, when given): the predictions of
+    :func:`routing.tracker.live_view`, without building a live view per ping (the route's
+    geometry is looked up once per batch, not hashed per ping)."""
+    routes: dict[str, tuple[RouteGeometry, tuple[str, ...]] | None] = {}
+
+    def record(state: RoutingState) -> None:
+        trip = state.trip
+        if trip is None or state.last_ts is None or \
+                (route_ids is not None and trip.route_id not in route_ids):
+            return
+        if trip.route_id not in routes:
+            route = route_of(ctx, trip.route_id)
+            routes[trip.route_id] = None if route is None else (
+                route_geometry(route), tuple(p.id for p in route.stops))
+        known = routes[trip.route_id]
+        if known is None:
+            return
+        geom, stop_ids = known
+        pred = predict(trip, geom, state.last_ts, ctx.segment_history.get(trip.run_id, ()),
+                       config, ctx.segment_observations)
+        progress = trip.progress_m
+        out.append(PingEta(
+            trip.route_id, trip.trip_id, trip.run_id, ctx.vehicle_id, state.last_ts,
+            round(pred.delay_s, 1), stop_ids, pred.etas, pred.uncertainties,
+            tuple(None if e is None else max(0.0, a - progress)
+                  for e, a in zip(pred.etas, geom.stop_along, strict=True))))
+    return record
+
+
 def default_event_steps() -> list[EventStep]:
     from backend.subsidy_service import book_trips
 
@@ -282,6 +427,10 @@ class TrackingStep:
     ``event_steps`` get the events this batch produced, in the same transaction, once they are
     inserted (the subsidy ledger books completed teacher trips there): no step has to read back
     what tracking just wrote, and a batch without events costs them nothing.
+
+    A batch step with an ``eta_routes(conn)`` method (the routes it wants ETAs of, ``None`` for
+    all) is also handed ``etas=``: the ETAs after every ping of the batch, in event time, not only
+    after its last one (a backlog array is a trip's pings all the same).
     """
 
     def __init__(self, config: TrackerConfig | None = None, contexts: ContextCache | None = None,
@@ -293,6 +442,19 @@ class TrackingStep:
         # called for every batch, events or not (an ETA moves with every ping): notifications
         self.batch_steps = list(batch_steps)
 
+    def _eta_routes(self, conn: Connection) -> tuple[bool, set[str] | None]:
+        """Whether any step wants per-ping ETAs, and of which routes (None: all)."""
+        wanted: set[str] | None = set()
+        asked = False
+        for step in self.batch_steps:
+            routes = getattr(step, "eta_routes", None)
+            if routes is None:
+                continue
+            asked = True
+            these = routes(conn)
+            wanted = None if these is None or wanted is None else wanted | set(these)
+        return asked, wanted
+
     def __call__(self, conn: Connection, stored: list[StoredPing]) -> None:
         by_vehicle: dict[str, list[rm.Ping]] = defaultdict(list)
         for s in stored:
@@ -301,7 +463,8 @@ class TrackingStep:
                                                     speed_kmh=p.speed_kmh,
                                                     heading_deg=p.heading_deg,
                                                     accuracy_m=p.accuracy_m))
-        contexts = self.contexts.get_many(conn, sorted(by_vehicle))
+        latest = max((s.ping.ts for s in stored), default=None)
+        contexts = self.contexts.get_many(conn, sorted(by_vehicle), as_of=latest)
         vehicle_ids = [v for v, ctx in contexts.items() if ctx is not None]
         if not vehicle_ids:
             return
@@ -310,18 +473,25 @@ class TrackingStep:
         saved: list[dict[str, Any]] = []
         produced: list[rm.Event] = []
         tracked: Tracked = {}
+        per_ping, routes = self._eta_routes(conn)
+        etas: PingEtas = {}
         # pool routes: one vehicle per run, each seeing the holds as the batch advances them
         book = claim_book(conn, {v: contexts[v] for v in vehicle_ids}, states, self.config)
         for vehicle_id in vehicle_ids:
             ctx = contexts[vehicle_id]
-            if book is not None and ctx.pool_route_ids:
-                ctx = dataclasses.replace(ctx, claims=book.claims)
+            assert ctx is not None
+            on_ping = None
+            if per_ping and (routes is None or any(r.id in routes for r in ctx.routes)):
+                on_ping = ping_eta_recorder(ctx, self.config, etas.setdefault(vehicle_id, []),
+                                            routes)
+            tracking = dataclasses.replace(ctx, claims=book.claims) \
+                if book is not None and ctx.pool_route_ids else ctx
             # the state was read for this call alone: advanced in place, not copied
-            new_state, new_events = track_owned(ctx, states.get(vehicle_id),
-                                                by_vehicle[vehicle_id], self.config)
+            new_state, new_events = track_owned(tracking, states.get(vehicle_id),
+                                                by_vehicle[vehicle_id], self.config, on_ping)
             if book is not None:
                 book.update(vehicle_id, new_state)
-            tracked[vehicle_id] = (contexts[vehicle_id], new_state)  # type: ignore[assignment]
+            tracked[vehicle_id] = (ctx, new_state)
             saved.append({"vid": vehicle_id, "state": new_state.to_dict(),
                           "last_ts": new_state.last_ts, "updated_at": now})
             produced.extend(new_events)
@@ -331,7 +501,10 @@ class TrackingStep:
             for step in self.event_steps:
                 step(conn, produced)
         for batch_step in self.batch_steps:
-            batch_step(conn, produced, tracked)
+            if getattr(batch_step, "eta_routes", None) is not None:
+                batch_step(conn, produced, tracked, etas=etas)  # type: ignore[call-arg]
+            else:
+                batch_step(conn, produced, tracked)
 
 
 def lock_states(conn: Connection, vehicle_ids: list[str],

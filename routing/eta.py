@@ -1,31 +1,72 @@
 """Arrival-time predictions for the remaining stops of a trip.
 
-Two predictors:
+The model, per stretch between two consecutive stops (``seg``: arrival to arrival, dwell at the
+first stop included, the unit of ``trip_completed.details["segment_s"]``):
 
-* **schedule + delay** (the fallback, and the benchmark's baseline): every remaining stop at its
-  scheduled time shifted by the current delay; the delay compares the time now with the
-  schedule interpolated at the vehicle's progress along the route.
-* **learned**: per-segment travel times (seconds between consecutive stop arrivals) are the
-  median of the run's recent completed trips (``VehicleContext.segment_history``, fed from
-  ``trip_completed.details["segment_s"]``), scaled by today's pace on the segments already
-  driven (shrunk towards 1 while few are known). The next stop gets the remaining fraction of its
-  segment by distance along the route.
+1. **today**: recent drives over the same stretch by any vehicle on any run
+   (``VehicleContext.segment_observations``), each weighted by its recency (half-life
+   :data:`TODAY_HALF_LIFE_S`, none older than :data:`TODAY_WINDOW_S`, none after the prediction
+   time), combined by weighted median;
+2. **prior**: the median of the run's recent completed trips (``segment_history``: same
+   departure, hence same time of day; the caller hands the same weekday type), else the
+   timetable's own segment time;
+3. the two blended by weight: today's summed recency weights against a prior weight
+   (:data:`HISTORY_WEIGHT` per history trip up to :data:`HISTORY_WEIGHT_MAX`, or
+   :data:`SCHEDULE_WEIGHT` for the timetable);
+4. scaled by the vehicle's own **pace**: its time over that estimate on the stretches it has
+   driven on this trip, shrunk towards 1 while few are known (a slow driver stays slow).
 
-Confidence is a heuristic in [0, 1]: it grows with the number of history runs, shrinks with their
-spread and with the number of stops ahead; the schedule fallback starts at 0.4.
+Dwell at a stop is learned alike (today's observed dwells, else :data:`DEFAULT_DWELL_SHARE` of
+the stretch), so a bus standing at a stop and a bus just gone are told apart. The next stop gets
+the remaining share (by distance) of the stretch's driving time, from now.
+
+Every ETA has an **uncertainty** (seconds, one robust standard deviation): per stretch, the
+spread of today's observations (MAD) or a share of its time when there are too few, summed in
+quadrature along the stops ahead, so it never shrinks with distance.
+
+The issue's **baseline** (:func:`baseline_etas`): every stop at its scheduled time shifted by the
+current delay, the last observed arrival minus its scheduled time (0 before any).
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from routing.config import TrackerConfig
 from routing.geometry import RouteGeometry
+from routing.model import SegmentObservation
 from routing.state import TripState
+
+#: Today's observations lose half their weight every this many seconds: traffic changes within
+#: the hour, and a drive from 10 minutes ago beats one from the morning.
+TODAY_HALF_LIFE_S = 1800.0
+#: ... and are not used at all past this age (the morning rush says little about noon).
+TODAY_WINDOW_S = 7200.0
+#: Weight of one completed trip of the run's history against today's (a fresh drive weighs 1).
+HISTORY_WEIGHT = 0.3
+HISTORY_WEIGHT_MAX = 1.5
+#: Weight of the timetable when there is no history: any fresh drive over the stretch wins.
+SCHEDULE_WEIGHT = 0.5
+#: Share of a stretch spent standing at its first stop when no dwell was observed today.
+DEFAULT_DWELL_SHARE = 0.1
+#: The fastest a bus drives a stretch, on average between its stops (bounds what is left of a
+#: timetable's stretch after a long wait at its first stop).
+FASTEST_CRUISE_KMH = 50.0
+#: Relative spread of a stretch's time when too few observations show it (history / timetable).
+HISTORY_SPREAD = 0.15
+SCHEDULE_SPREAD = 0.25
+#: Floor of a stretch's spread, and of any prediction's uncertainty (GPS, stop radius), seconds.
+MIN_SEGMENT_SPREAD_S = 5.0
+MIN_UNCERTAINTY_S = 5.0
+#: Stretches of this trip already driven that set the vehicle's pace (the latest ones) and the
+#: pseudo-count shrinking it towards 1; the pace stays within these bounds.
+PACE_SEGMENTS = 6
+PACE_PRIOR = 4.0
+PACE_MIN, PACE_MAX = 0.6, 1.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +74,11 @@ class Prediction:
     """ETAs for every stop of the trip (``None`` for stops already visited or missed)."""
 
     delay_s: float
-    source: str  # history | schedule
+    source: str  # today | history | schedule
     etas: tuple[float | None, ...]
     confidences: tuple[float | None, ...]
     next_stop: int | None
+    uncertainties: tuple[float | None, ...] = ()
 
 
 def current_delay(trip: TripState, geom: RouteGeometry, now: float) -> float:
@@ -54,29 +96,147 @@ def current_delay(trip: TripState, geom: RouteGeometry, now: float) -> float:
     return delay
 
 
-def segment_medians(history: Sequence[Sequence[float | None]], n_segments: int,
-                    cfg: TrackerConfig) -> tuple[list[float | None], int, float]:
-    """Median seconds per segment over the most recent usable runs.
+def next_stop(trip: TripState) -> int | None:
+    """Index of the first stop still upcoming (``None`` when every stop is done)."""
+    return next((j for j, s in enumerate(trip.stops) if s.status == "upcoming"), None)
 
-    Returns the medians (``None`` where no run has the segment), how many runs were used, and the
-    relative spread (median absolute deviation of total times over their median).
+
+def baseline_etas(trip: TripState, now: float) -> list[float | None]:
+    """The timetable + current delay baseline of issue #13: every upcoming stop at its scheduled
+    time plus the delay at the last observed arrival (0 before any), never before ``now``."""
+    delay = 0.0
+    for s, at in zip(trip.stops, trip.scheduled_at, strict=True):
+        if s.arrived_at is not None:
+            delay = s.arrived_at - at
+    return [None if s.status != "upcoming" else max(now, at + delay)
+            for s, at in zip(trip.stops, trip.scheduled_at, strict=True)]
+
+
+def weighted_median(values: Sequence[float], weights: Sequence[float]) -> float:
+    """The value where the cumulative weight (in value order) reaches half the total.
+
+    >>> weighted_median([10.0, 20.0, 100.0], [1.0, 1.0, 0.5])
+    20.0
     """
-    runs = [list(h) for h in history if len(h) == n_segments][: cfg.eta_history_runs]
-    medians: list[float | None] = []
-    for k in range(n_segments):
-        values = [float(h[k]) for h in runs if h[k] is not None and float(h[k]) >= 0]  # type: ignore[arg-type]
-        medians.append(statistics.median(values) if values else None)
-    totals = [sum(float(v) for v in h if v is not None) for h in runs]
-    spread = 0.0
-    if len(totals) >= 2:
-        mid = statistics.median(totals)
-        spread = statistics.median(abs(t - mid) for t in totals) / mid if mid > 0 else 0.0
-    return medians, len(runs), spread
+    pairs = sorted(zip(values, weights, strict=True))
+    half = sum(weights) / 2
+    acc = 0.0
+    for v, w in pairs:
+        acc += w
+        if acc >= half:
+            return v
+    return pairs[-1][0]
+
+
+@dataclass(frozen=True, slots=True)
+class Stretch:
+    """What the model believes about one stretch: seconds arrival to arrival, the dwell at its
+    first stop, the spread of the former, and whether today's drives informed it."""
+
+    seg_s: float
+    dwell_s: float
+    spread_s: float
+    today: bool
+    dwell_seen: bool = False  # today's drives showed the dwell (else it is a guessed share)
+
+
+def stretch_estimate(observations: Sequence[SegmentObservation], now: float, trip_id: str,
+                     history: Sequence[float], scheduled_s: float) -> Stretch:
+    """Blend today's drives over one stretch (older than ``now``, not this trip's), the run's
+    history and the timetable (see the module docstring)."""
+    return _blend(observations, now, trip_id, _prior(history, scheduled_s), len(history))
+
+
+def _prior(history: Sequence[float], scheduled_s: float) -> Stretch:
+    """What the stretch takes without today's drives: the run's history, else the timetable;
+    ``dwell_s`` a guessed share, ``today`` False."""
+    if history:
+        prior = statistics.median(history)
+        spread = HISTORY_SPREAD * prior
+        if len(history) >= 3:
+            mad = statistics.median(abs(h - prior) for h in history)
+            spread = max(1.4826 * mad, 0.5 * spread)
+    else:
+        prior, spread = scheduled_s, SCHEDULE_SPREAD * scheduled_s
+    return Stretch(prior, DEFAULT_DWELL_SHARE * prior, max(spread, MIN_SEGMENT_SPREAD_S), False)
+
+
+def _prior_weight(history_runs: int) -> float:
+    return min(HISTORY_WEIGHT * history_runs, HISTORY_WEIGHT_MAX) if history_runs \
+        else SCHEDULE_WEIGHT
+
+
+def _blend(observations: Sequence[SegmentObservation], now: float, trip_id: str,
+           prior_stretch: Stretch, history_runs: int = 0) -> Stretch:
+    if not observations:
+        return prior_stretch
+    values: list[float] = []
+    weights: list[float] = []
+    dwells: list[float] = []
+    dwell_w: list[float] = []
+    for o in observations:
+        age = now - o.ts
+        if age < 0 or age > TODAY_WINDOW_S or o.trip_id == trip_id or o.seg_s <= 0:
+            continue
+        w = 0.5 ** (age / TODAY_HALF_LIFE_S)
+        values.append(o.seg_s)
+        weights.append(w)
+        if o.dwell_s is not None and 0 <= o.dwell_s <= o.seg_s:
+            dwells.append(o.dwell_s)
+            dwell_w.append(w)
+    if not values:
+        return prior_stretch
+    prior = prior_stretch.seg_s
+    prior_w = _prior_weight(history_runs)
+    today = weighted_median(values, weights)
+    total = sum(weights)
+    seg = (total * today + prior_w * prior) / (total + prior_w)
+    if len(values) >= 3:
+        mad = weighted_median([abs(v - today) for v in values], weights)
+        spread = 1.4826 * mad
+    else:  # one or two drives: their disagreement with the prior says how sure to be
+        spread = 0.5 * (abs(today - prior) + prior_stretch.spread_s)
+    dwell = weighted_median(dwells, dwell_w) if dwells else DEFAULT_DWELL_SHARE * seg
+    return Stretch(seg, min(dwell, seg), max(spread, MIN_SEGMENT_SPREAD_S), True, bool(dwells))
+
+
+#: Priors per (history object, timetable stretches): a trip's pings all ask for the same ones,
+#: and the medians of its history are the dearest part of a prediction. Keyed by identity with
+#: the history kept alive beside them (so an id is never reused while cached); bounded.
+_PRIORS: dict[tuple[int, tuple[float, ...]], tuple[object, list[Stretch], list[int]]] = {}
+_PRIORS_MAX = 512
+
+
+def _priors(history: Sequence[Sequence[float | None]], scheduled: Sequence[float],
+            cfg: TrackerConfig) -> tuple[list[Stretch], list[int]]:
+    """Every stretch's prior, and how many history runs it rests on."""
+    key = (id(history), tuple(scheduled))
+    hit = _PRIORS.get(key)
+    if hit is not None and hit[0] is history:
+        return hit[1], hit[2]
+    n = len(scheduled)
+    columns = history_columns(history, n, cfg) if history else [[] for _ in range(n)]
+    priors = [_prior(columns[k], scheduled[k]) for k in range(n)]
+    counts = [len(c) for c in columns]
+    if len(_PRIORS) >= _PRIORS_MAX:
+        _PRIORS.clear()
+    _PRIORS[key] = (history, priors, counts)
+    return priors, counts
+
+
+def history_columns(history: Sequence[Sequence[float | None]], n_segments: int,
+                    cfg: TrackerConfig) -> list[list[float]]:
+    """Per stretch, the usable seconds of the most recent completed runs of the same run."""
+    runs = [h for h in history if len(h) == n_segments][: cfg.eta_history_runs]
+    return [[float(h[k]) for h in runs if h[k] is not None and float(h[k]) > 0]  # type: ignore[arg-type]
+            for k in range(n_segments)]
 
 
 def predict(trip: TripState, geom: RouteGeometry, now: float,
-            history: Sequence[Sequence[float | None]], cfg: TrackerConfig) -> Prediction:
-    """ETAs for the remaining stops of ``trip`` as of ``now`` (the last ping's time).
+            history: Sequence[Sequence[float | None]], cfg: TrackerConfig,
+            observations: Mapping[tuple[str, str], Sequence[SegmentObservation]] | None = None,
+            ) -> Prediction:
+    """ETAs and their uncertainties for the remaining stops of ``trip`` as of ``now``.
 
     Parameters
     ----------
@@ -85,64 +245,105 @@ def predict(trip: TripState, geom: RouteGeometry, now: float,
     geom : RouteGeometry
         Its route geometry.
     now : float
-        Event time of the prediction.
+        Event time of the prediction (the ping's ``ts``).
     history : sequence of sequences
         Recent completed runs' ``segment_s`` of the same run.
     cfg : TrackerConfig
         Tunables.
+    observations : mapping, optional
+        Today's drives by stretch ``(from_stop_id, to_stop_id)``, any run or vehicle; only those
+        before ``now`` count.
     """
     n = len(trip.stops)
     delay = current_delay(trip, geom, now)
-    nxt = next((j for j, s in enumerate(trip.stops) if s.status == "upcoming"), None)
+    nxt = next_stop(trip)
     etas: list[float | None] = [None] * n
     confs: list[float | None] = [None] * n
+    uncs: list[float | None] = [None] * n
     if nxt is None:
-        return Prediction(delay, "schedule", tuple(etas), tuple(confs), None)
-    medians, runs, spread = segment_medians(history, n - 1, cfg)
-    if runs == 0:
-        for j in range(nxt, n):
-            etas[j] = max(now, trip.scheduled_at[j] + delay)
-            confs[j] = round(0.4 * 0.93 ** (j - nxt), 3)
-        return Prediction(delay, "schedule", tuple(etas), tuple(confs), nxt)
+        return Prediction(delay, "schedule", tuple(etas), tuple(confs), None, tuple(uncs))
+    stops = geom.route.stops
     sched = trip.scheduled_at
-    seg = [m if m is not None else sched[k + 1] - sched[k] for k, m in enumerate(medians)]
-    pace = _todays_pace(trip, seg)
-    base = runs / (runs + 2) / (1 + 2 * spread)
+    priors, counts = _priors(history, [sched[k + 1] - sched[k] for k in range(n - 1)], cfg)
+    obs = observations or {}
+    first = nxt - 1 - PACE_SEGMENTS  # the stretches that set the pace, and those ahead
+    stretches: list[Stretch | None] = [None] * (n - 1)
+    for k in range(max(first, 0), n - 1):
+        stretches[k] = _blend(obs.get((stops[k].id, stops[k + 1].id), ()), now, trip.trip_id,
+                              priors[k], counts[k])
+    pace = _pace(trip, stretches, nxt)
+    learned = any(s is not None and s.today for s in stretches[max(nxt - 1, 0):])
+    source = "today" if learned else "history" if any(counts) else "schedule"
     if nxt == 0:
         remaining_m = max(geom.stop_along[0] - trip.progress_m, 0.0)
         eta = max(now + remaining_m / (cfg.eta_default_speed_kmh / 3.6), sched[0] + delay)
+        var = (max(delay, 0.0) * 0.25 + 60.0) ** 2
     else:
-        a0, a1 = geom.stop_along[nxt - 1], geom.stop_along[nxt]
+        s = stretches[nxt - 1]
+        assert s is not None
+        # the stretch's driving time runs from leaving the previous stop's exit radius (its
+        # departure) to entering the next stop's radius (its arrival): the share left is by
+        # the distance left between those two points
+        a0 = geom.stop_along[nxt - 1] + stops[nxt - 1].radius_m + cfg.stop_exit_margin_m
+        a1 = geom.stop_along[nxt] - stops[nxt].radius_m
+        if a1 <= a0:
+            a0, a1 = geom.stop_along[nxt - 1], geom.stop_along[nxt]
         frac = 1.0 if a1 <= a0 else min(max((a1 - trip.progress_m) / (a1 - a0), 0.0), 1.0)
         prev = trip.stops[nxt - 1]
-        leg = seg[nxt - 1] * pace
-        if prev.arrived_at is not None and trip.inside_stop == nxt - 1:
-            eta = max(now + leg * frac, prev.arrived_at + leg)  # still dwelling there
-        elif prev.arrived_at is not None and prev.departed_at is not None:
-            # the segment time includes the dwell at its first stop, already spent today
-            dwell = prev.departed_at - prev.arrived_at
-            eta = now + max(leg - dwell, 0.25 * leg) * frac
+        # the fastest the stretch can be driven: what is left of a timetable's stretch after a
+        # long wait at its first stop is no shorter than this
+        fastest = max(geom.stop_along[nxt] - geom.stop_along[nxt - 1], 0.0) / \
+            (FASTEST_CRUISE_KMH / 3.6)
+        leg = s.seg_s * pace
+        if prev.arrived_at is not None and prev.departed_at is None and \
+                trip.inside_stop == nxt - 1:
+            if nxt == 1:  # at the first stop a bus waits for its departure time
+                drive = (s.seg_s - s.dwell_s) * pace if s.dwell_seen else \
+                    (1 - DEFAULT_DWELL_SHARE) * leg
+                eta = max(now, sched[0]) + drive
+            elif s.dwell_seen:  # standing there: the usual dwell, or at once if already longer
+                eta = max(now, prev.arrived_at + s.dwell_s) + (s.seg_s - s.dwell_s) * pace
+            else:  # the stretch's time includes an unknown wait here: no less driving is left
+                eta = max(prev.arrived_at + leg, now + max(fastest, (1 - DEFAULT_DWELL_SHARE)
+                                                           * leg - (now - prev.arrived_at)))
         else:
-            eta = now + leg * frac
-    for j in range(nxt, n):
-        if j > nxt:
-            eta += seg[j - 1] * pace
-        etas[j] = eta
-        confs[j] = round(base * 0.97 ** (j - nxt), 3)
-    return Prediction(delay, "history", tuple(etas), tuple(confs), nxt)
+            if s.dwell_seen:
+                drive = (s.seg_s - s.dwell_s) * pace
+            elif prev.arrived_at is not None and prev.departed_at is not None:
+                drive = max(leg - (prev.departed_at - prev.arrived_at), fastest)  # dwell spent
+            else:
+                drive = (1 - DEFAULT_DWELL_SHARE) * leg
+            eta = now + drive * frac
+        var = (s.spread_s * max(frac, 0.3)) ** 2
+    # the stops ahead at once: each adds its stretch's time and (in quadrature) its spread
+    ahead = stretches[nxt:]
+    steps = np.fromiter((s.seg_s * pace for s in ahead), float, len(ahead))  # type: ignore[union-attr]
+    spreads = np.fromiter((s.spread_s ** 2 for s in ahead), float, len(ahead))  # type: ignore[union-attr]
+    eta_ahead = eta + np.concatenate(([0.0], np.cumsum(steps)))
+    unc = np.maximum(np.sqrt(var + np.concatenate(([0.0], np.cumsum(spreads)))),
+                     MIN_UNCERTAINTY_S)
+    etas[nxt:] = eta_ahead.tolist()
+    uncs[nxt:] = np.round(unc, 1).tolist()
+    confs[nxt:] = np.round(60.0 / (60.0 + unc), 3).tolist()
+    return Prediction(delay, source, tuple(etas), tuple(confs), nxt, tuple(uncs))
 
 
-def _todays_pace(trip: TripState, seg: list[float]) -> float:
-    """Today's time over the typical time on segments already driven, shrunk towards 1."""
-    actual = typical = 0.0
+def _pace(trip: TripState, stretches: Sequence[Stretch | None], nxt: int) -> float:
+    """This vehicle's time over the model's on the stretches of this trip it has driven (the
+    latest :data:`PACE_SEGMENTS`, not the first: buses wait at the first stop), shrunk to 1."""
+    actual = expected = 0.0
     count = 0
-    for k in range(len(seg)):
+    for k in range(max(nxt - 1, 1) - 1, 0, -1):
+        s = stretches[k]
+        if s is None or count >= PACE_SEGMENTS:
+            break
         a, b = trip.stops[k].arrived_at, trip.stops[k + 1].arrived_at
-        if a is not None and b is not None and seg[k] > 0:
+        if a is not None and b is not None and s.seg_s > 0:
             actual += b - a
-            typical += seg[k]
+            expected += s.seg_s
             count += 1
-    if count == 0 or typical <= 0:
+    if count == 0 or expected <= 0:
         return 1.0
-    weight = count / (count + 3)
-    return min(max(1 + weight * (actual / typical - 1), 0.7), 1.5)
+    ratio = actual / expected
+    weight = count / (count + PACE_PRIOR)
+    return min(max(1 + weight * (ratio - 1), PACE_MIN), PACE_MAX)

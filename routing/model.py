@@ -95,12 +95,33 @@ class RunClaim:
     done: bool = False  # its trip has ended
 
 
+@dataclass(frozen=True, slots=True)
+class SegmentObservation:
+    """One drive over the stretch between two consecutive stops, seen by the tracker today (any
+    run, any vehicle): what the ETA learns today's traffic from.
+
+    ``ts`` is the event time of the arrival at the stretch's second stop (an observation counts
+    only for predictions made after it), ``seg_s`` the seconds from the arrival at the first stop
+    to the arrival at the second (dwell included, like ``trip_completed.segment_s``), ``dwell_s``
+    the dwell at the first stop (departure - arrival) when it is known.
+    """
+
+    ts: float
+    seg_s: float
+    dwell_s: float | None = None
+    trip_id: str | None = None
+
+
 @dataclass(frozen=True)
 class VehicleContext:
     """Everything the tracker needs to know about one vehicle besides its pings.
 
     ``segment_history`` maps a run id to recent completed trips' ``segment_s`` lists (seconds
     between consecutive stop arrivals, ``None`` where unknown), newest first or in any order.
+
+    ``segment_observations`` maps a stretch ``(from_stop_id, to_stop_id)`` to today's recent
+    drives over it by any vehicle (:class:`SegmentObservation`, any order); the ETA uses those
+    older than its prediction time only, so a superset (a whole day, for the audit) is fine.
     """
 
     vehicle_id: str
@@ -116,6 +137,8 @@ class VehicleContext:
     pool_route_ids: frozenset[str] = frozenset()
     #: holds on runs of those routes, keyed ``"{service_date}/{run_id}"`` (any vehicle's)
     claims: Mapping[str, RunClaim] = field(default_factory=dict)
+    segment_observations: Mapping[tuple[str, str], Sequence[SegmentObservation]] = field(
+        default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -145,6 +168,7 @@ class LiveStop:
     departed_at: float | None
     eta: float | None
     eta_confidence: float | None
+    eta_uncertainty_s: float | None = None
 
 
 @dataclass(frozen=True)

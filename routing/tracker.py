@@ -12,7 +12,7 @@ the trip (timeout, progress, deviation, stops, completion, start of the next run
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -64,8 +64,15 @@ def sorted_unique(pings: Sequence[Ping]) -> list[Ping]:
     return out
 
 
+#: Called after each ping that leaves the vehicle on a trip, with the state as of that ping
+#: (``state.last_ts`` is the ping's ``ts``): per-ping ETAs in event time. It must not keep or
+#: change the state (read what it needs there and then).
+OnPing = Callable[[TrackerState], None]
+
+
 def track(ctx: VehicleContext, state: TrackerState | None, pings: Sequence[Ping],
-          cfg: TrackerConfig = DEFAULT) -> tuple[TrackerState, list[Event]]:
+          cfg: TrackerConfig = DEFAULT, on_ping: OnPing | None = None
+          ) -> tuple[TrackerState, list[Event]]:
     """Advance a vehicle's tracker by a batch of pings.
 
     Parameters
@@ -78,6 +85,8 @@ def track(ctx: VehicleContext, state: TrackerState | None, pings: Sequence[Ping]
         Validated pings in any order, possibly older than the state (those are ignored).
     cfg : TrackerConfig
         Tunables.
+    on_ping : callable, optional
+        :data:`OnPing`, after every ping on a trip (ETAs per ping, not per batch).
 
     Returns
     -------
@@ -85,11 +94,12 @@ def track(ctx: VehicleContext, state: TrackerState | None, pings: Sequence[Ping]
         The new state and the events, in the order they were concluded.
     """
     st = TrackerState.from_dict(state.to_dict()) if state is not None else TrackerState()
-    return track_owned(ctx, st, pings, cfg)
+    return track_owned(ctx, st, pings, cfg, on_ping)
 
 
 def track_owned(ctx: VehicleContext, state: TrackerState | None, pings: Sequence[Ping],
-                cfg: TrackerConfig = DEFAULT) -> tuple[TrackerState, list[Event]]:
+                cfg: TrackerConfig = DEFAULT, on_ping: OnPing | None = None
+                ) -> tuple[TrackerState, list[Event]]:
     """:func:`track` for a caller that owns ``state`` and lets go of it: the state is advanced
     in place and returned instead of copied first (the ingest reads each state from the database
     for one call; the copy was a tenth of its tracking time). Same results as :func:`track`."""
@@ -98,6 +108,7 @@ def track_owned(ctx: VehicleContext, state: TrackerState | None, pings: Sequence
     if not fresh:
         return st, []
     batch = _Batch(ctx, st, fresh, cfg)
+    batch.on_ping = on_ping
     batch.run()
     return st, batch.events
 
@@ -109,6 +120,7 @@ class _Batch:
                  cfg: TrackerConfig):
         self.ctx, self.st, self.fresh, self.cfg = ctx, st, fresh, cfg
         self.events: list[Event] = []
+        self.on_ping: OnPing | None = None
         self.base = 0 if st.last_lat is None or st.last_lon is None or st.last_ts is None else 1
         lat = [p.lat for p in fresh]
         lon = [p.lon for p in fresh]
@@ -171,6 +183,8 @@ class _Batch:
             self.trip_step(k, prev, hop or 0.0, speed)
             st.last_ts, st.last_lat, st.last_lon = p.ts, p.lat, p.lon
             st.last_speed_kmh, st.last_heading_deg = speed, p.heading_deg
+            if self.on_ping is not None and st.trip is not None:
+                self.on_ping(st)
 
     # --- vehicle-level detectors ---------------------------------------------------------
     def overspeed(self, ts: float, speed: float | None) -> None:
@@ -478,8 +492,8 @@ def live_view(ctx: VehicleContext, state: TrackerState | None,
     """The trip in progress as ``GET /routes/{id}/live`` shows it, with ETAs; ``None`` when the
     vehicle is on no trip.
 
-    ETAs are as of the last processed ping (``as_of``), learned from
-    ``ctx.segment_history[run_id]`` when there is any, else schedule + current delay.
+    ETAs are as of the last processed ping (``as_of``), learned from today's drives
+    (``ctx.segment_observations``) and ``ctx.segment_history[run_id]`` (see :mod:`routing.eta`).
     """
     if state is None or state.trip is None or state.last_ts is None:
         return None
@@ -488,13 +502,14 @@ def live_view(ctx: VehicleContext, state: TrackerState | None,
     if route is None:
         return None
     geom = route_geometry(route)
-    pred = predict(trip, geom, state.last_ts, ctx.segment_history.get(trip.run_id, ()), cfg)
+    pred = predict(trip, geom, state.last_ts, ctx.segment_history.get(trip.run_id, ()), cfg,
+                   ctx.segment_observations)
     stops = []
     for j, (place, s) in enumerate(zip(route.stops, trip.stops, strict=True)):
         stops.append(LiveStop(
             stop_id=place.id, sequence=j, scheduled_at=trip.scheduled_at[j], status=s.status,
             arrived_at=s.arrived_at, departed_at=s.departed_at, eta=pred.etas[j],
-            eta_confidence=pred.confidences[j]))
+            eta_confidence=pred.confidences[j], eta_uncertainty_s=pred.uncertainties[j]))
     return LiveView(
         route_id=route.id, trip_id=trip.trip_id, run_id=trip.run_id, vehicle_id=ctx.vehicle_id,
         position={"lat": state.last_lat, "lon": state.last_lon, "ts": state.last_ts,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 
 from backend.api.common import BEARER, Blueprint
-from backend.audit_service import stored_audits
+from backend.audit_service import eta_report, stored_audits
 from backend.auth import current_user, require_role
 from backend.errors import not_found
 from backend.scopes import STAFF, can_see_route, visible_route_ids
@@ -72,3 +72,47 @@ def audit_trips(query):
             raise not_found("route")
         visible = {route_id}
     return stored_audits(query["date"], visible)
+
+
+class AuditEtaQuery(Schema):
+    date = fields.Date(
+        required=True, metadata={"description": "local service date YYYY-MM-DD (district timezone)"}
+    )
+    route_id = fields.String(load_default=None)
+
+
+class EtaAheadSchema(Schema):
+    stops = fields.Integer(required=True, metadata={"description": "stops ahead (1 = the next)"})
+    predictions = fields.Integer(required=True)
+    mae_s = fields.Float(allow_none=True, required=True,
+                         metadata={"description": "mean absolute error of the ETA, seconds"})
+    baseline_mae_s = fields.Float(
+        allow_none=True, required=True,
+        metadata={"description": "the same for the timetable + current delay"})
+
+
+class RouteEtaSchema(Schema):
+    route_id = fields.String(required=True)
+    trips = fields.Integer(required=True)
+    stops_ahead = fields.List(fields.Nested(EtaAheadSchema), required=True)
+
+
+@blp.get("/eta")
+@blp.arguments(AuditEtaQuery, location="query")
+@blp.doc(
+    security=BEARER,
+    description="ETA accuracy per route on a local date: every audited trip's predictions, made "
+    "per ping as live tracking made them, against its audited arrivals; MAE at 1, 3 and 5 stops "
+    "ahead next to the timetable + current-delay baseline. Refreshed with `/audit/trips`.",
+)
+@blp.response(200, RouteEtaSchema(many=True))
+@blp.problems(401, 403, 404)
+@require_role(*STAFF)
+def audit_eta(query):
+    visible = visible_route_ids(current_user())
+    route_id = query["route_id"]
+    if route_id is not None:
+        if not can_see_route(current_user(), route_id):
+            raise not_found("route")
+        visible = {route_id}
+    return eta_report(dates=[query["date"]], route_ids=visible)

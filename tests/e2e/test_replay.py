@@ -316,3 +316,75 @@ def test_a_trace_sent_in_many_small_messages_and_transactions_gives_the_same_eve
         *[("stop_arrived", s) for s in ZT_AM_1_STOPS],
         ("trip_completed", None),
     ]
+
+
+# -- ETAs and fleets (SPEC v1.1) ------------------------------------------------------------------
+
+
+def test_replay_with_etas_prints_every_prediction_as_a_json_line_in_event_time(
+    replay_cli, imported, tmp_path
+):
+    rows = on_schedule_drive(imported, MONDAY)
+    trace = write_csv(tmp_path / "bus-07.csv", rows)
+
+    done = replay_cli(str(trace), "--device", "dev-bus-07", "--etas")
+
+    assert done.returncode == 0, done.stderr
+    etas = [orjson.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert etas, done.stdout
+    assert {tuple(sorted(e)) for e in etas} == {tuple(sorted(
+        ("as_of", "trip_id", "run_id", "vehicle_id", "stop_id", "eta", "uncertainty_s")))}
+    as_of = [dt.datetime.fromisoformat(e["as_of"]) for e in etas]
+    assert as_of == sorted(as_of)  # event time, not batch order
+    assert {e["vehicle_id"] for e in etas} == {"bus-07"}
+    # one prediction per ping for the school while the trip runs: per ping, not per batch
+    school = [e for e in etas if e["stop_id"] == ZT_AM_1_STOPS[-1]]
+    assert len(school) >= len(rows) // 2
+    assert all(e["uncertainty_s"] > 0 for e in etas)
+    # the ETAs close in on the arrival as the bus does (this drive is much faster than the
+    # timetable on its last stretch, and nothing was learned: the distance left says it)
+    arrival = truth_arrivals(imported, MONDAY)[-1]
+
+    def error_at(seconds_before: float) -> float:
+        e = min(school, key=lambda e: abs(
+            dt.datetime.fromisoformat(e["as_of"]).timestamp() - (arrival - seconds_before)))
+        return abs(dt.datetime.fromisoformat(e["eta"]).timestamp() - arrival)
+
+    assert error_at(10) < 60
+    assert error_at(10) < error_at(60) < error_at(300)
+    assert all(dt.datetime.fromisoformat(e["eta"]) >= dt.datetime.fromisoformat(e["as_of"])
+               for e in etas)
+    # the event report still follows
+    assert "trip_completed" in [e[3] for e in event_lines(done.stdout)]
+
+
+def test_a_fleet_csv_with_a_device_id_column_replays_every_device_without_device(
+    replay_cli, app, imported, tmp_path
+):
+    rows = on_schedule_drive(imported, MONDAY)
+    trace = tmp_path / "fleet.csv"
+    with trace.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(["device_id", "ts", "lat", "lon", "speed_kmh"])
+        for row in rows:  # the spare bus parked where bus-07 starts, the same minutes
+            out.writerow(["dev-bus-07", *row])
+            out.writerow(["dev-bus-spare", row[0] + 0.5, rows[0][1], rows[0][2], 0.0])
+
+    done = replay_cli(str(trace), "--etas")
+
+    assert done.returncode == 0, done.stderr
+    assert f"pings read {2 * len(rows)}, stored {2 * len(rows)}" in summary(done.stdout)
+    events = event_lines(done.stdout)
+    arrived = [(e[4], e[5]) for e in events if e[3] == "stop_arrived"]
+    assert arrived == [("zt-am-1", stop) for stop in ZT_AM_1_STOPS], done.stdout
+    assert all(e[-1] == "vehicle=bus-07" for e in events)
+    etas = [orjson.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert etas and {e["vehicle_id"] for e in etas} == {"bus-07"}
+    assert count(app, Ping) == 2 * len(rows)
+
+
+def test_a_trace_without_a_device_id_column_needs_device(replay_cli, imported, tmp_path):
+    trace = write_csv(tmp_path / "one.csv", on_schedule_drive(imported, MONDAY)[:5])
+    done = replay_cli(str(trace))
+    assert done.returncode != 0
+    assert "--device" in done.stderr and "nothing was written" in done.stderr

@@ -123,6 +123,8 @@ MATRIX = [
         {"logistics": (200, None), "admin": (200, None)})),
     Case("GET", "/api/v1/audit/trips", "/api/v1/audit/trips",
          only(STAFF_OWN_AND_ALL), query={"date": "2026-11-09", "route_id": "{route}"}),
+    Case("GET", "/api/v1/audit/eta", "/api/v1/audit/eta",
+         only(STAFF_OWN_AND_ALL), query={"date": "2026-11-09", "route_id": "{route}"}),
     Case("GET", "/api/v1/gtfs-rt/vehicle-positions.pb", "/api/v1/gtfs-rt/vehicle-positions.pb",
          only({"logistics": (200, None), "admin": (200, None)})),
     Case("GET", "/api/v1/gtfs-rt/trip-updates.pb", "/api/v1/gtfs-rt/trip-updates.pb",

@@ -46,9 +46,10 @@ def test_contexts_built_together_are_those_built_one_by_one(app, imported):
         assert car.kind == "teacher_car" and car.teacher_id == "t-liu"
         assert car.assignments == (rm.Assignment("longfeng", frozenset({2, 4})),)
         assert [s.id for s in bus07.routes[0].stops][-1] == bus07.routes[0].school_id
-        # the last ETA_HISTORY_RUNS completed trips, newest first, the one without times left out
+        # the last ETA_HISTORY_RUNS completed trips with times, newest first (the one without
+        # times left out; none has a service date, so no weekday type is preferred)
         assert bus07.segment_history[run_id] == [
-            [float(k), float(k + 1)] for k in range(11, 11 - (ETA_HISTORY_RUNS - 1), -1)]
+            [float(k), float(k + 1)] for k in range(11, 11 - ETA_HISTORY_RUNS, -1)]
         # the substitute drives the same run: its ETAs learn from the same trips
         assert spare.segment_history[run_id] == bus07.segment_history[run_id]
         db.session.rollback()

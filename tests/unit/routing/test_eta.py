@@ -26,7 +26,8 @@ def test_without_history_the_eta_is_the_schedule_shifted_by_the_current_delay():
     assert view.delay_s > 0
     for s in view.stops[2:]:
         assert s.eta == pytest.approx(s.scheduled_at + view.delay_s)
-        assert 0 < s.eta_confidence < 0.5
+        assert 0 < s.eta_confidence < 1 and s.eta_uncertainty_s > 0
+    assert view.stops[3].eta_uncertainty_s >= view.stops[2].eta_uncertainty_s
     assert view.position["ts"] == view.as_of
 
 
