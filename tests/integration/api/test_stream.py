@@ -2,7 +2,7 @@
 
 The first part drives the stream generator with a fake clock against a real database, with pings
 stored through the real ingest pipeline. The second runs it as deployed: `xiaoche ingest` and
-gunicorn with two gthread workers as separate processes, pings over MQTT, streams read over HTTP.
+gunicorn with two stream workers (as `xiaoche api`) as separate processes, pings over MQTT, streams read over HTTP.
 """
 
 from __future__ import annotations
@@ -418,7 +418,8 @@ class Gunicorn:
                "XIAOCHE_STREAM_HEARTBEAT_S": "2"}
         self._handle = open(self.log, "ab")  # noqa: SIM115  (closed in stop)
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "-w", "2", "-k", "gthread",
+            [str(Path(sys.executable).parent / "gunicorn"), "-w", "2",
+             "-k", "backend.streams.worker.StreamWorker",  # what `xiaoche api` runs
              "--threads", "8", "-b", f"127.0.0.1:{self.port}",
              "--no-control-socket",  # gunicorn 27's default ~/.gunicorn/gunicorn.ctl is shared
              "backend.wsgi:app"],
