@@ -189,9 +189,7 @@ class StreamHub:
                 sub.caught_up.add(ident)
             pending, sub.pending = sub.pending, None
             for item in pending or ():
-                message = self._accept(sub, item)
-                if message is not None:
-                    messages.append(message)
+                messages.extend(self._accept(sub, item))
         return sub, messages
 
     def close(self, sub: Subscriber) -> None:
@@ -268,10 +266,9 @@ class StreamHub:
                     if sub.pending is not None:
                         sub.pending.append((kind, item))
                         continue
-                    message = self._accept(sub, (kind, item))
-                    if message is not None:
-                        batch.setdefault(sub, []).extend(
-                            message if isinstance(message, list) else [message])
+                    messages = self._accept(sub, (kind, item))
+                    if messages:
+                        batch.setdefault(sub, []).extend(messages)
             mark = positions.mark
             for sub in self._subs:
                 if sub.pending is None and mark > sub.received_mark:
@@ -296,21 +293,21 @@ class StreamHub:
             found.update(self._by_route.get(event.route_id, ()))
         return found
 
-    def _accept(self, sub: Subscriber, entry: tuple) -> Message | list[Message] | None:
-        """The message(s) of one hub item for this subscriber, or None (older than its start,
-        already sent by its catch-up, or outside its scope)."""
+    def _accept(self, sub: Subscriber, entry: tuple) -> list[Message]:
+        """The messages of one hub item for this subscriber: none when it is older than the
+        stream's start, was already sent by its catch-up, or is outside its scope."""
         kind, item = entry
         if kind == "notification":
             notification_id, _, (data, body) = item
             if notification_id <= sub.start.notification_id or notification_id in sub.caught_up:
-                return None
-            return self._stamp(sub, "notification", notification_id, data, body)
+                return []
+            return [self._stamp(sub, "notification", notification_id, data, body)]
         event = item
         if event.received_at <= sub.start.received_at or event.ident in sub.caught_up:
-            return None
+            return []
         scope = sub.scope
         if scope is None or not scope.may_follow(event.vehicle_id, event.route_id):
-            return None
+            return []
         return [self._stamp(sub, kind, event.received_at, data, body)
                 for kind, data, body in event.encoded(sub.crs)]
 
@@ -341,7 +338,8 @@ class StreamHub:
                 self._remove(sub)
                 sub.closed = True
                 gone.append(sub)
-            elif scope != sub.scope:
+            elif sub.scope is None or (scope.vehicle_ids, scope.trip_route_ids) != (
+                    sub.scope.vehicle_ids, sub.scope.trip_route_ids):
                 self._remove(sub)
                 sub.scope = scope
                 self._add(sub)
@@ -446,6 +444,7 @@ class HubThread:
 
 def hub_of(app: Flask) -> StreamHub:
     """This process's hub (and its polling thread, started on first use)."""
+    app = getattr(app, "_get_current_object", lambda: app)()  # not the current_app proxy
     found = app.extensions.get("xiaoche.stream_hub")
     if found is None:
         with _CREATE:
