@@ -40,7 +40,7 @@ from sqlalchemy import select
 from backend.extensions import db
 from backend.models import Notification, User
 from backend.models.people import Student, user_students
-from backend.scopes import LiveScope, live_scope
+from backend.scopes import LiveScope, live_scope, visible_route_ids
 from backend.stream_service import (
     NOTIFICATIONS_PER_POLL,
     Message,
@@ -158,25 +158,32 @@ class StreamHub:
         """
         now = self.monotonic()
         sub = Subscriber(user_id, token_version, crs, sink, opened_at=now)
+        asked = ResumePoint.parse(resume)
         try:
-            sub.start = resume_or_now(user_id, ResumePoint.parse(resume))
-            sub.received_mark, sub.notification_mark = (sub.start.received_at,
-                                                         sub.start.notification_id)
-            first = Message(retry_ms=self.config.retry_ms, id=sub.start.encode())
-            sub.scope = _user_scope(user_id, token_version)
-            if sub.scope is None:
-                sub.closed = True
-                return sub, [first]
-            with self._lock:
-                if not self._subs:  # idle until now: start reading from here
-                    self._positions = self._notifications = None
-                if self._positions is None:
-                    self._start_cursors(now)
-                self._add(sub)
-            if self.thread is not None:
-                self.thread.ensure_started()  # it may have stopped for want of streams
+            # registered before the resume point is read: whatever commits from then on comes
+            # through the hub (held in ``pending`` until this ends), whatever committed before
+            # is at or below the point (a fresh stream: nothing to catch up) or is read by the
+            # catch-up (a resumed stream), and what both saw is sent once
+            sub.scope = _user_scope(user_id, token_version, candidates=asked is not None)
+            if sub.scope is not None:
+                with self._lock:
+                    if not self._subs:  # idle until now: start reading from here
+                        self._positions = self._notifications = None
+                    if self._positions is None:
+                        self._start_cursors(now)
+                    self._add(sub)
+                if self.thread is not None:
+                    self.thread.ensure_started()  # it may have stopped for want of streams
             try:
-                events = catch_up(user_id, sub.scope, sub.start, crs, now)
+                sub.start = resume_or_now(user_id, asked)
+                sub.received_mark, sub.notification_mark = (sub.start.received_at,
+                                                             sub.start.notification_id)
+                first = Message(retry_ms=self.config.retry_ms, id=sub.start.encode())
+                if sub.scope is None:
+                    sub.closed = True
+                    return sub, [first]
+                events = (catch_up(user_id, sub.scope, sub.start, crs, now)
+                          if asked is not None else [])
             except BaseException:
                 self.close(sub)
                 raise
@@ -358,10 +365,17 @@ def _discard(index: dict, key: Any, sub: Subscriber) -> None:
             del index[key]
 
 
-def _user_scope(user_id: int, token_version: int | None) -> LiveScope | None:
+def _user_scope(user_id: int, token_version: int | None, candidates: bool = True
+                ) -> LiveScope | None:
+    """The user's scope; a parent's without the buses that may drive their routes unless
+    ``candidates`` (only the catch-up of a resumed stream narrows its read with them)."""
     user = db.session.get(User, user_id)
     if user is None or (token_version is not None and user.token_version != token_version):
         return None
+    if user.role == "parent" and not candidates:
+        return LiveScope(vehicle_ids=frozenset(),
+                         trip_route_ids=frozenset(visible_route_ids(user) or ()),
+                         candidate_vehicle_ids=None)
     return live_scope(user)
 
 
