@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from backend.extensions import db
 from backend.models import Notification, User
@@ -114,6 +114,21 @@ class Subscriber:
             return out
 
 
+@dataclass(eq=False)
+class OpenRequest:
+    """A stream to open in the hub's next batch (:meth:`StreamHub.open_pending`): the caller's
+    token was checked already (signature and age); ``done(subscriber, first messages)`` is
+    called from the hub's thread, with ``None`` when the user or the token version does not
+    hold (or the batch failed): the caller then lets the Flask view answer, as it would."""
+
+    username: str
+    token_version: int
+    resume: str | None
+    crs: str
+    sink: Sink
+    done: Callable[[Subscriber | None, list[Message]], None]
+
+
 class StreamHub:
     """The streams of one process and the one reader that feeds them (see the module doc)."""
 
@@ -133,6 +148,7 @@ class StreamHub:
         self._scope_read_at = -math.inf
         self.opening = 0  # streams between the limit check and open()'s end
         self.thread: HubThread | None = None  # what polls this hub in a server
+        self._requests: list[OpenRequest] = []
 
     # -- counting -------------------------------------------------------------------------
 
@@ -189,6 +205,11 @@ class StreamHub:
                 raise
         finally:
             db.session.remove()
+        return sub, self._finish_open(sub, first, events)
+
+    def _finish_open(self, sub: Subscriber, first: Message, events: list) -> list[Message]:
+        """The first messages: ``first``, the catch-up, then what the hub delivered meanwhile
+        (less what the catch-up sent)."""
         with self._lock:
             messages = [first]
             for kind, key, ident, data, body in events:
@@ -197,7 +218,105 @@ class StreamHub:
             pending, sub.pending = sub.pending, None
             for item in pending or ():
                 messages.extend(self._accept(sub, item))
-        return sub, messages
+        return messages
+
+    # -- opening in batches ---------------------------------------------------------------
+
+    def request_open(self, request: OpenRequest) -> None:
+        """Queue a stream for the next batch (any thread); the hub's thread opens it within
+        milliseconds."""
+        with self._lock:
+            self._requests.append(request)
+        if self.thread is not None:
+            self.thread.ensure_started()
+            self.thread.wake()
+
+    @property
+    def requests_waiting(self) -> int:
+        return len(self._requests)
+
+    def open_pending(self) -> int:
+        """Open every queued stream together, in an app context: a handful of queries for the
+        whole batch (users, parents' routes, the newest notification of each) instead of
+        several per stream; a resumed stream still reads its own catch-up."""
+        with self._lock:
+            requests, self._requests = self._requests, []
+        if not requests:
+            return 0
+        opened: list[tuple[OpenRequest, Subscriber, Message, list]] = []
+        refused: list[OpenRequest] = []
+        try:
+            names = sorted({r.username for r in requests})
+            users: dict[str, tuple[int, int]] = {}
+            for i in range(0, len(names), CHUNK):
+                for user_id, username, version in db.session.execute(
+                        select(User.id, User.username, User.token_version)
+                        .where(User.username.in_(names[i:i + CHUNK]))):
+                    users[username] = (user_id, version)
+            valid = []
+            for r in requests:
+                found = users.get(r.username)
+                if found is None or found[1] != r.token_version:
+                    refused.append(r)
+                else:
+                    valid.append((r, found[0]))
+            scopes = _bulk_scopes(sorted({(uid, r.token_version) for r, uid in valid}))
+            now = self.monotonic()
+            subs: list[tuple[OpenRequest, Subscriber]] = []
+            with self._lock:
+                if not self._subs:
+                    self._positions = self._notifications = None
+                if self._positions is None:
+                    self._start_cursors(now)
+                for r, uid in valid:
+                    scope = scopes.get((uid, r.token_version))
+                    if scope is None:
+                        refused.append(r)
+                        continue
+                    sub = Subscriber(uid, r.token_version, r.crs, r.sink, opened_at=now)
+                    sub.scope = scope
+                    self._add(sub)
+                    subs.append((r, sub))
+            try:  # registered first: see open()
+                newest_received = resume_or_now(None, None).received_at
+                ids = sorted({sub.user_id for _, sub in subs})
+                newest_notification: dict[int, int] = {}
+                for i in range(0, len(ids), CHUNK):
+                    newest_notification.update(db.session.execute(
+                        select(Notification.user_id, func.max(Notification.id))
+                        .where(Notification.user_id.in_(ids[i:i + CHUNK]))
+                        .group_by(Notification.user_id)).all())
+                for r, sub in subs:
+                    asked = ResumePoint.parse(r.resume)
+                    newest = ResumePoint(newest_received, newest_notification.get(sub.user_id, 0))
+                    sub.start = newest if asked is None else ResumePoint(
+                        min(asked.received_at, newest.received_at),
+                        min(asked.notification_id, newest.notification_id))
+                    sub.received_mark = sub.start.received_at
+                    sub.notification_mark = sub.start.notification_id
+                    first = Message(retry_ms=self.config.retry_ms, id=sub.start.encode())
+                    if asked is not None and sub.scope is not None:
+                        sub.scope = _user_scope(sub.user_id, None) or sub.scope  # candidates
+                        events = catch_up(sub.user_id, sub.scope, sub.start, sub.crs, now)
+                    else:
+                        events = []
+                    opened.append((r, sub, first, events))
+            except BaseException:
+                for _, sub in subs:
+                    self.close(sub)
+                raise
+        except Exception:  # noqa: BLE001 — the view answers these streams instead
+            log.exception("stream hub: opening %d streams failed", len(requests))
+            for r in requests:
+                r.done(None, [])
+            return 0
+        finally:
+            db.session.remove()
+        for r in refused:
+            r.done(None, [])
+        for r, sub, first, events in opened:
+            r.done(sub, self._finish_open(sub, first, events))
+        return len(opened)
 
     def close(self, sub: Subscriber) -> None:
         with self._lock:
@@ -420,6 +539,7 @@ class HubThread:
     def __init__(self, hub: StreamHub):
         self.hub = hub
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a stream to open: do not wait for the next poll
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -435,25 +555,34 @@ class HubThread:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
 
     def _run(self) -> None:
-        poll_s = self.hub.config.poll_s
-        idle_since = time.monotonic()
+        hub = self.hub
+        poll_s = hub.config.poll_s
+        idle_since = next_poll = time.monotonic()
         while not self._stop.is_set():
-            began = time.monotonic()
-            if self.hub.open_count or self.hub.opening:
-                idle_since = began
-            elif began - idle_since > self.IDLE_EXIT_S:
+            now = time.monotonic()
+            if hub.open_count or hub.opening or hub.requests_waiting:
+                idle_since = now
+            elif now - idle_since > self.IDLE_EXIT_S:
                 with self._lock:  # a stream opening now finds the thread gone and starts one
-                    if not (self.hub.open_count or self.hub.opening):
+                    if not (hub.open_count or hub.opening or hub.requests_waiting):
                         self._thread = None
                         return
             try:
-                with self.hub.app.app_context():
-                    self.hub.poll()
+                with hub.app.app_context():
+                    hub.open_pending()
+                    if now >= next_poll:
+                        next_poll = now + poll_s
+                        hub.poll()
             except Exception:  # noqa: BLE001 — one failed read must not end every stream
                 log.exception("stream hub: poll failed; trying again")
-            self._stop.wait(max(0.0, poll_s - (time.monotonic() - began)))
+            self._wake.wait(max(0.0, next_poll - time.monotonic()))
+            self._wake.clear()
 
 
 def hub_of(app: Flask) -> StreamHub:
