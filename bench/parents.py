@@ -20,7 +20,8 @@ time (each level: the ramp, the hold, then every connection closed; the whole ru
   backend.streams.worker.StreamWorker --threads 64 backend.wsgi:app``, with
   ``XIAOCHE_STREAM_MAX=--stream-max`` (0: no limit; the limit is per worker, and the kernel does
   not share connections evenly between workers, so the bench lifts it unless asked).
-- **Buses**: each of the three publishes a ping every 5 s (``ts`` = now, in ms) through MQTT.
+- **Buses**: each of the three publishes a ping every 5 s (``ts`` = now, in ms) through MQTT,
+  the three 1.67 s apart (real devices are not in step).
 - **Parents**: asyncio clients in this process (uvloop when installed; the open-files limit
   raised to the hard limit), opened at an even pace over ``--ramp-s``, each reading its stream
   (chunked SSE, parsed here) until the end of the level.
@@ -158,11 +159,11 @@ class Buses:
         self.thread: threading.Thread | None = None
         self.seq = 0
 
-    def publish_all(self, ts: float) -> None:
+    def publish_all(self, ts: float, routes: tuple[str, ...] = ROUTES) -> None:
         from backend.timefmt import iso
 
         lat, lon, speed = self.drive.at(ts)
-        for route_id in ROUTES:
+        for route_id in routes:
             vehicle_id, device_id = BUSES[route_id]
             self.sent[(vehicle_id, iso(ts))] = time.monotonic()
             self.publisher.publish(f"xiaoche/v1/devices/{device_id}/pings",
@@ -177,9 +178,13 @@ class Buses:
             t += 10.0
 
     def start(self) -> None:
-        def feed() -> None:
-            while not self.stop.wait(PING_EVERY_S - (time.time() % PING_EVERY_S)):
-                self.publish_all(round(time.time(), 3))
+        def feed() -> None:  # each bus every 5 s, the three a third of that apart (devices
+            # are not in step)
+            step = PING_EVERY_S / len(ROUTES)
+            turn = 0
+            while not self.stop.wait(step - (time.time() % step)):
+                self.publish_all(round(time.time(), 3), (ROUTES[turn % len(ROUTES)],))
+                turn += 1
 
         self.thread = threading.Thread(target=feed, name="buses", daemon=True)
         self.thread.start()

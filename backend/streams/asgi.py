@@ -44,6 +44,7 @@ HEARTBEAT = b": keep-alive\n\n"
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 OPEN_TIMEOUT_S = 30.0
+TICK_S = 0.5  # heartbeats and ends of life are this late at most
 
 access_log = logging.getLogger("xiaoche.access")
 
@@ -63,6 +64,30 @@ class LoopSink(Sink):
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self.events: dict[Subscriber, asyncio.Event] = {}
+        # when each stream must wake without a delivery (heartbeat, end of life): one ticker
+        # checks them every second instead of a timer per stream and wait
+        self.deadlines: dict[Subscriber, float] = {}
+        self._ticker: asyncio.Task | None = None
+
+    def wait_until(self, sub: Subscriber, deadline: float) -> None:
+        self.deadlines[sub] = deadline
+        if self._ticker is None or self._ticker.done():
+            self._ticker = self.loop.create_task(self._tick())
+
+    def forget(self, sub: Subscriber) -> None:
+        self.events.pop(sub, None)
+        self.deadlines.pop(sub, None)
+
+    async def _tick(self) -> None:
+        while self.events:
+            await asyncio.sleep(TICK_S)
+            now = self.loop.time()
+            due = [sub for sub, deadline in self.deadlines.items() if deadline <= now]
+            for sub in due:
+                del self.deadlines[sub]
+                event = self.events.get(sub)
+                if event is not None:
+                    event.set()
 
     def deliver(self, batch):
         for sub, messages in batch:
@@ -216,18 +241,13 @@ class XiaocheAsgi:
                 event.clear()
                 if sub.queue or sub.closed:
                     continue
-                wait_s = min(config.heartbeat_s - (now - last_write),
-                             config.max_s - (now - began))
-                try:
-                    async with asyncio.timeout(max(wait_s, 0.0)):
-                        await event.wait()
-                except TimeoutError:
-                    pass
+                sink.wait_until(sub, min(last_write + config.heartbeat_s, began + config.max_s))
+                await event.wait()
             if not gone.is_set():
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             hub.close(sub)
-            sink.events.pop(sub, None)
+            sink.forget(sub)
             watcher.cancel()
         return 200, size
 
