@@ -211,6 +211,7 @@ class Parents:
         self.first_bytes_s: list[float] = []
         self.first_event_s: list[float] = []
         self.latencies: list[tuple[float, float]] = []  # (received at, latency s)
+        self.by_ping: dict[tuple[str, str], list[float]] = {}  # latencies of each ping
         self.open_now = 0
 
     async def one(self, token: str) -> None:
@@ -258,6 +259,8 @@ class Parents:
                         sent = self.buses.sent.get((data["vehicle_id"], data["ts"]))
                         if sent is not None:
                             self.latencies.append((now, now - sent))
+                            self.by_ping.setdefault((data["vehicle_id"], data["ts"]),
+                                                    []).append(now - sent)
                         if not seen_position:
                             self.first_event_s.append(now - began)
                             seen_position = True
@@ -373,6 +376,10 @@ async def level(args: argparse.Namespace, count: int, port: int, token_list: lis
     await asyncio.gather(*tasks, return_exceptions=True)
     await asyncio.sleep(3)  # the server notices the closed streams
     held = [lat for at, lat in parents.latencies if at >= hold_began]
+    # per ping: its first stream's latency is the way to the hub (ingest, commit, the poll);
+    # its last stream's minus the first is the fan-out
+    firsts = [min(v) for v in parents.by_ping.values()]
+    spreads = [max(v) - min(v) for v in parents.by_ping.values()]
     quiet = [lat for at, lat in parents.latencies
              if at >= hold_began and not wrk_window[0] <= at <= wrk_window[1]]
     login_s = [s for _, s, status in logins.samples if status == 200]
@@ -387,6 +394,10 @@ async def level(args: argparse.Namespace, count: int, port: int, token_list: lis
         "first_event_n": len(parents.first_event_s),
         "push_n": len(held), "push_p50_s": pct(held, 50), "push_p99_s": pct(held, 99),
         "push_max_s": max(held) if held else None,
+        "pings": len(firsts), "ping_first_p50_s": pct(firsts, 50),
+        "ping_first_max_s": max(firsts) if firsts else None,
+        "fanout_spread_p50_s": pct(spreads, 50),
+        "fanout_spread_max_s": max(spreads) if spreads else None,
         "push_without_wrk_n": len(quiet), "push_without_wrk_p50_s": pct(quiet, 50),
         "push_without_wrk_p99_s": pct(quiet, 99),
         "push_all_p99_s": pct([lat for _, lat in parents.latencies], 99),
@@ -415,6 +426,9 @@ def print_level(r: dict[str, Any]) -> None:
           f"p99 {ms(r['push_p99_s'])} max {ms(r['push_max_s'])}; outside wrk's 10 s "
           f"(n={r['push_without_wrk_n']:,}) p50 {ms(r['push_without_wrk_p50_s'])} "
           f"p99 {ms(r['push_without_wrk_p99_s'])}\n"
+          f"  per ping ({r['pings']}): first stream p50 {ms(r['ping_first_p50_s'])} max "
+          f"{ms(r['ping_first_max_s'])} (ingest + commit + poll); first → last stream p50 "
+          f"{ms(r['fanout_spread_p50_s'])} max {ms(r['fanout_spread_max_s'])} (fan-out)\n"
           f"  cores during the hold: gunicorn {c.get('gunicorn', 0):.2f}, ingest "
           f"{c.get('ingest', 0):.2f}, postgres {c.get('postgres', 0):.2f}, bench (clients) "
           f"{c.get('bench', 0):.2f}, machine {c.get('machine_busy', 0):.2f}; during the ramp: "
