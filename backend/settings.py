@@ -226,9 +226,9 @@ SETTINGS: tuple[Setting, ...] = (
         "STREAM_MAX",
         5000,
         "open /stream connections per serving process (per `xiaoche api` worker): past it a "
-        "new one is answered 503 with Retry-After and the app polls /live; an idle stream "
-        "costs ~20 kB and the fan-out ~5 µs per event and stream (README, Live stream); 0 = "
-        "no limit",
+        "new one is answered 503 with Retry-After and the app polls /live; a stream costs "
+        "~17 kB, and 10 000 on two workers ran on 0.55 cores of a shared 2-core machine "
+        "(bench/parents.py); 0 = no limit",
         int,
     ),
     Setting(
