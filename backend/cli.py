@@ -139,14 +139,18 @@ def scheduler_command() -> None:
     run_scheduler(current_app._get_current_object())
 
 
+STREAM_WORKER = "backend.streams.worker.StreamWorker"
+
+
 @main.command("api")
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--threads", default=64, show_default=True, type=int,
-              help="per gthread worker; each open /stream holds one for its life")
-@click.option("--worker-class", default="gthread", show_default=True,
-              type=click.Choice(["gthread", "gevent"]),
-              help="gevent (pip install gevent) for thousands of open streams")
+              help="per worker, for REST requests (streams take none)")
+@click.option("--worker-class", default="stream", show_default=True,
+              type=click.Choice(["stream", "gthread"]),
+              help="stream: /stream on each worker's event loop, REST in --threads threads; "
+                   "gthread: gunicorn's threads for everything, each open /stream holds one")
 @with_appcontext
 def api_command(bind: str, workers: int, threads: int, worker_class: str) -> None:
     """The HTTP API alone under gunicorn (WSGI entry backend.wsgi:app)."""
@@ -161,11 +165,12 @@ def api_command(bind: str, workers: int, threads: int, worker_class: str) -> Non
         "--bind", bind,
         "--workers", str(workers),
         "--threads", str(threads),
-        "--worker-class", worker_class,
+        "--worker-class", STREAM_WORKER if worker_class == "stream" else worker_class,
         # several instances on one machine would share gunicorn's default control socket
         "--no-control-socket",
         "--access-logfile", "-",
-        # the path without its query: /stream?access_token=… must not land in the log
+        # the path without its query: /stream?access_token=… must not land in the log (the
+        # stream worker writes its own lines, without the query too)
         "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s',
         "backend.wsgi:app",
     ]

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 log = logging.getLogger(__name__)
 
@@ -142,18 +141,6 @@ def run_ingest(app: Flask, pipeline_factory: Callable[[Flask], Any] | None = Non
             broker.stop()
 
 
-class _RequestHandler(WSGIRequestHandler):
-    """Logs requests without their query string: ``/stream?access_token=…`` stays out of logs."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        full = self.path
-        self.path = full.split("?", 1)[0]
-        try:
-            super().log_request(code, size)
-        finally:
-            self.path = full
-
-
 def run_scheduler(app: Flask) -> None:
     """``xiaoche scheduler``: run the scheduled jobs until SIGTERM/SIGINT — while this process
     holds the scheduler lease; on standby otherwise (backend.scheduler.LeasedScheduler)."""
@@ -198,16 +185,12 @@ def run_all_in_one(app: Flask, host: str, port: int) -> None:
         freeze_startup_objects()
         runner.start()
         scheduler.start()
-        server = make_server(host, port, app, threaded=True, request_handler=_RequestHandler)
-        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-        print(f"xiaoche: API on http://{host}:{server.server_port}/api/v1 "
+        from backend.streams.serve import HttpServer
+
+        server = HttpServer(app, host, port)  # streams on its event loop, the rest in threads
+        print(f"xiaoche: API on http://{host}:{server.port}/api/v1 "
               f"(docs /api/v1/docs), MQTT on {url.split('@')[-1]}", flush=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
+        server.run()  # until SIGINT / SIGTERM
     finally:
         scheduler.stop()
         if runner is not None:

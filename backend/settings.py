@@ -200,8 +200,9 @@ SETTINGS: tuple[Setting, ...] = (
         "XIAOCHE_STREAM_POLL_MS",
         "STREAM_POLL_MS",
         250,
-        "how often each /stream connection reads new positions and notifications: with the "
-        "ingest's 50 ms batches it keeps publish→stream under the 1 s target",
+        "how often each serving process reads new positions and notifications for all its "
+        "open /stream connections at once (backend/streams/hub.py): with the ingest's 50 ms "
+        "batches it keeps publish→stream under the 1 s target",
         int,
     ),
     Setting(
@@ -219,6 +220,16 @@ SETTINGS: tuple[Setting, ...] = (
         "the server ends a /stream after this long and the client resumes with Last-Event-ID, "
         "so no worker thread is held forever and tokens are checked again",
         float,
+    ),
+    Setting(
+        "XIAOCHE_STREAM_MAX",
+        "STREAM_MAX",
+        5000,
+        "open /stream connections per serving process (per `xiaoche api` worker): past it a "
+        "new one is answered 503 with Retry-After and the app polls /live; a stream costs "
+        "~17 kB, and 10 000 on two workers ran on 0.55 cores of a shared 2-core machine "
+        "(bench/parents.py); 0 = no limit",
+        int,
     ),
     Setting(
         "XIAOCHE_WEBHOOK_URL",

@@ -1,13 +1,17 @@
 """What ``GET /stream`` sends: a caller's positions, ETAs and notifications as they are stored.
 
-The ingest may run in another process (or on another machine), so a stream does not wait on an
-in-process queue: every ``poll_s`` it reads, in one short read-only transaction, the
-``live_positions`` rows that changed since its watermark and the caller's notifications since
-the last id, and gives its database connection back before it sleeps. Any number of API workers
-and ingest processes can therefore share the database.
+The ingest may run in another process (or on another machine), so streams do not wait on an
+in-process queue of the ingest: one reader per serving process (``backend.streams.hub``) reads,
+every ``poll_s`` and in one short read-only transaction, the ``live_positions`` rows that
+changed since its watermark and the notifications written since the last id, builds each event
+once and hands it to every open stream that may see it. Any number of API processes and ingest
+processes can therefore share the database.
 
-:func:`live_stream` is a plain generator of :class:`Message` with an injected clock and sleep,
-so it is tested without HTTP; the view only formats and sends what it yields.
+This module holds what one stream is made of: the wire format (:class:`Message`), the resume
+point a client sends back as ``Last-Event-ID`` (:class:`ResumePoint`), the reads (the events of
+the vehicles that moved, a stream's catch-up), and :func:`live_stream`, a plain generator of
+:class:`Message` with an injected clock and sleep, so a stream is tested without HTTP; the views
+only format and send what it yields.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from backend.api.common import out_point
@@ -27,8 +32,8 @@ from backend.api.me import notification_item
 from backend.extensions import db
 from backend.live_service import CONFIG as TRACKER_CONFIG
 from backend.live_service import clock, current_trip, vehicle_context
-from backend.models import LivePosition, Notification, TrackerState, User
-from backend.scopes import LiveScope, live_scope
+from backend.models import LivePosition, Notification, TrackerState
+from backend.scopes import LiveScope
 from backend.timefmt import iso
 from routing.state import TrackerState as RoutingState
 from routing.tracker import live_view
@@ -50,6 +55,9 @@ class StreamConfig:
     late_commit_grace_s: float = 2.0
     # scope (children's routes, a school's buses, substitutes) and token validity are re-read
     scope_refresh_s: float = 30.0
+    # a stream refused because the process holds STREAM_MAX: when to try again (the app polls
+    # /routes/{id}/live meanwhile)
+    retry_after_s: int = 30
 
     @classmethod
     def from_app_config(cls, config: Mapping[str, Any]) -> StreamConfig:
@@ -67,8 +75,12 @@ class Message:
     id: str | None = None
     retry_ms: int | None = None
     comment: str | None = None
+    # "event: …\ndata: …\n\n" encoded once for every stream that gets the same event
+    body: str | None = field(default=None, compare=False, repr=False)
 
     def encode(self) -> str:
+        if self.body is not None:
+            return self.body if self.id is None else f"id: {self.id}\n{self.body}"
         lines = []
         if self.comment is not None:
             lines.append(f": {self.comment}")
@@ -78,10 +90,19 @@ class Message:
             lines.append(f"id: {self.id}")
         if self.event is not None:
             lines.append(f"event: {self.event}")
-        if self.data is not None:  # JSON without indent has no raw newline: one data line
-            lines.append("data: " + json.dumps(self.data, ensure_ascii=False,
-                                               separators=(",", ":")))
+        if self.data is not None:
+            lines.append(_data_line(self.data))
         return "\n".join(lines) + "\n\n"
+
+
+def _data_line(data: Mapping[str, Any]) -> str:
+    # JSON without indent has no raw newline: one data line
+    return "data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def event_body(kind: str, data: Mapping[str, Any]) -> str:
+    """An event's lines after its ``id:``, the same for every stream that gets it."""
+    return f"event: {kind}\n{_data_line(data)}\n\n"
 
 
 HEARTBEAT = Message(comment="keep-alive")
@@ -149,102 +170,116 @@ class _LateCommitCursor:
         return fresh
 
 
+
 def live_stream(user_id: int, token_version: int | None = None, *, resume: str | None = None,
                 crs: str = "wgs84", config: StreamConfig | None = None,
                 monotonic: Callable[[], float] = time.monotonic,
-                sleep: Callable[[float], None] = time.sleep) -> Iterator[Message]:
+                sleep: Callable[[float], None] = time.sleep,
+                hub: Any = None) -> Iterator[Message]:
     """The messages of one ``/stream`` connection, until ``config.max_s`` has passed.
 
     Runs inside an app context. First ``retry`` and the resume point; then ``position``,
     ``eta`` and ``notification`` events, each carrying the new resume point as its ``id``, and a
     keep-alive comment whenever ``heartbeat_s`` passed without a write. ``resume`` is the
     client's ``Last-Event-ID``: missed notifications and the newest position of each vehicle
-    since then are sent first; a value we did not give out means "from now". The database
-    session is removed before every yield and every sleep. Ends early when the user is deleted
-    or their token is revoked (``token_version`` changed).
+    since then are sent first; a value we did not give out means "from now". Ends early when
+    the user is deleted or their token is revoked (``token_version`` changed).
+
+    ``hub``: the process's :class:`backend.streams.hub.StreamHub`, polled by its own thread;
+    this generator then only waits for what it delivers. Without one (tests) the stream gets a
+    hub of its own, polled here every ``poll_s`` with the injected clock; no database
+    connection is held between polls either way.
     """
-    config = config or StreamConfig()
+    from backend.streams.hub import StreamHub, ThreadSink
+
+    config = config or (hub.config if hub is not None else StreamConfig())
+    private = hub is None
+    if private:
+        hub = StreamHub(current_app._get_current_object(), config, monotonic)
+    sub, first = hub.open(user_id, token_version, resume, crs, ThreadSink())
     try:
-        start = _resume_or_now(user_id, ResumePoint.parse(resume))
-    finally:
-        db.session.remove()
-    positions = _LateCommitCursor(start.received_at, config.late_commit_grace_s)
-    notifications = _LateCommitCursor(start.notification_id, config.late_commit_grace_s)
-    yield Message(retry_ms=config.retry_ms, id=start.encode())
-
-    began = last_write = monotonic()
-    scope: LiveScope | None = None
-    scope_read_at = -math.inf
-    while True:
-        now = monotonic()
-        try:
-            if now - scope_read_at >= config.scope_refresh_s:
-                scope = _current_scope(user_id, token_version)
-                scope_read_at = now
-            if scope is None:
+        yield from first
+        began = last_write = monotonic()
+        while True:
+            if private:
+                hub.poll()
+            elif not sub.queue and not sub.closed:
+                with sub.changed:
+                    wait_s = min(config.heartbeat_s - (monotonic() - last_write),
+                                 config.max_s - (monotonic() - began))
+                    if wait_s > 0 and not sub.queue and not sub.closed:
+                        sub.changed.wait(wait_s)
+            if sub.closed:
                 return  # the user is gone or logged out everywhere
-            events = _poll(user_id, scope, positions, notifications, crs, now)
-        finally:
-            db.session.remove()
-        yield from events
-        now = monotonic()
-        if events:
-            last_write = now
-        if now - began >= config.max_s:
-            return
-        if now - last_write >= config.heartbeat_s:
-            yield HEARTBEAT
-            last_write = now
-        sleep(config.poll_s)
+            events = sub.take()
+            yield from events
+            now = monotonic()
+            if events:
+                last_write = now
+            if now - began >= config.max_s:
+                return
+            if now - last_write >= config.heartbeat_s:
+                yield HEARTBEAT
+                last_write = now
+            if private:
+                sleep(config.poll_s)
+    finally:
+        hub.close(sub)
 
 
-def _resume_or_now(user_id: int, asked: ResumePoint | None) -> ResumePoint:
-    """The client's resume point, but never ahead of what is stored (that one is not ours)."""
+def resume_or_now(user_id: int | None, asked: ResumePoint | None) -> ResumePoint:
+    """The client's resume point, but never ahead of what is stored (that one is not ours);
+    ``user_id`` None: the newest notification of anyone (the hub's watermark)."""
     newest_received = db.session.scalar(select(func.max(LivePosition.received_at))) or 0.0
-    newest_notification = db.session.scalar(
-        select(func.max(Notification.id)).where(Notification.user_id == user_id)) or 0
+    newest = select(func.max(Notification.id))
+    if user_id is not None:
+        newest = newest.where(Notification.user_id == user_id)
+    newest_notification = db.session.scalar(newest) or 0
     if asked is None:
         return ResumePoint(newest_received, newest_notification)
     return ResumePoint(min(asked.received_at, newest_received),
                        min(asked.notification_id, newest_notification))
 
 
-def _current_scope(user_id: int, token_version: int | None) -> LiveScope | None:
-    user = db.session.get(User, user_id)
-    if user is None or (token_version is not None and user.token_version != token_version):
-        return None
-    return live_scope(user)
+@dataclass
+class VehicleEvent:
+    """A vehicle's new position (and, on a trip, its ETAs), encoded at most once per crs."""
+
+    received_at: float
+    ident: tuple
+    vehicle_id: str
+    route_id: str | None  # of the trip in progress
+    lat: float
+    lon: float
+    position: dict[str, Any]  # WGS-84
+    eta: dict[str, Any] | None
+    _encoded: dict[str, list[tuple[str, dict, str]]] = field(default_factory=dict)
+
+    def encoded(self, crs: str) -> list[tuple[str, dict, str]]:
+        """``(kind, data, body)`` of the ``position`` and ``eta`` events in this crs."""
+        found = self._encoded.get(crs)
+        if found is None:
+            position = self.position
+            if crs != "wgs84":
+                lat, lon = out_point(self.lat, self.lon, crs)
+                position = {**position, "lat": lat, "lon": lon}
+            found = [("position", position, event_body("position", position))]
+            if self.eta is not None:
+                found.append(("eta", self.eta, event_body("eta", self.eta)))
+            self._encoded[crs] = found
+        return found
 
 
-def _poll(user_id: int, scope: LiveScope, positions: _LateCommitCursor,
-          notifications: _LateCommitCursor, crs: str, now: float) -> list[Message]:
-    """New events, each with the resume point just after it (a client may drop mid-poll)."""
-    received_mark, notification_mark = positions.mark, notifications.mark
-    messages = []
-    for received_at, kind, data in _position_events(positions, scope, crs, now):
-        received_mark = max(received_mark, received_at)
-        point = ResumePoint(received_mark, notification_mark).encode()
-        messages.append(Message(event=kind, data=data, id=point))
-    rows = db.session.scalars(
-        select(Notification)
-        .where(Notification.user_id == user_id, Notification.id > notifications.floor(now))
-        .order_by(Notification.id)
-        .limit(NOTIFICATIONS_PER_POLL + notifications.remembered())).all()
-    for n in notifications.take(rows, key=lambda n: n.id, ident=lambda n: n.id, now=now):
-        notification_mark = max(notification_mark, n.id)
-        point = ResumePoint(positions.mark, notification_mark).encode()
-        messages.append(Message(event="notification", data=notification_item(n), id=point))
-    return messages
-
-
-def _position_events(cursor: _LateCommitCursor, scope: LiveScope, crs: str,
-                     now: float) -> list[tuple[float, str, dict]]:
-    """``(received_at, kind, data)`` of the position (and ETA) of each vehicle that moved."""
-    if scope.candidate_vehicle_ids is not None and not scope.candidate_vehicle_ids:
+def read_position_events(cursor: _LateCommitCursor, now: float,
+                         vehicle_ids: frozenset[str] | None = None) -> list[VehicleEvent]:
+    """The event of each vehicle whose ``live_positions`` row changed past the cursor (only
+    these vehicles when ``vehicle_ids`` is given), in ``received_at`` order, the ETA computed
+    once for each vehicle on a trip."""
+    if vehicle_ids is not None and not vehicle_ids:
         return []
     query = select(LivePosition).where(LivePosition.received_at > cursor.floor(now))
-    if scope.candidate_vehicle_ids is not None:
-        query = query.where(LivePosition.vehicle_id.in_(sorted(scope.candidate_vehicle_ids)))
+    if vehicle_ids is not None:
+        query = query.where(LivePosition.vehicle_id.in_(sorted(vehicle_ids)))
     rows = cursor.take(db.session.scalars(query.order_by(LivePosition.received_at)).all(),
                        key=lambda p: p.received_at,
                        ident=lambda p: (p.vehicle_id, p.received_at, p.ts), now=now)
@@ -254,21 +289,53 @@ def _position_events(cursor: _LateCommitCursor, scope: LiveScope, crs: str,
         select(TrackerState.vehicle_id, TrackerState.state)
         .where(TrackerState.vehicle_id.in_([p.vehicle_id for p in rows]))) if raw}
     wall = clock()
-    events: list[tuple[float, str, dict]] = []
+    events = []
     for p in rows:
         state = states.get(p.vehicle_id)
         trip = current_trip(state, wall)
-        if not scope.may_follow(p.vehicle_id, trip.route_id if trip else None):
-            continue
-        lat, lon = out_point(p.lat, p.lon, crs)
-        events.append((p.received_at, "position", {
+        position = {
             "vehicle_id": p.vehicle_id, "route_id": trip.route_id if trip else None,
-            "trip_id": trip.trip_id if trip else None, "lat": lat, "lon": lon, "ts": iso(p.ts),
-            "speed_kmh": p.speed_kmh, "heading_deg": p.heading_deg}))
+            "trip_id": trip.trip_id if trip else None, "lat": p.lat, "lon": p.lon,
+            "ts": iso(p.ts), "speed_kmh": p.speed_kmh, "heading_deg": p.heading_deg}
         eta = _eta(p.vehicle_id, state) if trip is not None and state is not None else None
-        if eta is not None:
-            events.append((p.received_at, "eta", eta))
+        events.append(VehicleEvent(p.received_at, (p.vehicle_id, p.received_at, p.ts),
+                                   p.vehicle_id, trip.route_id if trip else None,
+                                   p.lat, p.lon, position, eta))
     return events
+
+
+def notification_message_body(n: Notification) -> tuple[dict, str]:
+    data = notification_item(n)
+    return data, event_body("notification", data)
+
+
+def catch_up(user_id: int, scope: LiveScope, start: ResumePoint, crs: str, now: float
+             ) -> list[tuple[str, Any, Hashable, dict, str]]:
+    """What a stream opened at ``start`` has to send before the hub's deliveries: the newest
+    position (and ETA) of each vehicle it may follow that moved after ``start``, then every
+    notification of the user after it, as ``(kind, key, ident, data, body)``."""
+    out: list[tuple[str, Any, Hashable, dict, str]] = []
+    positions = _LateCommitCursor(start.received_at, 0.0)
+    for event in read_position_events(positions, now, scope.candidate_vehicle_ids):
+        if scope.may_follow(event.vehicle_id, event.route_id):
+            for kind, data, body in event.encoded(crs):
+                out.append((kind, event.received_at, event.ident, data, body))
+    after = start.notification_id
+    for _ in range(CATCH_UP_PAGES):
+        rows = db.session.scalars(
+            select(Notification)
+            .where(Notification.user_id == user_id, Notification.id > after)
+            .order_by(Notification.id).limit(NOTIFICATIONS_PER_POLL)).all()
+        for n in rows:
+            data, body = notification_message_body(n)
+            out.append(("notification", n.id, n.id, data, body))
+        if len(rows) < NOTIFICATIONS_PER_POLL:
+            break
+        after = rows[-1].id
+    return out
+
+
+CATCH_UP_PAGES = 25  # at most 5 000 missed notifications are sent on reconnect
 
 
 def _eta(vehicle_id: str, state: RoutingState) -> dict | None:

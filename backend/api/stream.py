@@ -7,7 +7,9 @@ from marshmallow import fields
 
 from backend.api.common import BEARER, Blueprint, CrsQuery
 from backend.auth import current_user
-from backend.stream_service import StreamConfig, live_stream
+from backend.errors import ApiError
+from backend.stream_service import live_stream
+from backend.streams.hub import hub_of
 
 blp = Blueprint("stream", __name__, description="Live events over Server-Sent Events")
 
@@ -43,19 +45,39 @@ class StreamQuery(CrsQuery):
     "after it, so a client reconnecting with `Last-Event-ID` gets the newest position of each "
     "vehicle and every notification since then (an id that is not one of ours: from now). "
     "A `: keep-alive` comment is sent after `XIAOCHE_STREAM_HEARTBEAT_S` of silence; the "
-    "server ends the stream after `XIAOCHE_STREAM_MAX_S` and the client resumes."))
+    "server ends the stream after `XIAOCHE_STREAM_MAX_S` and the client resumes. Past "
+    "`XIAOCHE_STREAM_MAX` open streams in the serving process a new one is answered `503` "
+    "with `Retry-After`: poll `/routes/{id}/live` meanwhile."))
 @blp.response(200, content_type="text/event-stream", example=EXAMPLE,
               description="an endless stream of events (until XIAOCHE_STREAM_MAX_S)")
-@blp.problems(401)
+@blp.problems(401, 503)
 def get_stream(query):
+    from backend.streams.asgi import DETACH
+
+    hub = hub_of(current_app)
+    detach = request.environ.get(DETACH)  # the asyncio server checked the limit already
+    if detach is None and hub.full():
+        raise ApiError(503, f"this server holds as many live streams as it may "
+                            f"({hub.open_count}); try again in {hub.config.retry_after_s} s, and "
+                            "poll GET /api/v1/routes/{id}/live meanwhile",
+                       headers={"Retry-After": str(hub.config.retry_after_s)})
     user = _authenticate(query["access_token"])  # 401 problem+json before any byte is streamed
-    messages = live_stream(
-        user.id, user.token_version, resume=request.headers.get("Last-Event-ID"),
-        crs=query["crs"], config=StreamConfig.from_app_config(current_app.config))
+    resume = request.headers.get("Last-Event-ID")
+    if detach is not None:
+        # served by backend.streams.asgi: open the stream here, it goes on without a thread
+        detach.subscriber, first = hub.open(user.id, user.token_version, resume,
+                                            query["crs"], detach.sink)
+        return Response("".join(m.encode() for m in first), mimetype="text/event-stream",
+                        headers=SSE_HEADERS)
+    messages = live_stream(user.id, user.token_version, resume=resume, crs=query["crs"],
+                           hub=hub)
     chunks = (m.encode() for m in messages)
     return Response(stream_with_context(chunks), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache",
-                             "X-Accel-Buffering": "no"})  # nginx: do not buffer the stream
+                    headers=SSE_HEADERS)
+
+
+SSE_HEADERS = {"Cache-Control": "no-cache",
+               "X-Accel-Buffering": "no"}  # nginx: do not buffer the stream
 
 
 def _authenticate(access_token: str | None):

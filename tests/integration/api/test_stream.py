@@ -2,7 +2,7 @@
 
 The first part drives the stream generator with a fake clock against a real database, with pings
 stored through the real ingest pipeline. The second runs it as deployed: `xiaoche ingest` and
-gunicorn with two gthread workers as separate processes, pings over MQTT, streams read over HTTP.
+gunicorn with two stream workers (as `xiaoche api`) as separate processes, pings over MQTT, streams read over HTTP.
 """
 
 from __future__ import annotations
@@ -410,21 +410,23 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, database_url: str, instance_path: Path):
+    def __init__(self, database_url: str, instance_path: Path, workers: int = 2,
+                 **settings: str):
         self.port = free_port()
         self.log = instance_path / "gunicorn.log"
         env = {**os.environ, "XIAOCHE_DATABASE_URL": database_url,
                "XIAOCHE_SECRET_KEY": "stream-e2e", "XIAOCHE_INSTANCE_PATH": str(instance_path),
-               "XIAOCHE_STREAM_HEARTBEAT_S": "2"}
+               "XIAOCHE_STREAM_HEARTBEAT_S": "2", **settings}
         self._handle = open(self.log, "ab")  # noqa: SIM115  (closed in stop)
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "-w", "2", "-k", "gthread",
+            [str(Path(sys.executable).parent / "gunicorn"), "-w", str(workers),
+             "-k", "backend.streams.worker.StreamWorker",  # what `xiaoche api` runs
              "--threads", "8", "-b", f"127.0.0.1:{self.port}",
              "--no-control-socket",  # gunicorn 27's default ~/.gunicorn/gunicorn.ctl is shared
              "backend.wsgi:app"],
             env=env, stdout=self._handle, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
-        while len(self.workers()) < 2 or not self._answers():
+        while len(self.workers()) < workers or not self._answers():
             if self.process.poll() is not None or time.time() > deadline:
                 raise AssertionError(f"gunicorn did not come up:\n{self.output()}")
             time.sleep(0.2)
