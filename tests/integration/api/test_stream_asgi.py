@@ -4,6 +4,7 @@ every doubt goes to the view."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
@@ -41,7 +42,10 @@ def call(asgi: XiaocheAsgi, query: bytes = b"", headers: list[tuple[bytes, bytes
         await asyncio.wait_for(asgi(scope, receive, send), 30)
         return sent
 
-    return asyncio.run(go())
+    # a loop of its own in a thread of its own: an earlier test (Playwright's sync API) may have
+    # left an event loop running in this thread, where asyncio.run() refuses to start
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(go())).result()
 
 
 def test_a_stream_opened_by_the_server_answers_with_the_views_status_headers_and_opening(
