@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import current_app
@@ -410,12 +412,20 @@ def _write_xlsx(text: str, path: Path) -> None:
     click.echo(f"wrote {path}")
 
 
-@report_group.command("meals")
-@click.option("--month", required=True, callback=lambda _c, _p, v: _month(v), metavar="YYYY-MM")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="the CSV file [default: meals-YYYY-MM.csv]")
-@click.option("--xlsx", is_flag=True, help="also write an .xlsx (needs openpyxl)")
-@with_appcontext
+def report_command(name: str) -> Callable[[Callable[..., None]], Any]:
+    """``xiaoche report NAME --month YYYY-MM [--out F] [--xlsx]``, in the app context."""
+    def decorate(fn: Callable[..., None]) -> Any:
+        fn = with_appcontext(fn)
+        fn = click.option("--xlsx", is_flag=True, help="also write an .xlsx (needs openpyxl)")(fn)
+        fn = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                          help=f"the CSV file [default: {name}-YYYY-MM.csv]")(fn)
+        fn = click.option("--month", required=True, callback=lambda _c, _p, v: _month(v),
+                          metavar="YYYY-MM")(fn)
+        return report_group.command(name)(fn)
+    return decorate
+
+
+@report_command("meals")
 def report_meals_command(month: str, out: Path | None, xlsx: bool) -> None:
     """Every school's meal audit of every day of the month: counts, delivery, flags."""
     from backend.meals_service import meals_csv, month_rows
@@ -423,12 +433,7 @@ def report_meals_command(month: str, out: Path | None, xlsx: bool) -> None:
     _write_report(meals_csv(month_rows(month)), out, f"meals-{month}.csv", xlsx)
 
 
-@report_group.command("subsidies")
-@click.option("--month", required=True, callback=lambda _c, _p, v: _month(v), metavar="YYYY-MM")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="the CSV file [default: subsidies-YYYY-MM.csv]")
-@click.option("--xlsx", is_flag=True, help="also write an .xlsx (needs openpyxl)")
-@with_appcontext
+@report_command("subsidies")
 def report_subsidies_command(month: str, out: Path | None, xlsx: bool) -> None:
     """Every teacher's subsidy ledger rows of the month, as GET /subsidies lists them."""
     from backend.subsidy_service import month_statements, statements_csv
@@ -436,12 +441,7 @@ def report_subsidies_command(month: str, out: Path | None, xlsx: bool) -> None:
     _write_report(statements_csv(month_statements(month)), out, f"subsidies-{month}.csv", xlsx)
 
 
-@report_group.command("eta")
-@click.option("--month", required=True, callback=lambda _c, _p, v: _month(v), metavar="YYYY-MM")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="the CSV file [default: eta-YYYY-MM.csv]")
-@click.option("--xlsx", is_flag=True, help="also write an .xlsx (needs openpyxl)")
-@with_appcontext
+@report_command("eta")
 def report_eta_command(month: str, out: Path | None, xlsx: bool) -> None:
     """ETA accuracy per route over the month's audited trips: MAE at 1, 3 and 5 stops ahead
     next to the timetable + current-delay baseline, so a district sees whether to trust them."""

@@ -185,17 +185,12 @@ def read_fleet_csv(path: Path, skipped: list[TraceError] | None = None
                    ) -> list[tuple[str, PingRecord]]:
     """``(device_id, ping)`` of every line of a fleet CSV (``device_id,ts,lat,lon[,…]``), each
     line read and validated as :func:`~gps_ingest.traces.read_trace` reads a single device's."""
-    from gps_ingest.traces import _csv_row, _header  # the single-device reader's own rows
+    from gps_ingest.traces import _csv_row, _header, csv_lines  # the single-device reader's
 
     out: list[tuple[str, PingRecord]] = []
     columns: tuple[str, ...] | None = None
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        rows = csv.reader(handle)
-        for row in rows:
-            number = rows.line_num
-            cells = [c.strip() for c in row]
-            if not cells or not any(cells) or cells[0].startswith("#"):
-                continue
+        for number, cells in csv_lines(handle):
             if columns is None:
                 try:
                     columns = _header(cells)

@@ -140,14 +140,18 @@ def _validated(make: Any, obj: dict[str, Any]) -> PingRecord:
 # -- CSV -----------------------------------------------------------------------------------------
 
 
-def _csv(path: str, text: str, skipped: list[TraceError] | None) -> Iterator[PingRecord]:
-    rows = csv.reader(io.StringIO(text))
-    columns: tuple[str, ...] | None = None
+def csv_lines(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, stripped cells)`` of every CSV row that is neither blank nor a comment."""
+    rows = csv.reader(lines)
     for row in rows:
-        number = rows.line_num
         cells = [c.strip() for c in row]
-        if not cells or not any(cells) or cells[0].startswith("#"):
-            continue
+        if cells and any(cells) and not cells[0].startswith("#"):
+            yield rows.line_num, cells
+
+
+def _csv(path: str, text: str, skipped: list[TraceError] | None) -> Iterator[PingRecord]:
+    columns: tuple[str, ...] | None = None
+    for number, cells in csv_lines(io.StringIO(text)):
         if columns is None:
             try:
                 columns = _header(cells)

@@ -65,13 +65,16 @@ class TripAuditSchema(Schema):
 @blp.problems(401, 403, 404)
 @require_role(*STAFF)
 def audit_trips(query):
-    visible = visible_route_ids(current_user())
-    route_id = query["route_id"]
-    if route_id is not None:
-        if not can_see_route(current_user(), route_id):
-            raise not_found("route")
-        visible = {route_id}
-    return stored_audits(query["date"], visible)
+    return stored_audits(query["date"], _routes_asked(query["route_id"]))
+
+
+def _routes_asked(route_id: str | None) -> set[str] | None:
+    """The routes the caller may see, or only ``route_id`` (a 404 when it may not)."""
+    if route_id is None:
+        return visible_route_ids(current_user())
+    if not can_see_route(current_user(), route_id):
+        raise not_found("route")
+    return {route_id}
 
 
 class AuditEtaQuery(Schema):
@@ -109,10 +112,4 @@ class RouteEtaSchema(Schema):
 @blp.problems(401, 403, 404)
 @require_role(*STAFF)
 def audit_eta(query):
-    visible = visible_route_ids(current_user())
-    route_id = query["route_id"]
-    if route_id is not None:
-        if not can_see_route(current_user(), route_id):
-            raise not_found("route")
-        visible = {route_id}
-    return eta_report(dates=[query["date"]], route_ids=visible)
+    return eta_report(dates=[query["date"]], route_ids=_routes_asked(query["route_id"]))
