@@ -19,3 +19,16 @@ def test_the_committed_openapi_document_is_what_the_code_generates(tmp_path):
     changed = sorted(set(generated["paths"]) ^ set(committed["paths"]))
     assert generated == committed, (
         f"docs/openapi.json is stale (paths only on one side: {changed}); run `{REGENERATE}`")
+
+
+def first_code_block(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    start = text.index("```sh\n") + len("```sh\n")
+    return text[start:text.index("```", start)]
+
+
+def test_both_readmes_start_with_the_same_two_commands():
+    root = DOC.parents[1]
+    english, chinese = first_code_block(root / "README.md"), first_code_block(root / "README.zh-CN.md")
+    assert english == chinese and len(english.strip().splitlines()) == 2
+    assert (root / "README.md").read_text(encoding="utf-8").index("```sh") < 40
