@@ -41,7 +41,7 @@ from gps_ingest.pipeline import AfterStore, StoredPing
 from routing import model as rm
 from routing.calendar import is_service_day, local_date
 from routing.config import TrackerConfig
-from routing.eta import TODAY_WINDOW_S, predict
+from routing.eta import TODAY_WINDOW_S, StretchLog, predict
 from routing.geometry import RouteGeometry, route_geometry
 from routing.tracker import OnPing, route_of, track_owned
 from routing.tracker import TrackerState as RoutingState
@@ -322,20 +322,10 @@ def today_observations(conn: Connection, stop_ids: Sequence[str], since: float,
                EVENTS.c.ts >= since - TODAY_STRETCH_MAX_S, EVENTS.c.ts <= until,
                EVENTS.c.stop_id.in_(stop_ids), EVENTS.c.trip_id.is_not(None))
         .order_by(EVENTS.c.trip_id, EVENTS.c.ts, EVENTS.c.id)).all()
-    out: dict[tuple[str, str], list[rm.SegmentObservation]] = defaultdict(list)
-    last: tuple[str, str, float] | None = None  # trip, stop, arrival of the latest arrival
-    departed: dict[tuple[str, str], float] = {}
+    log = StretchLog()
     for trip_id, kind, stop_id, ts in rows:
-        if kind == "stop_departed":
-            departed[(trip_id, stop_id)] = ts
-            continue
-        if last is not None and last[0] == trip_id and last[1] != stop_id and ts >= since:
-            left = departed.get((trip_id, last[1]))
-            out[(last[1], stop_id)].append(rm.SegmentObservation(
-                ts, round(ts - last[2], 1), None if left is None else round(left - last[2], 1),
-                trip_id))
-        last = (trip_id, stop_id, ts)
-    return {key: tuple(v) for key, v in out.items()}
+        log.add(trip_id, kind, stop_id, ts, since)
+    return log.observations()
 
 
 def _observations_of(routes: Sequence[rm.Route], observations: Observations) -> Observations:

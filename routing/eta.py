@@ -31,6 +31,7 @@ current delay, the last observed arrival minus its scheduled time (0 before any)
 from __future__ import annotations
 
 import statistics
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -67,6 +68,41 @@ MIN_UNCERTAINTY_S = 5.0
 PACE_SEGMENTS = 6
 PACE_PRIOR = 4.0
 PACE_MIN, PACE_MAX = 0.6, 1.8
+
+
+class StretchLog:
+    """Today's drives over each stretch, collected from a trip's stop events as they come
+    (``stop_arrived`` / ``stop_departed``, per trip in event-time order): what
+    ``VehicleContext.segment_observations`` holds. The ingest builds it from the stored events,
+    a replay of a day from the events as the tracker concludes them."""
+
+    def __init__(self) -> None:
+        self._drives: dict[tuple[str, str], list[SegmentObservation]] = defaultdict(list)
+        self._last: dict[str, tuple[str, float]] = {}  # trip -> its latest arrival (stop, ts)
+        self._departed: dict[tuple[str, str], float] = {}
+
+    def add(self, trip_id: str, kind: str, stop_id: str, ts: float,
+            since: float = float("-inf")) -> None:
+        """One stop event; a drive that arrived before ``since`` is not kept."""
+        if kind == "stop_departed":
+            self._departed[(trip_id, stop_id)] = ts
+            return
+        if kind != "stop_arrived":
+            return
+        last = self._last.get(trip_id)
+        if last is not None and last[0] != stop_id and ts >= since:
+            left = self._departed.get((trip_id, last[0]))
+            self._drives[(last[0], stop_id)].append(SegmentObservation(
+                ts, round(ts - last[1], 1), None if left is None else round(left - last[1], 1),
+                trip_id))
+        self._last[trip_id] = (stop_id, ts)
+
+    def observations(self) -> dict[tuple[str, str], tuple[SegmentObservation, ...]]:
+        return {key: tuple(v) for key, v in self._drives.items()}
+
+    def live(self) -> Mapping[tuple[str, str], Sequence[SegmentObservation]]:
+        """The log itself, growing as events are added (for a replay that predicts as it goes)."""
+        return self._drives
 
 
 @dataclass(frozen=True, slots=True)

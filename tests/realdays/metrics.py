@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from routing.eta import StretchLog
 from routing.fleet import ClaimBook, with_pools
 from routing.model import Event, Ping, VehicleContext
 from routing.run_matching import trip_id_for
@@ -83,7 +84,11 @@ def drive(day: Day, batch_s: float = 5.0, observe: Observer | None = None) -> di
     batches.sort(key=lambda b: (b[0], b[1]))
     states: dict[str, TrackerState] = {}
     events: dict[str, list[Event]] = {v: [] for v in day.contexts}
-    contexts = with_pools(day.contexts)
+    # today's drives, from every vehicle's stop events as concluded (the ingest reads the same
+    # from the stored events): what the ETAs learn today's traffic from
+    stretches = StretchLog()
+    contexts = {v: dataclasses.replace(c, segment_observations=stretches.live())
+                for v, c in with_pools(day.contexts).items()}
     book = ClaimBook()
     for _, vehicle_id, pings in batches:
         ctx = contexts[vehicle_id]
@@ -93,6 +98,9 @@ def drive(day: Day, batch_s: float = 5.0, observe: Observer | None = None) -> di
         states[vehicle_id] = state
         book.update(vehicle_id, state)
         events[vehicle_id].extend(new)
+        for e in new:
+            if e.trip_id is not None and e.stop_id is not None:
+                stretches.add(e.trip_id, e.kind, e.stop_id, e.ts)
         if observe is not None:
             observe(vehicle_id, ctx, state, new)
     return events
