@@ -20,6 +20,15 @@ from werkzeug.serving import make_server
 from tests.e2e.world import Site
 
 CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # gitignored
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    """Where page tests keep their screenshots (tests/artifacts/, gitignored) for a human to
+    look at after the run."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
 
 
 @pytest.fixture
