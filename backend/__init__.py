@@ -79,4 +79,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from backend.pages import bp as pages
 
     app.register_blueprint(pages)  # the parents' and staff web pages at /
+    from backend import maps
+
+    maps.init_app(app)  # the base map: /tiles from a file, Leaflet; a bad file stops the start
     return app
