@@ -154,3 +154,29 @@ def test_sniff_and_tile_numbers():
     assert x == pytest.approx(293.2 / 360 * 4096)
     assert y == pytest.approx((1 - math.log(math.tan(math.pi / 4 + math.radians(27.4) / 2))
                                / math.pi) / 2 * 4096)
+
+
+def test_the_pages_name_the_tile_servers_host_in_their_image_policy_and_hand_over_the_config(
+        tmp_path):
+    import json
+    import re
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "x",
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+                      "MAP_TILES": "https://tiles.example.cn/{z}/{x}/{y}.png?key=K&a=<b>",
+                      "MAP_TILES_CRS": "gcj02", "MAP_ATTRIBUTION": "© 示例 </script>"})
+    client = app.test_client()
+    for page in ("/parent", "/staff"):
+        response = client.get(page)
+        assert "img-src 'self' data: https://tiles.example.cn;" in response.headers[
+            "Content-Security-Policy"]
+        html = response.get_data(as_text=True)
+        found = re.search(r'<script type="application/json" id="xc-map">(.*?)</script>', html)
+        assert json.loads(found.group(1)) == {
+            "layers": [{"url": "https://tiles.example.cn/{z}/{x}/{y}.png?key=K&a=<b>",
+                        "maxNativeZoom": 18}],
+            "datum": "gcj02", "attribution": "© 示例"}  # tags dropped, nothing ends the element
+        assert "leaflet.js" in html
+    login = client.get("/")
+    assert "xc-map" not in login.get_data(as_text=True)
+    assert "tiles.example.cn" not in login.headers["Content-Security-Policy"]
