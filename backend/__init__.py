@@ -27,8 +27,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_REDOC_PATH="/docs",
-        OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
+        # Swagger UI from the swagger-ui-bundle package, served by us (backend/api/docs.py): the
+        # docs work on an intranet without internet (a CDN's script left a blank page there)
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="/api/v1/docs/assets/",
+        # no validator badge: Swagger UI would send the document to validator.swagger.io
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
         JSON_SORT_KEYS=False,
     )
     if test_config:
@@ -75,4 +79,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from backend.pages import bp as pages
 
     app.register_blueprint(pages)  # the parents' and staff web pages at /
+    from backend import maps
+
+    maps.init_app(app)  # the base map: /tiles from a file, Leaflet; a bad file stops the start
     return app

@@ -270,6 +270,29 @@ SETTINGS: tuple[Setting, ...] = (
         "the requests/s in bench/api.py); 0: every request goes through Flask",
         int,
     ),
+    Setting(
+        "XIAOCHE_MAP_TILES",
+        "MAP_TILES",
+        None,
+        "the pages' base map: a tile URL template (https://…{z}/{x}/{y}…, several separated by "
+        "spaces are layered) or a raster tile file xiaoche serves at /tiles/{z}/{x}/{y} "
+        "(mbtiles:///path/county.mbtiles, pmtiles:///path/county.pmtiles) for an intranet "
+        "without internet; unset: the schematic view (backend/maps)",
+    ),
+    Setting(
+        "XIAOCHE_MAP_TILES_CRS",
+        "MAP_TILES_CRS",
+        "wgs84",
+        "datum of the tiles: wgs84 (天地图, OSM) or gcj02 (AMap, Tencent): with gcj02 the pages "
+        "shift positions, stops and paths by the GCJ-02 offset so the bus sits on the road",
+    ),
+    Setting(
+        "XIAOCHE_MAP_ATTRIBUTION",
+        "MAP_ATTRIBUTION",
+        None,
+        "the credit the tiles' licence requires, shown on the map; default: the tile file's "
+        "attribution metadata (OpenStreetMap's for its own servers)",
+    ),
     Setting("XIAOCHE_LOG_LEVEL", "LOG_LEVEL", "INFO", "Python logging level"),
 )
 

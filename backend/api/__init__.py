@@ -10,6 +10,9 @@ def register_blueprints(app: Flask, api: Api) -> None:
     from backend.api import admin, audit, auth, events, health, ingest, me, routes, trips, vehicles
 
     app.register_blueprint(health.blp)
+    from backend.api import docs
+
+    app.register_blueprint(docs.bp)  # Swagger UI's files for /api/v1/docs, from PyPI
     api.register_blueprint(auth.blp, url_prefix="/api/v1/auth")
     api.register_blueprint(admin.blp, url_prefix="/api/v1/admin")
     api.register_blueprint(ingest.blp, url_prefix="/api/v1/ingest")

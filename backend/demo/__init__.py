@@ -73,6 +73,21 @@ def banner(bundle: dict[str, Any], base_url: str, first_runs: list[tuple[str, st
     return lines
 
 
+def map_line(app: Flask) -> str:
+    """What the pages draw on: the base map named by XIAOCHE_MAP_TILES (a template's host
+    only: its query may hold a key), or the schematic view."""
+    from urllib.parse import urlsplit
+
+    source = app.extensions.get("xiaoche.map")
+    if source is None:
+        return "  map: schematic view, no roads (set XIAOCHE_MAP_TILES for a base map: README, Maps)"
+    if source.file is not None:
+        where = f"{source.file.path} at /tiles (zoom {source.file.minzoom}-{source.file.maxzoom})"
+    else:
+        where = ", ".join(sorted({urlsplit(t).netloc for t in source.templates}))
+    return f"  map: base map from {where}, {source.datum} tiles"
+
+
 def run_demo(app: Flask, host: str, port: int) -> None:
     """Run broker + ingest + scheduler + API + the simulated fleet until SIGTERM / Ctrl-C."""
     from backend.demo.fleet import sample_fleet
@@ -100,7 +115,7 @@ def run_demo(app: Flask, host: str, port: int) -> None:
         simulator.plan(start)  # the first runs are in the timetable before the ingest starts
         first = [(t.vehicle_id, leg.route_id, leg.stop_times[0]) for t in timelines
                  for leg in t.planned[:1] if leg.route_id]
-        for line in banner(bundle, f"http://{host}:{server.port}", first):
+        for line in banner(bundle, f"http://{host}:{server.port}", first) + [map_line(app)]:
             print(line, flush=True)
         simulator.start()
         run_all_in_one(app, host, port, server)

@@ -8,7 +8,8 @@ from it (readable even before the scripts run), and the same dictionaries are ha
 page's JavaScript for the English toggle and everything it draws.
 
 Pages: ``/`` (log in), ``/parent`` (each child's bus, ETA, stops, messages), ``/staff``
-(vehicles and the latest exceptions). ``/pages/routes/{id}/path`` gives a route's drawn path
+(vehicles and the latest exceptions). With ``XIAOCHE_MAP_TILES`` set they draw on a Leaflet base
+map (``backend/maps``, ``static/basemap.js``), else the schematic SVG (``static/routemap.js``). ``/pages/routes/{id}/path`` gives a route's drawn path
 to whoever may read the route live (the API's ``/routes/{id}/live`` has the stops, not the path).
 """
 
@@ -30,6 +31,7 @@ DEFAULT_TZ = "Asia/Shanghai"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
+MAP_PAGES = ("parent", "staff")  # the pages that draw a map: base map when one is configured
 bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
                static_url_path="/assets")
 
@@ -72,12 +74,27 @@ def district_timezone() -> str:
         return DEFAULT_TZ
 
 
+def _script_json(value: Any) -> str:
+    """JSON for a ``<script type="application/json">``: nothing in it can end the element."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _page(template: str, page: str) -> Response:
+    from backend.maps import current_source
+
+    source = current_source() if page in MAP_PAGES else None
     html = render_template(template, page=page, t=translate, lang=DEFAULT_LANGUAGE,
                            timezone=district_timezone(),
-                           dictionaries=dictionaries(), dictionaries_json=Markup(dictionaries_json()))
+                           dictionaries=dictionaries(), dictionaries_json=Markup(dictionaries_json()),
+                           base_map=source is not None,
+                           map_json=Markup(_script_json(source.client_config())) if source else None)
     response = Response(html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = CSP
+    csp = CSP
+    if source is not None and source.image_origins():  # a tile server's URL template
+        csp = csp.replace("img-src 'self' data:",
+                          "img-src 'self' data: " + " ".join(source.image_origins()))
+    response.headers["Content-Security-Policy"] = csp
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-cache"

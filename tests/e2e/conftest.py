@@ -8,6 +8,7 @@ notifications) with the wall clock's timestamps, on a run imported for today exa
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,10 +21,20 @@ from werkzeug.serving import make_server
 from tests.e2e.world import Site
 
 CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # gitignored
 
 
 @pytest.fixture
-def site(app, imported) -> Iterator[Site]:
+def artifacts() -> Path:
+    """Where page tests keep their screenshots (tests/artifacts/, gitignored) for a human to
+    look at after the run."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@contextlib.contextmanager
+def serving(app) -> Iterator[Site]:
+    """``app`` on a loopback port, in a werkzeug server thread."""
     app.config["STREAM_HEARTBEAT_S"] = 1  # a stream whose page closed ends within a second
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="e2e-http", daemon=True)
@@ -35,6 +46,12 @@ def site(app, imported) -> Iterator[Site]:
         thread.join(10)
         server.server_close()
         time.sleep(1.5)  # the streams of closed pages notice at their next heartbeat
+
+
+@pytest.fixture
+def site(app, imported) -> Iterator[Site]:
+    with serving(app) as served:
+        yield served
 
 
 @pytest.fixture(scope="session")

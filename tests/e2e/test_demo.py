@@ -55,7 +55,30 @@ def test_the_demo_shows_a_bus_on_a_trip_within_a_minute_and_stops_cleanly(demo):
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
-    assert "Traceback" not in log_path.read_text(errors="replace")
+    output = log_path.read_text(errors="replace")
+    assert "Traceback" not in output
+    assert "map: schematic view" in output
+
+
+def test_the_demo_serves_a_base_map_when_xiaoche_map_tiles_names_a_tile_file(tmp_path):
+    from backend.maps.tilefiles import tile_of
+    from tests.tilesets import FILL, county_tiles, png
+
+    tiles = county_tiles(tmp_path / "county.mbtiles", 113.18, 27.41, 113.29, 27.50, range(12, 15))
+    with running("demo", tmp_path, {"XIAOCHE_MAP_TILES": f"mbtiles://{tiles}",
+                                    "XIAOCHE_MAP_TILES_CRS": "gcj02"}) as (base, _, process, log):
+        x, y = tile_of(27.4455, 113.2225, 13)
+        status, body = http("GET", f"{base}/tiles/13/{int(x)}/{int(y)}")
+        assert status == 200 and body == png(FILL)
+        assert http("GET", f"{base}/tiles/13/0/0")[0] == 404
+        status, page = http("GET", f"{base}/parent")
+        assert status == 200
+        assert b'id="xc-map"' in page and b'"datum":"gcj02"' in page and b"leaflet.js" in page
+        assert http("GET", f"{base}/assets/vendor/leaflet/leaflet.js")[0] == 200
+        assert f"map: base map from {tiles} at /tiles (zoom 12-14), gcj02 tiles" in (
+            log.read_text(errors="replace"))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
 
 
 @pytest.mark.parametrize("command", ["demo", "serve"])

@@ -40,7 +40,8 @@ def http(method, url, body=None, token=None):
 
 
 @contextlib.contextmanager
-def running(command: str, tmp_path) -> Iterator[tuple[str, int, subprocess.Popen, Path]]:
+def running(command: str, tmp_path, extra_env: dict[str, str] | None = None
+            ) -> Iterator[tuple[str, int, subprocess.Popen, Path]]:
     """``xiaoche COMMAND --port P`` on a fresh embedded instance in ``tmp_path``, as a user runs
     it: (base URL, embedded MQTT port, process, log file) once it answers ``/healthz``; stopped
     with SIGTERM as a service manager does."""
@@ -48,6 +49,7 @@ def running(command: str, tmp_path) -> Iterator[tuple[str, int, subprocess.Popen
     env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOCHE_")}
     env.update(XIAOCHE_INSTANCE_PATH=str(tmp_path / "instance"),
                XIAOCHE_EMBEDDED_MQTT_PORT=str(mqtt_port))
+    env.update(extra_env or {})
     log_path = tmp_path / f"{command}.log"
     log = open(log_path, "wb")  # noqa: SIM115  (closed below)
     process = subprocess.Popen([sys.executable, "-m", "backend.cli", command, "--port",

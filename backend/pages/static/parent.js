@@ -167,8 +167,15 @@
     }
     const stops = card.live.stops;
     const mapEl = card.el.querySelector(".map-canvas");
-    card.map = new XC.RouteMap(mapEl, { path: path || stops.map(function (s) { return [s.lat, s.lon]; }),
-                                        stops: stops, highlight: card.child.stop_id });
+    const options = { path: path || stops.map(function (s) { return [s.lat, s.lon]; }),
+                      stops: stops, highlight: card.child.stop_id };
+    if (XC.mapConfig()) {
+      card.map = new XC.BaseMap(mapEl, options);  // roads under the route (XIAOCHE_MAP_TILES)
+    } else {  // no base map configured: the schematic drawing, and a word why
+      card.map = new XC.RouteMap(mapEl, options);
+      const note = mapEl.appendChild(XC.el("p", "map-note", t("map.schematic")));
+      note.dataset.i18n = "map.schematic";
+    }
     if (!path) {  // the stops joined up, and a word why
       const hint = mapEl.appendChild(XC.el("p", "hint", t("err.path")));
       hint.dataset.i18n = "err.path";

@@ -14,6 +14,7 @@
   let vehicles = [];
   let exceptions = [];
   let updatedAt = null;
+  let vehicleMap = null;  // with a base map (XIAOCHE_MAP_TILES): each vehicle where it is
 
   if (!XC.requireLogin()) return;
 
@@ -57,6 +58,20 @@
     });
     const stamp = document.getElementById("vehicles-updated");
     stamp.textContent = updatedAt ? t("staff.updated", { time: XC.time(updatedAt) }) : "";
+    renderVehicleMap();
+  }
+
+  function renderVehicleMap() {
+    const holder = document.getElementById("vehicle-map");
+    if (!holder || !XC.mapConfig()) return;
+    if (!vehicleMap) vehicleMap = new XC.BaseMap(holder);
+    vehicles.forEach(function (v) {
+      if (!v.position) return;
+      const label = v.vehicle_id + " · " + t("kind." + v.kind) + " · " +
+        t(v.online ? "staff.online" : "staff.offline");
+      vehicleMap.setVehicle(v.vehicle_id, v.position.lat, v.position.lon, v.kind, v.online, label);
+    });
+    vehicleMap.fitVehicles();
   }
 
   async function loadVehicles() {
