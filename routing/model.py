@@ -52,6 +52,8 @@ class Run:
     dates: frozenset[dt.date] | None = None
     #: service dates on which this vehicle does not drive the run (a substitute bus does)
     except_dates: frozenset[dt.date] = frozenset()
+    #: the vehicle planned to drive it (its block of runs); ``None``: any vehicle of the route
+    vehicle_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

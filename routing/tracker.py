@@ -373,7 +373,7 @@ class _Batch:
                     continue  # far ahead of this run's timetable: not this run (yet)
             candidates.append(Departure(w, along, departed_at, visit,
                                         run_score(w, departed_at, cfg)))
-        best = nearest(candidates, self.ctx.pool_route_ids, cfg)
+        best = nearest(candidates, self.ctx.pool_route_ids, cfg, self.ctx.vehicle_id)
         if best is None:
             return
         if current is not None:  # the next run began before this one was seen to end

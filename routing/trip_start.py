@@ -18,6 +18,8 @@ scheduled departure is nearest to when it *leaves*, not to when it arrived: a bu
   starts the trip once it has gone ``trip_join_min_progress_m`` forward along the path; the stops
   behind it are ``unobserved``, not missed, and the run is chosen by the departure time the
   timetable implies for where it is;
+* a run **planned for the vehicle** (``Run.vehicle_id``, its block) is its own: it wins over
+  any other run that fits, so buses that leave in another order than planned keep their runs;
 * runs of a **pool route** (one listed by several vehicles) are driven by one vehicle per day: a
   run another vehicle holds (:class:`~routing.model.RunClaim`) is not a candidate unless that
   vehicle has made no progress on it for ``claim_stale_s`` (its device froze, another bus took
@@ -228,15 +230,30 @@ def unobserved_before(stop_along: tuple[float, ...], radii: list[float], along: 
 
 
 def nearest(candidates: list[Departure], pool: frozenset[str] = frozenset(),
-            cfg: TrackerConfig | None = None) -> Departure | None:
+            cfg: TrackerConfig | None = None, vehicle_id: str | None = None
+            ) -> Departure | None:
     """The best departure: the run whose scheduled start fits best.
 
-    On a pool route every run is driven by some bus, so a run already due and not taken is the
-    next bus's, first come first served: the oldest such run (at most ``pool_due_late_s`` late)
-    wins over a later one that fits the clock better. With 5-minute headways and buses leaving up
-    to 6 minutes late, the nearest start alone gives the 06:16 to the bus that is late for the
-    06:11 and every bus after it the wrong run.
+    A run planned for this vehicle (its block, ``Run.vehicle_id``) wins over any other that
+    fits: two buses of a pool that leave in the other order than their timetables (one late, the
+    next early) each keep their own run. Otherwise runs planned for no vehicle come before runs
+    planned for another (a spare bus taking over a block takes what is left).
+
+    Among those, on a pool route every run is driven by some bus, so a run already due and not
+    taken is the next bus's, first come first served: the oldest such run (at most
+    ``pool_due_late_s`` late) wins over a later one that fits the clock better. With 5-minute
+    headways and buses leaving up to 6 minutes late, the nearest start alone gives the 06:16 to
+    the bus that is late for the 06:11 and every bus after it the wrong run.
     """
+    if vehicle_id is not None and candidates:
+        def rank(c: Departure) -> int:
+            planned = c.window.run.vehicle_id
+            return 0 if planned == vehicle_id else 1 if planned is None else 2
+        first = min(rank(c) for c in candidates)
+        candidates = [c for c in candidates if rank(c) == first]
+        if first == 0:
+            return min(candidates, key=lambda c: (c.score, c.window.route_index,
+                                                  c.window.run.id))
     if cfg is not None:
         due = [c for c in candidates if c.window.route.id in pool and
                0.0 <= c.departed_at - c.window.first_at <= cfg.pool_due_late_s]
