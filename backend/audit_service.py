@@ -35,6 +35,7 @@ from routing import model as rm
 from routing.audit import audit_fleet, audit_trips
 from routing.calendar import DAY_S, service_day_start
 from routing.config import DEFAULT, TrackerConfig
+from routing.eta_audit import ETA_STOPS_AHEAD, EtaRecorder
 from routing.tracker import track
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class VehicleDay:
     audits: list[rm.TripAudit] = field(default_factory=list)
     teacher_trips: list[rm.Event] = field(default_factory=list)  # teacher cars' trips of the day
     pings: list[rm.Ping] = field(default_factory=list)  # kept only until its pool is tracked
-    #: trip id -> its ETAs replayed against its audited arrivals (:func:`eta_accuracy`)
+    #: trip id -> its ETAs replayed against its audited arrivals (:class:`EtaRecorder`)
     eta: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -253,11 +254,13 @@ def compute_unit_days(engine: Engine, unit: tuple[str, ...], date: dt.date,
     days = [compute_vehicle_day(engine, v, date, config, contexts, track_trips=False)
             for v in unit]
     pings = {d.vehicle_id: d.pings for d in days if d.pings}
-    audits = audit_fleet({v: contexts[v] for v in pings}, pings, config, service_date=date)
+    recorders = {v: EtaRecorder(contexts[v], config) for v in pings}
+    audits = audit_fleet({v: contexts[v] for v in pings}, pings, config, service_date=date,
+                         on_ping=recorders)
     for day in days:
         day.audits = audits.get(day.vehicle_id, [])
         if day.pings:
-            day.eta = eta_accuracy(contexts[day.vehicle_id], day.pings, day.audits, config)
+            day.eta = recorders[day.vehicle_id].scores(day.audits)
         day.pings = []
     return days
 
@@ -296,9 +299,10 @@ def compute_vehicle_day(engine: Engine, vehicle_id: str, date: dt.date, config: 
             day0 = service_day_start(date, ctx.calendar)
             teacher_pings = load_pings(conn, vehicle_id, day0, day0 + DAY_S)
     day.had_pings = bool(pings)
-    if pings and track_trips:
-        day.audits = audit_trips(ctx, pings, config, service_date=date)
-        day.eta = eta_accuracy(ctx, pings, day.audits, config)
+    if pings and track_trips:  # one pass: the trips, and the ETAs predicted along them
+        recorder = EtaRecorder(ctx, config)
+        day.audits = audit_trips(ctx, pings, config, service_date=date, on_ping=recorder)
+        day.eta = recorder.scores(day.audits)
     elif pings:
         day.pings = pings  # the caller tracks it with its pool
     if teacher_pings:
@@ -476,7 +480,6 @@ def stored_audits(date: dt.date, route_ids: Iterable[str] | None = None) -> list
 # -- ETA accuracy (issue #13): each trip's predictions replayed against its audited arrivals --------
 
 #: How many stops ahead of the next one the accuracy is reported for (1 = the next stop).
-ETA_STOPS_AHEAD = (1, 3, 5)
 
 
 def day_contexts(conn: Connection, vehicle_ids: Sequence[str],
@@ -489,59 +492,6 @@ def day_contexts(conn: Connection, vehicle_ids: Sequence[str],
     noon = dt.datetime.combine(date, dt.time(12), tzinfo=dt.UTC).timestamp()
     return build_contexts(conn, vehicle_ids, as_of=noon,
                           observed=(noon - 1.5 * DAY_S, noon + 1.5 * DAY_S))
-
-
-def eta_accuracy(ctx: rm.VehicleContext, pings: Sequence[rm.Ping],
-                 audits: Sequence[rm.TripAudit], config: TrackerConfig = DEFAULT
-                 ) -> dict[str, dict[str, Any]]:
-    """Replay the vehicle's day as live tracking saw it, predicting at every ping on a trip, and
-    score each prediction of the stops 1, 3 and 5 ahead against the audited arrival (when the
-    stop was reached after the prediction): the learned ETA next to the timetable + current
-    delay baseline (:func:`routing.eta.baseline_etas`).
-
-    Returns trip id -> ``{"1": {"n", "abs_error_s", "baseline_abs_error_s"}, "3": …, "5": …}``
-    (sums, so trips and days add up; MAE = sum / n).
-    """
-    from routing.eta import baseline_etas, predict
-    from routing.geometry import route_geometry
-    from routing.tracker import route_of
-
-    arrived = {a.trip_id: [s["arrived_at"] if s["status"] == "visited" else None
-                           for s in a.stops] for a in audits}
-    sums: dict[str, dict[str, list[float]]] = {}
-    geoms: dict[str, Any] = {}
-
-    def score(state) -> None:
-        trip, now = state.trip, state.last_ts
-        truth = arrived.get(trip.trip_id)
-        if trip.route_id not in geoms:  # once per route, not a hash of the Route per ping
-            route = route_of(ctx, trip.route_id)
-            geoms[trip.route_id] = None if route is None else route_geometry(route)
-        geom = geoms[trip.route_id]
-        if truth is None or geom is None or len(truth) != len(trip.stops):
-            return
-        pred = predict(trip, geom, now, ctx.segment_history.get(trip.run_id, ()), config,
-                       ctx.segment_observations)
-        if pred.next_stop is None:
-            return
-        base = baseline_etas(trip, now)
-        per_trip = sums.setdefault(trip.trip_id, {str(k): [0, 0.0, 0.0] for k in ETA_STOPS_AHEAD})
-        for k in ETA_STOPS_AHEAD:
-            j = pred.next_stop + k - 1
-            if j >= len(truth) or truth[j] is None or truth[j] <= now:
-                continue
-            eta, b = pred.etas[j], base[j]
-            if eta is None or b is None:
-                continue
-            cell = per_trip[str(k)]
-            cell[0] += 1
-            cell[1] += abs(eta - truth[j])
-            cell[2] += abs(b - truth[j])
-
-    track(ctx, None, pings, config, on_ping=score)
-    return {trip_id: {k: {"n": int(n), "abs_error_s": round(e, 1),
-                          "baseline_abs_error_s": round(b, 1)} for k, (n, e, b) in cells.items()}
-            for trip_id, cells in sums.items()}
 
 
 def eta_report(dates: Iterable[dt.date] | None = None, month: str | None = None,

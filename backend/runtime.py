@@ -13,9 +13,12 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+
+if TYPE_CHECKING:
+    from backend.streams.serve import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +165,16 @@ def run_scheduler(app: Flask) -> None:
         scheduler.stop()
 
 
-def run_all_in_one(app: Flask, host: str, port: int) -> None:
-    """``xiaoche serve``: broker (if embedded) + ingest + scheduler + HTTP API in one process."""
+def run_all_in_one(app: Flask, host: str, port: int, server: HttpServer | None = None) -> None:
+    """``xiaoche serve``: broker (if embedded) + ingest + scheduler + HTTP API in one process.
+
+    The HTTP port is bound first (or already, as ``server``): a port in use stops the start
+    with a clear message before anything else runs or is announced."""
     from backend.scheduler import LeasedScheduler
+    from backend.streams import serve
+
+    if server is None:
+        server = serve.HttpServer(app, host, port)  # streams on its event loop, the rest in threads
 
     try:  # the clock jobs; a bad setting fails here, before anything has started
         scheduler = LeasedScheduler(app)
@@ -185,9 +195,6 @@ def run_all_in_one(app: Flask, host: str, port: int) -> None:
         freeze_startup_objects()
         runner.start()
         scheduler.start()
-        from backend.streams.serve import HttpServer
-
-        server = HttpServer(app, host, port)  # streams on its event loop, the rest in threads
         print(f"xiaoche: API on http://{host}:{server.port}/api/v1 "
               f"(docs /api/v1/docs), MQTT on {url.split('@')[-1]}", flush=True)
         server.run()  # until SIGINT / SIGTERM

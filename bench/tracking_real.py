@@ -7,7 +7,7 @@ to ``bench/results/tracking_real-<timestamp>.json``. Asserts nothing.
 
 Days (``tests/realdays``):
 
-* **HSL 510, 1 Hz and ~30 s**: the real day of ``tests/fixtures/hsl510`` (12 trips, 11 buses,
+* **HSL 510, 1 Hz and ~30 s**: the real day of ``tests/data/hsl510`` (12 trips, 11 buses,
   one route; a timetable derived from the trips' median profile), every ping, and subsampled to
   about one ping per 30 s per device as in the issue's conditions;
 * **Cairns mixed, seeds**: generated hard days on the real Cairns GTFS shapes, every difficulty

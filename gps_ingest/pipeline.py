@@ -24,7 +24,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from gps_ingest import decoders, store
 from gps_ingest.filters import FilterConfig, Fix, apply_filters
-from gps_ingest.records import Decoded, PingRecord, Reject, ScanRecord
+from gps_ingest.records import MISSING_FIELD, Decoded, PingRecord, Reject, ScanRecord
 from gps_ingest.registry import DeviceInfo, DeviceRegistry
 from routing.gcj02 import gcj02_to_wgs84
 
@@ -173,7 +173,9 @@ class IngestPipeline:
             # OsmAnd clients (Traccar Client) send no token: the id in the request is the device,
             # which is why only devices registered with "osmand": true are accepted this way.
             if m.device_id is None:
-                m.device_id = device_id = named or ""
+                if not named:
+                    return self._osmand_without_id(w)
+                m.device_id = device_id = named
             elif named is not None and named != device_id:
                 return self._reject_message(
                     w, DEVICE_MISMATCH, f"the request names device {named!r}, the token is {device_id!r}")
@@ -187,6 +189,15 @@ class IngestPipeline:
             return self._reject_message(w, NO_VEHICLE,
                                         f"device {device_id!r} is not assigned to a vehicle")
         return True
+
+    def _osmand_without_id(self, w: _Work) -> bool:
+        """An OsmAnd request that names no device: what is wrong with it, as a 400 — not an
+        unknown device ''."""
+        whole = [r for r in w.decoded.rejects if r.index is None]  # type: ignore[union-attr]
+        if whole and whole[0].reason != MISSING_FIELD:  # not JSON, not an object, empty body
+            return self._reject_message(w, whole[0].reason, whole[0].detail)
+        field = "device_id" if w.message.kind == OSMAND_JSON else "id (or deviceid)"
+        return self._reject_message(w, MISSING_FIELD, f"{field} is required: the device's id")
 
     def _decode(self, w: _Work) -> bool:
         m = w.message

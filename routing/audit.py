@@ -10,11 +10,12 @@ from routing.config import DEFAULT, TrackerConfig
 from routing.model import Event, Ping, TripAudit, VehicleContext
 from routing.run_matching import run_windows
 from routing.state import TrackerState
-from routing.tracker import route_of, track
+from routing.tracker import OnPing, route_of, track
 
 
 def audit_trips(ctx: VehicleContext, pings: Sequence[Ping], cfg: TrackerConfig = DEFAULT,
-                service_date: dt.date | None = None) -> list[TripAudit]:
+                service_date: dt.date | None = None,
+                on_ping: OnPing | None = None) -> list[TripAudit]:
     """Every trip found in ``pings`` (any order, duplicates by ``ts`` dropped), oldest first.
 
     Parameters
@@ -27,6 +28,9 @@ def audit_trips(ctx: VehicleContext, pings: Sequence[Ping], cfg: TrackerConfig =
         Tunables.
     service_date : datetime.date, optional
         Keep only trips of this service day.
+    on_ping : callable, optional
+        Called after every ping on a trip, as by :func:`routing.tracker.track` (the audit's
+        ETA accuracy records its predictions this way, in the same pass).
 
     Returns
     -------
@@ -36,18 +40,20 @@ def audit_trips(ctx: VehicleContext, pings: Sequence[Ping], cfg: TrackerConfig =
     """
     # track() puts the pings in timestamp order and drops duplicates itself (sorted_unique):
     # doing it here as well only walked a day's pings twice
-    state, events = track(ctx, None, pings, cfg)
+    state, events = track(ctx, None, pings, cfg, on_ping)
     return trips_of(ctx, state, events, cfg, service_date)
 
 
 def audit_fleet(contexts: Mapping[str, VehicleContext], pings: Mapping[str, Sequence[Ping]],
                 cfg: TrackerConfig = DEFAULT,
-                service_date: dt.date | None = None) -> dict[str, list[TripAudit]]:
+                service_date: dt.date | None = None,
+                on_ping: Mapping[str, OnPing] | None = None) -> dict[str, list[TripAudit]]:
     """:func:`audit_trips` for vehicles that share pool routes: tracked together in event time
-    (:func:`routing.fleet.track_fleet`), so one vehicle drives each run as it did live."""
+    (:func:`routing.fleet.track_fleet`), so one vehicle drives each run as it did live;
+    ``on_ping`` per vehicle id."""
     from routing.fleet import track_fleet
 
-    states, events = track_fleet(contexts, pings, None, cfg)
+    states, events = track_fleet(contexts, pings, None, cfg, on_ping=on_ping)
     return {v: trips_of(contexts[v], states[v], events[v], cfg, service_date) for v in contexts}
 
 

@@ -19,7 +19,7 @@ from routing.config import DEFAULT, TrackerConfig
 from routing.model import Event, Ping, RunClaim, VehicleContext
 from routing.run_matching import parse_trip_id
 from routing.state import TrackerState
-from routing.tracker import moved_at, track_owned
+from routing.tracker import OnPing, moved_at, track_owned
 from routing.trip_start import claim_key, stale
 
 #: Event-time slice in which the vehicles of a pool are advanced one after the other (the ingest's
@@ -95,12 +95,15 @@ def track_fleet(contexts: Mapping[str, VehicleContext],
                 pings: Mapping[str, Sequence[Ping]],
                 states: Mapping[str, TrackerState | None] | None = None,
                 cfg: TrackerConfig = DEFAULT,
-                slice_s: float = SLICE_S) -> tuple[dict[str, TrackerState], dict[str, list[Event]]]:
+                slice_s: float = SLICE_S,
+                on_ping: Mapping[str, OnPing] | None = None
+                ) -> tuple[dict[str, TrackerState], dict[str, list[Event]]]:
     """Track several vehicles together in event time, each seeing the others' holds on runs.
 
     Vehicles without pool routes are tracked in one call each (nothing of theirs depends on the
     others). The others advance slice by slice (``slice_s`` of event time), in vehicle-id order
-    within a slice, each with the claims as the book holds them then.
+    within a slice, each with the claims as the book holds them then. ``on_ping`` maps a vehicle
+    id to the :data:`routing.tracker.OnPing` called after each of its pings on a trip.
 
     Returns
     -------
@@ -111,15 +114,16 @@ def track_fleet(contexts: Mapping[str, VehicleContext],
     out_states: dict[str, TrackerState] = {}
     events: dict[str, list[Event]] = {v: [] for v in contexts}
     pooled = sorted(v for v, c in contexts.items() if c.pool_route_ids)
+    callbacks = on_ping or {}
     for vehicle_id in sorted(set(contexts) - set(pooled)):
         st, ev = track_owned(contexts[vehicle_id], _copy(states.get(vehicle_id)),
-                             pings.get(vehicle_id, ()), cfg)
+                             pings.get(vehicle_id, ()), cfg, callbacks.get(vehicle_id))
         out_states[vehicle_id], events[vehicle_id] = st, ev
     current = {v: _copy(states.get(v)) or TrackerState() for v in pooled}
     book = ClaimBook.of(current, cfg)
     for vehicle_id, chunk in _slices({v: pings.get(v, ()) for v in pooled}, slice_s):
         ctx = dataclasses.replace(contexts[vehicle_id], claims=book.claims)
-        st, ev = track_owned(ctx, current[vehicle_id], chunk, cfg)
+        st, ev = track_owned(ctx, current[vehicle_id], chunk, cfg, callbacks.get(vehicle_id))
         current[vehicle_id] = st
         events[vehicle_id].extend(ev)
         book.update(vehicle_id, st)

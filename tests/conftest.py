@@ -33,7 +33,7 @@ settings.load_profile("xiaoche")
 backend.security.PASSWORD_METHOD = "pbkdf2:sha256:1000"
 
 SAMPLE_BUNDLE_PATH = Path(__file__).resolve().parents[1] / "backend" / "sample" / "lukou.json"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"  # real data, copied with licences
+FIXTURES = Path(__file__).resolve().parent / "data"  # real data, copied with licences
 
 
 def _postgres_url() -> str | None:

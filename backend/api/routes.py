@@ -39,6 +39,9 @@ class StopLiveSchema(Schema):
     departed_at = fields.String(allow_none=True, required=True)
     eta = fields.String(allow_none=True, required=True)
     eta_confidence = fields.Float(allow_none=True, required=True)
+    eta_uncertainty_s = fields.Float(allow_none=True, required=True, metadata={
+        "description": "one robust standard deviation of `eta`, seconds (from the spread of "
+                       "today's drives over the stretches ahead); null with `eta`"})
 
 
 class RouteLiveSchema(Schema):
@@ -101,6 +104,7 @@ def route_live_body(live: RouteLive, crs: str) -> dict:
             "departed_at": iso(s.departed_at) if s else None,
             "eta": iso(s.eta) if s else None,
             "eta_confidence": s.eta_confidence if s else None,
+            "eta_uncertainty_s": s.eta_uncertainty_s if s else None,
         })
     position = None
     if view is not None and view.position.get("lat") is not None:

@@ -7,8 +7,13 @@ for whoever needs them, but are not offered to a newcomer as if they were xiaoch
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import click
 from flask.cli import FlaskGroup
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 
 from backend import create_app
 
@@ -24,6 +29,32 @@ class XiaocheGroup(FlaskGroup):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(click.Group.list_commands(self, ctx))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """A database that cannot be reached or named is a message saying what to check, not
+        a traceback."""
+        try:
+            return super().invoke(ctx)
+        except sa_exc.OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise click.ClickException(
+                f"cannot use the database {database_shown()}: {reason}. Is it running, and do "
+                f"XIAOCHE_DATABASE_URL's host, port, user and password match it?") from exc
+        except (sa_exc.NoSuchModuleError, sa_exc.ArgumentError) as exc:
+            raise click.ClickException(
+                f"XIAOCHE_DATABASE_URL is not a database URL xiaoche can use ({exc}); e.g. "
+                f"postgresql://USER:PASSWORD@HOST:5432/DB or sqlite:////path/x.sqlite3") from exc
+
+
+def database_shown() -> str:
+    """XIAOCHE_DATABASE_URL without its password (or the embedded default)."""
+    url = os.environ.get("XIAOCHE_DATABASE_URL")
+    if not url:
+        return "(the embedded SQLite file)"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sa_exc.ArgumentError:
+        return "(unparsable URL)"
 
 
 @click.group(

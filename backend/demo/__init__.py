@@ -78,7 +78,9 @@ def run_demo(app: Flask, host: str, port: int) -> None:
     from backend.demo.fleet import sample_fleet
     from backend.demo.simulator import FleetSimulator
     from backend.runtime import mqtt_url_or_embedded, run_all_in_one
+    from backend.streams.serve import HttpServer
 
+    server = HttpServer(app, host, port)  # a port in use stops here, before any "open …" line
     bundle = load_sample()
     with app.app_context():
         check_sample_district(bundle)
@@ -98,10 +100,10 @@ def run_demo(app: Flask, host: str, port: int) -> None:
         simulator.plan(start)  # the first runs are in the timetable before the ingest starts
         first = [(t.vehicle_id, leg.route_id, leg.stop_times[0]) for t in timelines
                  for leg in t.planned[:1] if leg.route_id]
-        for line in banner(bundle, f"http://{host}:{port}", first):
+        for line in banner(bundle, f"http://{host}:{server.port}", first):
             print(line, flush=True)
         simulator.start()
-        run_all_in_one(app, host, port)
+        run_all_in_one(app, host, port, server)
     finally:
         if simulator is not None:
             simulator.stop()

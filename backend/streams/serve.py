@@ -21,7 +21,14 @@ class HttpServer:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.socket.bind((host, port))
+        try:
+            self.socket.bind((host, port))
+        except OSError as exc:
+            self.socket.close()
+            raise SystemExit(
+                f"xiaoche: cannot listen on {host}:{port} ({exc.strerror}): another program — "
+                f"perhaps another xiaoche — uses it; stop it, or pass --port with a free port"
+            ) from exc
         self.socket.listen(2048)
         self.port = self.socket.getsockname()[1]
         self.app = XiaocheAsgi(app, rest_threads=rest_threads)

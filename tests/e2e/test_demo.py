@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -11,7 +15,7 @@ import pytest
 from backend.extensions import db
 from backend.models import Route
 from tests.conftest import login
-from tests.e2e.test_serve import http, running
+from tests.e2e.test_serve import free_port, http, running
 from tests.e2e.world import Site, bus_run, every
 
 
@@ -52,6 +56,25 @@ def test_the_demo_shows_a_bus_on_a_trip_within_a_minute_and_stops_cleanly(demo):
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
     assert "Traceback" not in log_path.read_text(errors="replace")
+
+
+@pytest.mark.parametrize("command", ["demo", "serve"])
+def test_a_taken_port_stops_the_start_with_what_to_do_before_anything_is_announced(
+        command, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOCHE_")}
+        env.update(XIAOCHE_INSTANCE_PATH=str(tmp_path / "instance"),
+                   XIAOCHE_EMBEDDED_MQTT_PORT=str(free_port()))
+        done = subprocess.run([sys.executable, "-m", "backend.cli", command, "--port", str(port)],
+                              env=env, capture_output=True, text=True, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert f"cannot listen on 127.0.0.1:{port}" in output and "--port" in output
+    assert "open http" not in output and "API on http" not in output
+    assert "Traceback" not in output
 
 
 def test_demo_runs_join_the_routes_timetable_and_the_tracker_follows_them(app, imported, client):

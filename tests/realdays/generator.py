@@ -1,6 +1,6 @@
 """A seeded, deterministic generator of hard days on real shapes of the Cairns GTFS feed.
 
-Three lines of the real feed (``tests/fixtures/gtfs/cairns_gtfs.zip``), their real shapes, stops
+Three lines of the real feed (``tests/data/gtfs/cairns_gtfs.zip``), their real shapes, stops
 and published stop-time profiles:
 
 * ``112``: a loop, 21 stops, first stop = last stop (Smithfield Shopping Centre), 21 km;

@@ -1,4 +1,4 @@
-"""The real day: HSL line 510, direction 1, Wednesday 2020-09-23 (``tests/fixtures/hsl510``).
+"""The real day: HSL line 510, direction 1, Wednesday 2020-09-23 (``tests/data/hsl510``).
 
 12 trips by 11 buses on one route (27 stops, 17.5 km), about 1 ping a second while moving.
 

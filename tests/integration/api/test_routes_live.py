@@ -76,6 +76,9 @@ def test_mid_trip_the_parent_sees_the_bus_the_visited_stops_and_etas_for_the_res
     etas = [s["eta"] for s in body["stops"][2:]]
     assert all(etas) and etas[0] < etas[1]
     assert body["stops"][0]["arrived_at"] and body["stops"][0]["departed_at"]
+    # how sure: the uncertainty grows (never shrinks) with the stops ahead, none for stops done
+    uncertainty = [s["eta_uncertainty_s"] for s in body["stops"]]
+    assert uncertainty[:2] == [None, None] and 0 < uncertainty[2] <= uncertainty[3]
 
     gcj = live(client, PARENT, crs="gcj02").get_json()
     assert (gcj["position"]["lat"], gcj["position"]["lon"]) == pytest.approx(

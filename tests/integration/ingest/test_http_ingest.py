@@ -170,6 +170,20 @@ def test_osmand_for_a_device_not_set_up_for_it_is_refused(client, imported):
     assert response.status_code == 403
 
 
+@pytest.mark.parametrize("send, reason, names", [
+    (dict(method="POST", data=b"", content_type="application/json"), "bad_json", "empty"),
+    (dict(method="POST", json={"location": {"coords": {}}}), "missing_field", "device_id"),
+    (dict(method="GET", query_string="lat=27.4&lon=113.2"), "missing_field", "id (or deviceid)"),
+    (dict(method="GET"), "missing_field", "id (or deviceid)"),
+])
+def test_an_osmand_request_naming_no_device_is_a_400_that_says_what_is_missing(
+        client, imported, send, reason, names):
+    response = client.open("/api/v1/ingest/osmand", **send)
+    assert response.status_code == 400, response.get_json()
+    detail = response.get_json()["detail"]
+    assert detail.startswith(f"{reason}:") and names in detail and "''" not in detail
+
+
 def test_staff_read_back_exactly_what_was_stored_as_geojson_csv_and_gpx(client, imported):
     now = time.time()
     body = [ping(now - 100 + 10 * i, 27.45 - 0.001 * i, 113.23, speed_kmh=30.0) for i in range(5)]

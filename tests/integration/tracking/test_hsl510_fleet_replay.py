@@ -1,4 +1,4 @@
-"""The real HSL 510 day (tests/fixtures/hsl510) as a district, its ``pings.csv`` (a
+"""The real HSL 510 day (tests/data/hsl510) as a district, its ``pings.csv`` (a
 ``device_id`` column, 11 buses) replayed as one fleet through the real pipeline with ETAs: the
 ETAs the product prints for a recorded day are scored against the truth next to the timetable
 + current-delay baseline, as tests/unit/routing/hsl510.py does with the tracker alone."""

@@ -1,6 +1,6 @@
 """Every file of the OwnTracks JSON test corpus and Traccar's real-device payloads, decoded.
 
-The expectation per file was written by reading each file (tests/fixtures/owntracks/README.md
+The expectation per file was written by reading each file (tests/data/owntracks/README.md
 names the sources).  Upstream labels a file invalid against the JSON *schema*; for ingest the
 question is narrower — is it a position, and if so a usable one?  An invalid message that is not
 a location (an ``lwt`` without ``tst``, a ``transition`` whose ``lat`` is a string, a ``card``
@@ -17,7 +17,7 @@ import pytest
 
 from gps_ingest.decoders import decode_owntracks
 
-CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "owntracks"
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "owntracks"
 
 # file -> (pings, ignored, reject reasons)
 EXPECTED: dict[str, tuple[int, int, list[str]]] = {

@@ -1,4 +1,4 @@
-"""The HSL 510 day (tests/fixtures/hsl510: real 1 Hz GPS of 12 trips, 27 stops) replayed through
+"""The HSL 510 day (tests/data/hsl510: real 1 Hz GPS of 12 trips, 27 stops) replayed through
 the tracker with per-ping ETAs, scored against the truth and against the baseline.
 
 - truth: a stop's arrival is the trip's closest approach to it among pings within 30 m;
@@ -34,7 +34,7 @@ from routing.geometry import route_geometry
 from routing.model import Calendar, Ping, Place, Route, Run, SegmentObservation, VehicleContext
 from routing.tracker import TrackerState, track_owned
 
-FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "hsl510"
+FIXTURE = Path(__file__).resolve().parents[2] / "data" / "hsl510"
 CALENDAR = Calendar(timezone="Europe/Helsinki")
 DAY = dt.date(2020, 9, 23)
 TRUTH_RADIUS_M = 30.0

@@ -1,0 +1,5 @@
+"""``python -m backend.cli`` is ``xiaoche``."""
+
+from backend.cli import main
+
+main()
