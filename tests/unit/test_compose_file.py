@@ -82,3 +82,11 @@ def volume(entry) -> str:
         return entry
     text = f"{entry['source']}:{entry['target']}"
     return text + (":ro" if entry.get("read_only") else "")
+
+
+def test_the_ingest_keeps_one_client_id_across_recreations(services):
+    """A recreated container gets a new hostname: a client id derived from it would leave the
+    pings queued in the old session behind (issue 17)."""
+    env = services["ingest"]["environment"]
+    assert env["XIAOCHE_INGEST_CLIENT_ID"] == "xiaoche-ingest-1"
+    assert env["XIAOCHE_INGEST_SHARED_GROUP"] == "xiaoche"
