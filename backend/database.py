@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Flask
-from sqlalchemy import event, exc
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Engine
 
 from backend.extensions import db
+
+log = logging.getLogger(__name__)
+
+#: first key of the PostgreSQL advisory lock around migrations ("XC"); the second is the schema's
+MIGRATION_LOCK_CLASS = 0x5843
 
 
 def init_database(app: Flask) -> None:
@@ -80,8 +89,38 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def upgrade_schema(app: Flask) -> None:
-    """Bring the schema to the newest migration (what `xiaoche db upgrade` does)."""
+    """Bring the schema to the newest migration (what `xiaoche db upgrade` does), one process at
+    a time: services started together (docker/compose.yaml) would otherwise race to create the
+    same tables, and all but one fail."""
     from flask_migrate import upgrade
 
-    with app.app_context():
+    with app.app_context(), migration_lock(db.engine):
         upgrade(directory=app.extensions["migrate"].directory)
+
+
+def migration_lock_key(schema: str) -> tuple[int, int]:
+    """The advisory lock's two keys for ``schema``: deployments in different schemas (or
+    databases) of one server do not wait for each other."""
+    return MIGRATION_LOCK_CLASS, zlib.crc32(schema.encode()) & 0x7FFFFFFF
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """On PostgreSQL, hold a session advisory lock for the current schema (on a connection of its
+    own) while the block runs; whoever comes second waits, then finds nothing left to do. A
+    process that dies holding it releases it with its connection. Other databases: no lock."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        schema = conn.execute(text("SELECT current_schema()")).scalar() or ""
+        keys = dict(zip(("c", "k"), migration_lock_key(schema), strict=True))
+        if not conn.execute(text("SELECT pg_try_advisory_lock(:c, :k)"), keys).scalar():
+            log.info("another process is migrating schema %s; waiting for it", schema)
+            conn.execute(text("SELECT pg_advisory_lock(:c, :k)"), keys)
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:c, :k)"), keys)
+            conn.commit()

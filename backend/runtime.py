@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,9 +56,39 @@ class IngestRunner:
             max_inflight=min(65535, max(1000, 2 * int(app.config["INGEST_BATCH_MAX"]))),
             batch_ms=int(app.config["INGEST_BATCH_MS"]), shared_group=group or None,
             session_expiry_s=int(app.config["INGEST_SESSION_EXPIRY_S"]))
+        self.last_batch_at: float | None = None  # when the last batch was committed
+        self._busy_since: float | None = None  # when the batch in hand began
 
     def handle_batch(self, messages) -> None:
-        self._pipeline.process([(m.topic, m.payload, m.received_at) for m in messages])
+        self._busy_since = time.time()
+        try:
+            self._pipeline.process([(m.topic, m.payload, m.received_at) for m in messages])
+            self.last_batch_at = time.time()
+        finally:
+            self._busy_since = None
+
+    def problem(self, stuck_after_s: float, now: float | None = None) -> str | None:
+        """What keeps this ingest from storing pings right now, if anything."""
+        now = time.time() if now is None else now
+        if not self.client.connected:
+            return f"not connected to the MQTT broker {self.client.host}:{self.client.port}"
+        busy_since = self._busy_since
+        if busy_since is not None and now - busy_since > stuck_after_s:
+            return (f"a batch has been committing for {now - busy_since:.0f} s "
+                    "(is the database reachable?)")
+        waiting = self.client.stats["queued"]
+        if busy_since is None and waiting and now - (self.last_batch_at or 0) > stuck_after_s:
+            return f"{waiting} messages waiting and no batch for {stuck_after_s:g} s"
+        return None
+
+    def heartbeat(self, interval_s: float) -> dict[str, Any]:
+        """What ``xiaoche healthcheck ingest`` reads (backend.health)."""
+        from backend.health import STALE_INTERVALS
+
+        now = time.time()
+        return {"at": now, "pid": os.getpid(), "interval_s": interval_s,
+                "last_batch_at": self.last_batch_at,
+                "problem": self.problem(STALE_INTERVALS * interval_s, now)}
 
     @property
     def connected(self) -> bool:
@@ -136,9 +168,20 @@ def run_ingest(app: Flask, pipeline_factory: Callable[[Flask], Any] | None = Non
     where = (f", {processes} pipeline process{'es' if processes > 1 else ''} (pid {pids})"
              if processes else "")
     print(f"xiaoche: ingest subscribed on {url.split('@')[-1]}{where}", flush=True)
+    from backend.health import heartbeat_path, write_heartbeat
+
+    beat = heartbeat_path(app.instance_path)
+    interval_s = float(app.config["INGEST_HEARTBEAT_S"])
     try:
-        stop.wait()
+        while True:
+            try:
+                write_heartbeat(beat, runner.heartbeat(interval_s))
+            except OSError as exc:
+                log.warning("could not write the heartbeat %s: %s", beat, exc)
+            if stop.wait(interval_s):
+                break
     finally:
+        beat.unlink(missing_ok=True)  # stopped: unhealthy at once, not three intervals later
         runner.stop()
         if broker is not None:
             broker.stop()

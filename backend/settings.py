@@ -144,6 +144,15 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
+        "XIAOCHE_INGEST_HEARTBEAT_S",
+        "INGEST_HEARTBEAT_S",
+        10.0,
+        "`xiaoche ingest` writes instance/ingest-heartbeat.json this often (broker connected? "
+        "last batch? a batch stuck?); `xiaoche healthcheck ingest` fails on a heartbeat older "
+        "than three of these",
+        float,
+    ),
+    Setting(
         "XIAOCHE_AUDIT_AT",
         "AUDIT_AT",
         "00:30",
