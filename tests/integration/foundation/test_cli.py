@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-OWN_COMMANDS = {"api", "audit", "broker-config", "demo", "dispatch", "import", "import-gtfs",
-                "ingest", "replay", "report", "scheduler", "serve"}
+OWN_COMMANDS = {"api", "audit", "broker-config", "demo", "dispatch", "healthcheck", "import",
+                "import-gtfs", "ingest", "migrate", "replay", "report", "scheduler", "serve"}
 
 
 def xiaoche(*args, tmp_path, **env):
