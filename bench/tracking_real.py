@@ -13,6 +13,9 @@ Days (``tests/realdays``):
 * **Cairns mixed, seeds**: generated hard days on the real Cairns GTFS shapes, every difficulty
   at once: 3 lines (a loop, two out-and-back pairs), 10 buses per line in a depot pool, 4 runs
   per bus back to back (~120 trips, ~24 000 pings), plus the spare buses of hand-overs;
+* **Cairns mixed blocks, seeds**: the same days with each run naming the bus planned to drive
+  it (``Run.vehicle_id``: a bundle with vehicle blocks), so the tracker can tell a late bus
+  from an early one;
 * **Cairns plain, seed 0**: the same fleet and timetable with no difficulty switched on (10 s
   sampling, 3 m noise, device off between runs): what the pool alone costs.
 
@@ -115,6 +118,8 @@ def main() -> None:
         days.append(lambda: hsl_day(30.0))
         for seed in args.seeds:
             days.append(lambda seed=seed: generate(DayConfig(seed=seed)))
+        for seed in args.seeds:  # the same days with each bus's block of runs in the timetable
+            days.append(lambda seed=seed: generate(DayConfig(seed=seed, blocks=True)))
         days.append(lambda: generate(DayConfig(seed=args.seeds[0], scenarios=Scenarios.none())))
     reports = []
     for make in days:

@@ -113,6 +113,9 @@ class DayConfig:
     off_stop_share: float = 0.15  # of run ends, when terminal_off_stop
     layover_min: tuple[int, int] = (10, 25)  # scheduled layover between a bus's runs, minutes
     every_s: float | None = None  # every device samples this often (overrides ``sampling``)
+    #: each run says the bus planned to drive it (``Run.vehicle_id``, the bus's block), as a
+    #: bundle with vehicle blocks does; off: a pure pool, any bus of the line may drive any run
+    blocks: bool = False
 
 
 # --- the feed ------------------------------------------------------------------------------------
@@ -627,7 +630,8 @@ def generate(cfg: DayConfig = DayConfig()) -> Day:
                 while any(r.id == run_id for r in runs[route_id]):
                     run_id += "b"
                 times = tuple(int(t + o) for o in pat.offsets_s)
-                runs[route_id].append(Run(run_id, times, dates=frozenset({SERVICE_DATE})))
+                runs[route_id].append(Run(run_id, times, dates=frozenset({SERVICE_DATE}),
+                                          vehicle_id=v.vehicle_id if cfg.blocks else None))
                 run_times[run_id] = times
                 v.runs.append((k, run_id, day0 + t))
                 t = times[-1] + 60 * rng.randint(*cfg.layover_min)
@@ -714,6 +718,8 @@ def generate(cfg: DayConfig = DayConfig()) -> Day:
     trips.sort(key=lambda tr: (tr.scheduled[0], tr.run_id, tr.vehicle_id))
     name = "mixed" if scen == Scenarios() else "+".join(
         f.name for f in fields(scen) if getattr(scen, f.name)) or "plain"
+    if cfg.blocks:
+        name += " blocks"
     return Day(name=f"cairns {name} seed {cfg.seed}", service_date=SERVICE_DATE,
                contexts=dict(sorted(contexts.items())), pings=dict(sorted(pings.items())),
                trips=trips, notes={"config": repr(cfg), "devices": devices})
