@@ -73,23 +73,29 @@ def validate_bundle(document: Any) -> dict[str, Any]:
         raise BundleError({"$": ["the bundle must be a JSON object"]})
     errors: dict[str, list[str]] = {}
     bundle: dict[str, Any] = {}
+    # where each loaded item stands in the document: a malformed item is left out of ``bundle``
+    # but keeps its place in the numbering, so every path names the item as the sender wrote it
+    positions: dict[str, list[int]] = {}
     for key in sorted(set(document) - set(SECTIONS)):
         errors[key] = ["unknown section"]
     for section, (schema, many) in SECTIONS.items():
         raw = document.get(section)
+        bundle[section], positions[section] = [] if many else None, []
         if raw is None:
-            bundle[section] = [] if many else None
             continue
         if not many:
             bundle[section] = _load_one(schema, raw, section, errors)
             continue
         if not isinstance(raw, list):
             errors[section] = ["must be a list"]
-            bundle[section] = []
             continue
-        loaded = (_load_one(schema, item, f"{section}[{i}]", errors) for i, item in enumerate(raw))
-        bundle[section] = [item for item in loaded if item is not None]
-    errors.update(check_references(bundle, document))
+        for i, item in enumerate(raw):
+            loaded = _load_one(schema, item, f"{section}[{i}]", errors)
+            if loaded is not None:
+                bundle[section].append(loaded)
+                positions[section].append(i)
+    for path, messages in check_references(bundle, document, positions).items():
+        errors.setdefault(path, []).extend(messages)
     if errors:
         raise BundleError(errors)
     return bundle
