@@ -23,6 +23,14 @@ class ImportSummarySchema(Schema):
                           metadata={"description": "how many of each kind (`stops`, …)"})
     updated = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     unchanged = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    deleted = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), required=True,
+        metadata={"description": "what the import owns and the bundle no longer lists: a "
+                                 "listed route's runs and stops, calendar days, assignments, "
+                                 "links"})
+    deactivated = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), required=True,
+        metadata={"description": "subsidy policies no longer the bundle's (kept, inactive)"})
 
 
 @blp.post("/import")

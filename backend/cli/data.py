@@ -28,9 +28,8 @@ def import_command(bundle: Path) -> None:
         for line in exc.lines():
             click.echo(line, err=True)
         raise click.ClickException(f"{exc}; nothing was written") from exc
-    for verb, counts in summary.as_dict().items():
-        if counts:
-            click.echo(f"{verb}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    for line in summary.lines():
+        click.echo(line)
 
 
 @main.command("replay")
@@ -114,9 +113,8 @@ def import_gtfs_command(
         for line in exc.lines()[:50]:
             click.echo(line, err=True)
         raise click.ClickException(f"{exc}; nothing was written") from exc
-    for verb, counts in summary.as_dict().items():
-        if counts:
-            click.echo(f"{verb}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    for line in summary.lines():
+        click.echo(line)
     click.echo(f"imported in {time.monotonic() - started:.1f} s")
 
 

@@ -176,7 +176,9 @@ def test_the_cairns_feed_imports_every_route_pattern_stop_and_trip(app):
     bundle = bundle_from_gtfs(CAIRNS)
     with app.app_context():
         summary = import_bundle(bundle)
-        assert summary.created == {"district": 1, "routes": 54, "stops": 416}
+        stops_of_routes = sum(len(r["stops"]) for r in bundle["routes"])
+        assert summary.created == {"district": 1, "routes": 54, "stops": 416, "runs": 1339,
+                                   "route_stops": stops_of_routes}
         assert (_count(District), _count(Route), _count(Stop), _count(RouteRun)) == (
             1,
             54,
@@ -198,9 +200,12 @@ def test_importing_the_cairns_feed_twice_changes_nothing_the_second_time(app):
                 select(RouteRun.id, RouteRun.route_id, RouteRun.times_s, RouteRun.dates)
             ).all()
         )
-        summary = import_bundle(bundle_from_gtfs(CAIRNS))
-        assert not summary.created and not summary.updated
-        assert summary.unchanged == {"district": 1, "routes": 54, "stops": 416}
+        bundle = bundle_from_gtfs(CAIRNS)
+        summary = import_bundle(bundle)
+        assert not summary.created and not summary.updated and not summary.deleted
+        stops_of_routes = sum(len(r["stops"]) for r in bundle["routes"])
+        assert summary.unchanged == {"district": 1, "routes": 54, "stops": 416, "runs": 1339,
+                                     "route_stops": stops_of_routes}
         after = sorted(
             db.session.execute(
                 select(RouteRun.id, RouteRun.route_id, RouteRun.times_s, RouteRun.dates)
