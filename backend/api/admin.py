@@ -31,6 +31,13 @@ class ImportSummarySchema(Schema):
     deactivated = fields.Dict(
         keys=fields.String(), values=fields.Integer(), required=True,
         metadata={"description": "subsidy policies no longer the bundle's (kept, inactive)"})
+    kept = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), required=True,
+        metadata={"description": "left alone because an import does not own them: a listed "
+                                 "route's runs made by the demo or for a substitute bus"})
+    kept_sources = fields.Dict(
+        keys=fields.String(), values=fields.Dict(keys=fields.String(), values=fields.Integer()),
+        required=True, metadata={"description": "`kept` by source: {kind: {source: n}}"})
 
 
 @blp.post("/import")

@@ -49,7 +49,18 @@ class BundleError(Exception):
         return [f"{path}: {message}" for path, msgs in self.errors.items() for message in msgs]
 
 
-VERBS = ("created", "updated", "unchanged", "deleted", "deactivated")
+VERBS = ("created", "updated", "unchanged", "deleted", "deactivated", "kept")
+
+# Who an import comes from, and whose runs it may change or delete (``RouteRun.source``). The
+# district's timetable is one thing whether it came as a bundle or as a GTFS feed converted to
+# one; the demo owns only the runs it generated for its simulated buses; no import owns the runs
+# made for a substitute bus. What an import does not own it leaves alone and counts as ``kept``.
+OWNS: dict[str, frozenset[str]] = {
+    "bundle": frozenset({"bundle", "gtfs"}),
+    "gtfs": frozenset({"bundle", "gtfs"}),
+    "demo": frozenset({"demo"}),
+}
+RUN_SOURCES = ("bundle", "gtfs", "demo", "substitute")
 
 
 @dataclass
@@ -59,24 +70,46 @@ class ImportSummary:
     ``runs`` (a route's timetable, one per run), ``route_stops``, ``calendar_days``,
     ``teacher_assignments``, ``vehicle_routes`` and ``user_scopes`` (one per link). A thing whose
     nested things changed is itself ``updated``: a route whose stop time moved is an updated route
-    with an updated run."""
+    with an updated run. ``kept``: what the import would have deleted but does not own (a listed
+    route's runs made by the demo or for a substitute bus), by source in ``kept_sources``."""
 
     created: Counter[str] = field(default_factory=Counter)
     updated: Counter[str] = field(default_factory=Counter)
     unchanged: Counter[str] = field(default_factory=Counter)
     deleted: Counter[str] = field(default_factory=Counter)
     deactivated: Counter[str] = field(default_factory=Counter)
+    kept: Counter[str] = field(default_factory=Counter)
+    kept_sources: dict[str, Counter[str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {verb: dict(sorted(getattr(self, verb).items())) for verb in VERBS}
+        out: dict[str, Any] = {verb: dict(sorted(getattr(self, verb).items())) for verb in VERBS}
+        out["kept_sources"] = {
+            kind: dict(sorted(by.items())) for kind, by in sorted(self.kept_sources.items())
+        }
+        return out
 
     def lines(self) -> list[str]:
         """The summary as the command line prints it: one line per verb that counted anything."""
-        return [
-            f"{verb}: " + ", ".join(f"{kind} {n}" for kind, n in counts.items())
-            for verb, counts in self.as_dict().items()
-            if counts
+        out = [
+            f"{verb}: " + ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
+            for verb in VERBS[:-1]
+            if (counts := getattr(self, verb))
         ]
+        if self.kept:
+            out.append(
+                "kept (not this import's to change or delete): "
+                + ", ".join(
+                    f"{kind} {n} ("
+                    + ", ".join(f"{source} {m}" for source, m in sorted(self.kept_sources[kind].items()))
+                    + ")"
+                    for kind, n in sorted(self.kept.items())
+                )
+            )
+        return out
+
+    def _keep(self, kind: str, source: str) -> None:
+        self.kept[kind] += 1
+        self.kept_sources.setdefault(kind, Counter())[source] += 1
 
     def _diff(self, kind: str, current: dict[Any, Any], wanted: dict[Any, Any]) -> bool:
         """Count ``wanted`` against ``current`` (key → value); True when anything differs."""
@@ -96,7 +129,7 @@ class ImportSummary:
 _MISSING = object()
 
 
-def validate_bundle(document: Any) -> dict[str, Any]:
+def validate_bundle(document: Any, source: str = "bundle") -> dict[str, Any]:
     """Return the loaded bundle or raise BundleError with every problem found.
 
     Each object is loaded on its own, so one malformed stop does not hide the reference errors
@@ -127,7 +160,7 @@ def validate_bundle(document: Any) -> dict[str, Any]:
             if loaded is not None:
                 bundle[section].append(loaded)
                 positions[section].append(i)
-    for path, messages in check_references(bundle, document, positions).items():
+    for path, messages in check_references(bundle, document, positions, OWNS[source]).items():
         errors.setdefault(path, []).extend(messages)
     if errors:
         raise BundleError(errors)
@@ -143,12 +176,17 @@ def _load_one(schema: Any, raw: Any, path: str, errors: dict[str, list[str]]) ->
         return None
 
 
-def import_bundle(document: Any) -> ImportSummary:
-    """Validate everything, then write everything in one transaction (or nothing)."""
-    bundle = validate_bundle(document)
+def import_bundle(document: Any, source: str = "bundle") -> ImportSummary:
+    """Validate everything, then write everything in one transaction (or nothing).
+
+    ``source`` says who sends it (a key of ``OWNS``): the runs it creates carry it, and of a
+    listed route's runs it changes or deletes only those it owns."""
+    if source not in OWNS:
+        raise ValueError(f"unknown import source {source!r}; one of {sorted(OWNS)}")
+    bundle = validate_bundle(document, source)
     summary = ImportSummary()
     try:
-        _Upserter(bundle, summary).run()
+        _Upserter(bundle, summary, source).run()
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -157,9 +195,11 @@ def import_bundle(document: Any) -> ImportSummary:
 
 
 class _Upserter:
-    def __init__(self, bundle: dict[str, Any], summary: ImportSummary):
+    def __init__(self, bundle: dict[str, Any], summary: ImportSummary, source: str):
         self.bundle = bundle
         self.summary = summary
+        self.source = source
+        self.owns = OWNS[source]
         self.district_id = self._district()
 
     def run(self) -> None:
@@ -260,8 +300,12 @@ class _Upserter:
         self._count("routes", state, stops_changed or runs_changed)
 
     def _runs(self, route: Route, wanted: dict[str, tuple]) -> bool:
-        """Create, update and delete the route's runs one by one; True when any changed."""
-        stored = {r.id: r for r in route.runs}
+        """Create, update and delete the route's runs this import owns, one by one; the others
+        are left alone (validation made sure none of them is listed). True when any changed."""
+        stored = {r.id: r for r in route.runs if r.source in self.owns}
+        for other in route.runs:
+            if other.source not in self.owns:
+                self.summary._keep("runs", other.source)
         current = {run_id: (r.times_s, r.days, r.dates) for run_id, r in stored.items()}
         changed = self.summary._diff("runs", current, wanted)
         if not changed:
@@ -277,7 +321,8 @@ class _Upserter:
             )
         }
         for run_id, (times_s, days, dates) in wanted.items():
-            row = stored.get(run_id) or moving.get(run_id) or RouteRun(id=run_id)
+            # a run keeps the source it was made with: bundle and GTFS share the timetable
+            row = stored.get(run_id) or moving.get(run_id) or RouteRun(id=run_id, source=self.source)
             if row not in route.runs:
                 route.runs.append(row)
             _assign(row, {"times_s": times_s, "days": days, "dates": dates})
@@ -456,4 +501,4 @@ def _wanted_scopes(user: dict[str, Any]) -> tuple[list[str], list[str], list[str
     )
 
 
-__all__ = ["BundleError", "ImportSummary", "import_bundle", "validate_bundle"]
+__all__ = ["OWNS", "BundleError", "ImportSummary", "import_bundle", "validate_bundle"]

@@ -75,7 +75,7 @@ class Known:
 
 
 def check_references(
-    bundle: dict[str, Any], document: dict[str, Any], positions: Positions
+    bundle: dict[str, Any], document: dict[str, Any], positions: Positions, owns: frozenset[str]
 ) -> Errors:
     errors: Errors = {}
 
@@ -95,7 +95,7 @@ def check_references(
                 f'"{stop["id"]}" is already a school id; a route stop naming it would be ambiguous',
             )
 
-    _check_runs(bundle, positions, add)
+    _check_runs(bundle, positions, owns, add)
     for i, route in numbered(bundle, positions, "routes"):
         _ref(known.schools, route["school_id"], f"routes[{i}].school_id", "school", add)
         for j, stop in enumerate(route["stops"]):
@@ -179,17 +179,55 @@ def _check_district(bundle: dict[str, Any], add) -> None:
         add("district", f"several districts are stored ({', '.join(stored)}); name one")
 
 
-def _check_runs(bundle: dict[str, Any], positions: Positions, add) -> None:
-    owner: dict[str, str] = dict(db.session.execute(select(RouteRun.id, RouteRun.route_id)).all())
+SOURCE_NAMES = {
+    "bundle": "a bundle",
+    "gtfs": "a GTFS import",
+    "demo": "the demo's simulated buses",
+    "substitute": "a substitute bus",
+}
+
+
+def _check_runs(
+    bundle: dict[str, Any], positions: Positions, owns: frozenset[str], add
+) -> None:
+    """Run ids are unique across routes; a listed run may not be one the import does not own
+    (the demo's, a substitute's), and the runs the import keeps on a listed route because it
+    does not own them must still fit the route's stops."""
+    stored = db.session.execute(
+        select(RouteRun.id, RouteRun.route_id, RouteRun.source, RouteRun.times_s)
+    ).all()
     in_bundle = {route["id"] for route in bundle["routes"]}
-    owner = {run_id: route_id for run_id, route_id in owner.items() if route_id not in in_bundle}
+    # a run stays on its route unless the import owns it and lists its route (then the route's
+    # runs in the bundle are all it keeps of its own)
+    owner = {r.id: r.route_id for r in stored if r.route_id not in in_bundle or r.source not in owns}
+    source = {r.id: r.source for r in stored}
+    kept: dict[str, list[Any]] = {}
+    for r in stored:
+        if r.route_id in in_bundle and r.source not in owns:
+            kept.setdefault(r.route_id, []).append(r)
     for i, route in numbered(bundle, positions, "routes"):
         run_ids = [r["id"] for r in route["runs"]] if route["runs"] is not None else [route["id"]]
         for j, run_id in enumerate(run_ids):
             path = f"routes[{i}].runs[{j}].id" if route["runs"] is not None else f"routes[{i}].id"
-            if run_id in owner and owner[run_id] != route["id"]:
+            made_by = source.get(run_id)
+            if made_by is not None and made_by not in owns:
+                add(
+                    path,
+                    f'run id "{run_id}" belongs to {SOURCE_NAMES.get(made_by, made_by)} '
+                    f'(source "{made_by}"), not to this import: give this run another id',
+                )
+            elif run_id in owner and owner[run_id] != route["id"]:
                 add(path, f'run id "{run_id}" already belongs to route "{owner[run_id]}"')
             owner[run_id] = route["id"]
+        for run in kept.get(route["id"], ()):
+            if len(run.times_s) != len(route["stops"]):
+                add(
+                    f"routes[{i}].stops",
+                    f"{len(route['stops'])} stops, but the route's run \"{run.id}\", made by "
+                    f"{SOURCE_NAMES.get(run.source, run.source)} and not this import's to change "
+                    f"or delete, has {len(run.times_s)} times: the route's stops cannot change "
+                    "while that run is in its timetable",
+                )
 
 
 def _check_students(bundle: dict[str, Any], positions: Positions, known: Known, add) -> None:

@@ -108,7 +108,7 @@ def import_gtfs_command(
     upgrade_schema(current_app)
     started = time.monotonic()
     try:
-        summary = import_bundle(conversion.bundle)
+        summary = import_bundle(conversion.bundle, source="gtfs")
     except BundleError as exc:
         for line in exc.lines()[:50]:
             click.echo(line, err=True)

@@ -4,7 +4,10 @@ prints it (issue 15, item 2)."""
 import copy
 import json
 
+import pytest
+
 from backend.bundle import import_bundle
+from backend.bundle.schema import parse_schedule_time
 from backend.cli.data import import_command
 from backend.extensions import db
 from backend.models import RouteRun
@@ -95,3 +98,31 @@ def test_the_cli_prints_every_verb_and_kind_of_the_summary(app, imported, sample
     assert "updated: district 1, routes 1, runs 1" in lines
     assert "deleted: calendar_days 1" in lines
     assert any(line.startswith("unchanged: ") and "runs 2" in line for line in lines)
+
+
+@pytest.mark.parametrize("new_route_first", [True, False])
+def test_a_run_moves_between_two_routes_of_one_bundle_whichever_comes_first(
+    app, imported, sample_bundle, new_route_first
+):
+    """Runs are written one by one: a run listed under another route of the same bundle moves
+    there, whether its new route is written before or after its old one."""
+    routes = {r["id"]: r for r in sample_bundle["routes"]}
+    for route in routes.values():
+        times = [s.pop("time") for s in route["stops"]]
+        route["runs"] = [{"id": route["id"], "times": times, "days": route.pop("days")}]
+    am, pm = routes["zt-am-1"], routes["zt-pm-1"]
+    am["runs"].append({"id": "x-run", "times": am["runs"][0]["times"], "days": [6]})
+    with app.app_context():
+        import_bundle(copy.deepcopy(sample_bundle))
+        assert db.session.get(RouteRun, "x-run").route_id == "zt-am-1"
+    am["runs"].pop()
+    pm["runs"].append({"id": "x-run", "times": pm["runs"][0]["times"], "days": [6]})
+    if new_route_first:
+        sample_bundle["routes"] = [pm, am, routes["lf-am-1"]]
+    with app.app_context():
+        summary = import_bundle(sample_bundle)
+        run = db.session.get(RouteRun, "x-run")
+        assert run.route_id == "zt-pm-1"
+        assert run.times_s[0] == parse_schedule_time(pm["runs"][0]["times"][0])
+        assert db.session.query(RouteRun).count() == 4
+    assert summary.created["runs"] == 1 and summary.updated["routes"] >= 1
