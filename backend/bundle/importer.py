@@ -60,7 +60,6 @@ OWNS: dict[str, frozenset[str]] = {
     "gtfs": frozenset({"bundle", "gtfs"}),
     "demo": frozenset({"demo"}),
 }
-RUN_SOURCES = ("bundle", "gtfs", "demo", "substitute")
 
 
 @dataclass
@@ -111,8 +110,9 @@ class ImportSummary:
         self.kept[kind] += 1
         self.kept_sources.setdefault(kind, Counter())[source] += 1
 
-    def _diff(self, kind: str, current: dict[Any, Any], wanted: dict[Any, Any]) -> bool:
-        """Count ``wanted`` against ``current`` (key → value); True when anything differs."""
+    def tally(self, kind: str, current: dict[Any, Any], wanted: dict[Any, Any]) -> bool:
+        """Count ``wanted`` against ``current`` (key → value) as created, updated, unchanged
+        and deleted ``kind``s; True when anything differs."""
         for key, value in wanted.items():
             if key not in current:
                 self.created[kind] += 1
@@ -261,7 +261,7 @@ class _Upserter:
                 }
             )
             current = {c.date: (c.kind, c.as_weekday) for c in obj.calendar_days}
-            changed = self.summary._diff("calendar_days", current, wanted)
+            changed = self.summary.tally("calendar_days", current, wanted)
             if changed:
                 obj.calendar_days = []
                 db.session.flush()
@@ -288,7 +288,7 @@ class _Upserter:
             for i, s in enumerate(route["stops"])
         }
         current_stops = {s.sequence: (s.stop_id, s.school_id) for s in obj.stops}
-        stops_changed = self.summary._diff("route_stops", current_stops, wanted_stops)
+        stops_changed = self.summary.tally("route_stops", current_stops, wanted_stops)
         if stops_changed:
             obj.stops = []
             db.session.flush()
@@ -307,7 +307,7 @@ class _Upserter:
             if other.source not in self.owns:
                 self.summary._keep("runs", other.source)
         current = {run_id: (r.times_s, r.days, r.dates) for run_id, r in stored.items()}
-        changed = self.summary._diff("runs", current, wanted)
+        changed = self.summary.tally("runs", current, wanted)
         if not changed:
             return False
         for run_id in current.keys() - wanted.keys():
@@ -337,7 +337,7 @@ class _Upserter:
         )
         db.session.flush()
         route_ids = sorted(set(vehicle["route_ids"]))
-        links_changed = self.summary._diff(
+        links_changed = self.summary.tally(
             "vehicle_routes", {r.id: True for r in obj.routes}, dict.fromkeys(route_ids, True)
         )
         if links_changed:
@@ -369,7 +369,7 @@ class _Upserter:
         )
         wanted = {a["school_id"]: sorted(set(a["weekdays"])) for a in teacher["assignments"]}
         current = {a.school_id: a.weekdays for a in obj.assignments}
-        changed = self.summary._diff("teacher_assignments", current, wanted)
+        changed = self.summary.tally("teacher_assignments", current, wanted)
         if changed:
             obj.assignments = []
             db.session.flush()
@@ -395,7 +395,7 @@ class _Upserter:
                 existing.token_version = (existing.token_version or 0) + 1  # log out old tokens
                 state = "updated"
         current, wanted = _scope_ids(existing), _wanted_scopes(user)
-        scopes_changed = self.summary._diff(
+        scopes_changed = self.summary.tally(
             "user_scopes", _scope_links(current), _scope_links(wanted)
         )
         if scopes_changed:
