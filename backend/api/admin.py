@@ -23,6 +23,21 @@ class ImportSummarySchema(Schema):
                           metadata={"description": "how many of each kind (`stops`, …)"})
     updated = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     unchanged = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    deleted = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), required=True,
+        metadata={"description": "what the import owns and the bundle no longer lists: a "
+                                 "listed route's runs and stops, calendar days, assignments, "
+                                 "links"})
+    deactivated = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), required=True,
+        metadata={"description": "subsidy policies no longer the bundle's (kept, inactive)"})
+    kept = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), required=True,
+        metadata={"description": "left alone because an import does not own them: a listed "
+                                 "route's runs made by the demo or for a substitute bus"})
+    kept_sources = fields.Dict(
+        keys=fields.String(), values=fields.Dict(keys=fields.String(), values=fields.Integer()),
+        required=True, metadata={"description": "`kept` by source: {kind: {source: n}}"})
 
 
 @blp.post("/import")

@@ -29,6 +29,13 @@ from backend.models import (
 from backend.models.fleet import VEHICLE_KINDS
 
 Errors = dict[str, list[str]]
+Positions = dict[str, list[int]]
+
+
+def numbered(bundle: dict[str, Any], positions: Positions, section: str):
+    """``(index in the document, loaded item)`` of a section: the items that failed their schema
+    are not in ``bundle`` but keep their place, so a path names the item the sender wrote."""
+    return zip(positions[section], bundle[section], strict=True)
 
 
 class Known:
@@ -67,7 +74,9 @@ class Known:
             self.route_places[route["id"]] = [s["stop_id"] for s in route["stops"]]
 
 
-def check_references(bundle: dict[str, Any], document: dict[str, Any]) -> Errors:
+def check_references(
+    bundle: dict[str, Any], document: dict[str, Any], positions: Positions, owns: frozenset[str]
+) -> Errors:
     errors: Errors = {}
 
     def add(path: str, message: str) -> None:
@@ -76,35 +85,35 @@ def check_references(bundle: dict[str, Any], document: dict[str, Any]) -> Errors
     known = Known(bundle, document)
     _check_district(bundle, add)
     for section in ("schools", "stops", "routes", "vehicles", "devices", "students", "teachers"):
-        _check_unique(bundle[section], "id", section, add)
-    _check_unique(bundle["users"], "username", "users", add)
+        _check_unique(numbered(bundle, positions, section), "id", section, add)
+    _check_unique(numbered(bundle, positions, "users"), "username", "users", add)
 
-    for i, stop in enumerate(bundle["stops"]):
+    for i, stop in numbered(bundle, positions, "stops"):
         if stop["id"] in known.schools:
             add(
                 f"stops[{i}].id",
                 f'"{stop["id"]}" is already a school id; a route stop naming it would be ambiguous',
             )
 
-    _check_runs(bundle, add)
-    for i, route in enumerate(bundle["routes"]):
+    _check_runs(bundle, positions, owns, add)
+    for i, route in numbered(bundle, positions, "routes"):
         _ref(known.schools, route["school_id"], f"routes[{i}].school_id", "school", add)
         for j, stop in enumerate(route["stops"]):
             if stop["stop_id"] not in known.stops | known.schools:
                 add(f"routes[{i}].stops[{j}].stop_id", f'unknown stop "{stop["stop_id"]}"')
 
-    for i, vehicle in enumerate(bundle["vehicles"]):
+    for i, vehicle in numbered(bundle, positions, "vehicles"):
         for j, route_id in enumerate(vehicle["route_ids"]):
             _ref(known.routes, route_id, f"vehicles[{i}].route_ids[{j}]", "route", add)
 
-    for i, device in enumerate(bundle["devices"]):
+    for i, device in numbered(bundle, positions, "devices"):
         _ref(known.vehicles, device["vehicle_id"], f"devices[{i}].vehicle_id", "vehicle", add)
         if device["token"] is None and device["id"] not in known.devices_stored:
             add(f"devices[{i}].token", "a new device needs a token")
 
-    _check_students(bundle, known, add)
+    _check_students(bundle, positions, known, add)
 
-    for i, teacher in enumerate(bundle["teachers"]):
+    for i, teacher in numbered(bundle, positions, "teachers"):
         _ref(
             known.schools, teacher["home_school_id"], f"teachers[{i}].home_school_id", "school", add
         )
@@ -125,7 +134,7 @@ def check_references(bundle: dict[str, Any], document: dict[str, Any]) -> Errors
                 add,
             )
 
-    for i, user in enumerate(bundle["users"]):
+    for i, user in numbered(bundle, positions, "users"):
         if user["password"] is None and user["username"] not in known.users_stored:
             add(f"users[{i}].password", "a new user needs a password")
         for field, ids, what in (
@@ -149,10 +158,12 @@ def _ref(known: set[str], ref: str | None, path: str, what: str, add) -> bool:
     return True
 
 
-def _check_unique(items: Iterable[dict[str, Any]], key: str, section: str, add) -> None:
+def _check_unique(
+    items: Iterable[tuple[int, dict[str, Any]]], key: str, section: str, add
+) -> None:
     items = list(items)
-    counts = Counter(item[key] for item in items)
-    for i, item in enumerate(items):
+    counts = Counter(item[key] for _, item in items)
+    for i, item in items:
         if counts[item[key]] > 1:
             add(f"{section}[{i}].{key}", f'"{item[key]}" appears {counts[item[key]]} times')
 
@@ -168,20 +179,58 @@ def _check_district(bundle: dict[str, Any], add) -> None:
         add("district", f"several districts are stored ({', '.join(stored)}); name one")
 
 
-def _check_runs(bundle: dict[str, Any], add) -> None:
-    owner: dict[str, str] = dict(db.session.execute(select(RouteRun.id, RouteRun.route_id)).all())
+SOURCE_NAMES = {
+    "bundle": "a bundle",
+    "gtfs": "a GTFS import",
+    "demo": "the demo's simulated buses",
+    "substitute": "a substitute bus",
+}
+
+
+def _check_runs(
+    bundle: dict[str, Any], positions: Positions, owns: frozenset[str], add
+) -> None:
+    """Run ids are unique across routes; a listed run may not be one the import does not own
+    (the demo's, a substitute's), and the runs the import keeps on a listed route because it
+    does not own them must still fit the route's stops."""
+    stored = db.session.execute(
+        select(RouteRun.id, RouteRun.route_id, RouteRun.source, RouteRun.times_s)
+    ).all()
     in_bundle = {route["id"] for route in bundle["routes"]}
-    owner = {run_id: route_id for run_id, route_id in owner.items() if route_id not in in_bundle}
-    for i, route in enumerate(bundle["routes"]):
+    # a run stays on its route unless the import owns it and lists its route (then the route's
+    # runs in the bundle are all it keeps of its own)
+    owner = {r.id: r.route_id for r in stored if r.route_id not in in_bundle or r.source not in owns}
+    source = {r.id: r.source for r in stored}
+    kept: dict[str, list[Any]] = {}
+    for r in stored:
+        if r.route_id in in_bundle and r.source not in owns:
+            kept.setdefault(r.route_id, []).append(r)
+    for i, route in numbered(bundle, positions, "routes"):
         run_ids = [r["id"] for r in route["runs"]] if route["runs"] is not None else [route["id"]]
         for j, run_id in enumerate(run_ids):
             path = f"routes[{i}].runs[{j}].id" if route["runs"] is not None else f"routes[{i}].id"
-            if run_id in owner and owner[run_id] != route["id"]:
+            made_by = source.get(run_id)
+            if made_by is not None and made_by not in owns:
+                add(
+                    path,
+                    f'run id "{run_id}" belongs to {SOURCE_NAMES.get(made_by, made_by)} '
+                    f'(source "{made_by}"), not to this import: give this run another id',
+                )
+            elif run_id in owner and owner[run_id] != route["id"]:
                 add(path, f'run id "{run_id}" already belongs to route "{owner[run_id]}"')
             owner[run_id] = route["id"]
+        for run in kept.get(route["id"], ()):
+            if len(run.times_s) != len(route["stops"]):
+                add(
+                    f"routes[{i}].stops",
+                    f"{len(route['stops'])} stops, but the route's run \"{run.id}\", made by "
+                    f"{SOURCE_NAMES.get(run.source, run.source)} and not this import's to change "
+                    f"or delete, has {len(run.times_s)} times: the route's stops cannot change "
+                    "while that run is in its timetable",
+                )
 
 
-def _check_students(bundle: dict[str, Any], known: Known, add) -> None:
+def _check_students(bundle: dict[str, Any], positions: Positions, known: Known, add) -> None:
     stored_cards = dict(
         db.session.execute(
             select(Student.card_id, Student.id).where(Student.card_id.is_not(None))
@@ -189,7 +238,7 @@ def _check_students(bundle: dict[str, Any], known: Known, add) -> None:
     )
     bundle_ids = {s["id"] for s in bundle["students"]}
     card_owner = {card: sid for card, sid in stored_cards.items() if sid not in bundle_ids}
-    for i, student in enumerate(bundle["students"]):
+    for i, student in numbered(bundle, positions, "students"):
         _ref(known.schools, student["school_id"], f"students[{i}].school_id", "school", add)
         route_ok = _ref(known.routes, student["route_id"], f"students[{i}].route_id", "route", add)
         stop_id = student["stop_id"]

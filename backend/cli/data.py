@@ -28,9 +28,8 @@ def import_command(bundle: Path) -> None:
         for line in exc.lines():
             click.echo(line, err=True)
         raise click.ClickException(f"{exc}; nothing was written") from exc
-    for verb, counts in summary.as_dict().items():
-        if counts:
-            click.echo(f"{verb}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    for line in summary.lines():
+        click.echo(line)
 
 
 @main.command("replay")
@@ -109,14 +108,13 @@ def import_gtfs_command(
     upgrade_schema(current_app)
     started = time.monotonic()
     try:
-        summary = import_bundle(conversion.bundle)
+        summary = import_bundle(conversion.bundle, source="gtfs")
     except BundleError as exc:
         for line in exc.lines()[:50]:
             click.echo(line, err=True)
         raise click.ClickException(f"{exc}; nothing was written") from exc
-    for verb, counts in summary.as_dict().items():
-        if counts:
-            click.echo(f"{verb}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    for line in summary.lines():
+        click.echo(line)
     click.echo(f"imported in {time.monotonic() - started:.1f} s")
 
 

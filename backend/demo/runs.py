@@ -2,9 +2,12 @@
 through the ordinary bundle import (SPEC §3), so the tracker matches the simulated drive to a
 trip exactly as it matches a real bus to its timetable.
 
-A route's ``runs`` are replaced as a whole by an import, so each import carries the route's own
-runs unchanged, the demo runs still worth keeping (today's and yesterday's, for the nightly
-audit) and the new ones. Demo runs are told apart by their id prefix ``demo-``.
+The demo imports as its own source (``import_bundle(…, source="demo")``): its runs are stored
+with ``source = "demo"``, and each import replaces the demo's runs of a route only, carrying the
+demo runs still worth keeping (today's and yesterday's, for the nightly audit) and the new ones.
+The route's own runs (a bundle's) are not the demo's to change: they stay as they are, and a
+bundle imported while the demo runs leaves the demo's runs alone in turn. Demo run ids start
+with ``demo-`` (how rows stored before ``source`` existed were told apart).
 """
 
 from __future__ import annotations
@@ -130,7 +133,8 @@ def import_demo_runs(legs: Iterable[Leg], now: float, fresh_start: bool = False)
     documents, new = [], 0
     for route_id in route_ids:
         route = routes[route_id]
-        current = [existing_run_entry(r.id, r.times_s, r.days, r.dates) for r in route.runs]
+        current = [existing_run_entry(r.id, r.times_s, r.days, r.dates) for r in route.runs
+                   if r.source == "demo"]
         known = {r["id"] for r in current}
         new += sum(r["id"] not in known for r in wanted[route_id])
         documents.append(route_document(
@@ -140,6 +144,6 @@ def import_demo_runs(legs: Iterable[Leg], now: float, fresh_start: bool = False)
             current, wanted[route_id], keep_since, now if fresh_start else None, calendar))
     import_bundle({"district": {"id": district.id, "name": district.name,
                                 "timezone": district.timezone},
-                   "routes": documents})
+                   "routes": documents}, source="demo")
     clear_caches()
     return new

@@ -176,7 +176,9 @@ def test_the_cairns_feed_imports_every_route_pattern_stop_and_trip(app):
     bundle = bundle_from_gtfs(CAIRNS)
     with app.app_context():
         summary = import_bundle(bundle)
-        assert summary.created == {"district": 1, "routes": 54, "stops": 416}
+        stops_of_routes = sum(len(r["stops"]) for r in bundle["routes"])
+        assert summary.created == {"district": 1, "routes": 54, "stops": 416, "runs": 1339,
+                                   "route_stops": stops_of_routes}
         assert (_count(District), _count(Route), _count(Stop), _count(RouteRun)) == (
             1,
             54,
@@ -198,9 +200,12 @@ def test_importing_the_cairns_feed_twice_changes_nothing_the_second_time(app):
                 select(RouteRun.id, RouteRun.route_id, RouteRun.times_s, RouteRun.dates)
             ).all()
         )
-        summary = import_bundle(bundle_from_gtfs(CAIRNS))
-        assert not summary.created and not summary.updated
-        assert summary.unchanged == {"district": 1, "routes": 54, "stops": 416}
+        bundle = bundle_from_gtfs(CAIRNS)
+        summary = import_bundle(bundle)
+        assert not summary.created and not summary.updated and not summary.deleted
+        stops_of_routes = sum(len(r["stops"]) for r in bundle["routes"])
+        assert summary.unchanged == {"district": 1, "routes": 54, "stops": 416, "runs": 1339,
+                                     "route_stops": stops_of_routes}
         after = sorted(
             db.session.execute(
                 select(RouteRun.id, RouteRun.route_id, RouteRun.times_s, RouteRun.dates)
@@ -270,11 +275,14 @@ def test_the_command_writes_the_bundle_of_the_chosen_routes_with_out(tmp_path):
 def test_the_command_imports_into_the_database_and_a_second_run_changes_nothing(tmp_path):
     first = _cli(tmp_path, str(CAIRNS))
     assert first.returncode == 0, first.stderr
-    assert "created: district 1, routes 54, stops 416" in first.stdout
+    stops_of_routes = sum(len(r["stops"]) for r in bundle_from_gtfs(CAIRNS)["routes"])
+    counts = f"district 1, route_stops {stops_of_routes}, routes 54, runs 1339, stops 416"
+    assert f"created: {counts}" in first.stdout.splitlines()
     second = _cli(tmp_path, str(CAIRNS))
     assert second.returncode == 0, second.stderr
-    assert "unchanged: district 1, routes 54, stops 416" in second.stdout
+    assert f"unchanged: {counts}" in second.stdout.splitlines()
     assert "created" not in second.stdout and "updated" not in second.stdout
+    assert "deleted" not in second.stdout
 
 
 def test_the_command_refuses_a_file_that_is_not_a_feed_or_an_unknown_route_without_a_traceback(
