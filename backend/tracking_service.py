@@ -141,7 +141,8 @@ def route_definition(session, route: Route,
             id=run.id, times_s=tuple(int(t) for t in run.times_s),
             days=frozenset(run.days) if run.days is not None else None,
             dates=frozenset(dt.date.fromisoformat(d) for d in run.dates)
-            if run.dates is not None else None) for run in route.runs),
+            if run.dates is not None else None, vehicle_id=run.vehicle_id)
+            for run in route.runs),
     )
 
 

@@ -306,7 +306,8 @@ class _Upserter:
         for other in route.runs:
             if other.source not in self.owns:
                 self.summary._keep("runs", other.source)
-        current = {run_id: (r.times_s, r.days, r.dates) for run_id, r in stored.items()}
+        current = {run_id: (r.times_s, r.days, r.dates, r.vehicle_id)
+                   for run_id, r in stored.items()}
         changed = self.summary.tally("runs", current, wanted)
         if not changed:
             return False
@@ -320,12 +321,13 @@ class _Upserter:
                 select(RouteRun).where(RouteRun.id.in_(wanted.keys() - stored.keys()))
             )
         }
-        for run_id, (times_s, days, dates) in wanted.items():
+        for run_id, (times_s, days, dates, vehicle_id) in wanted.items():
             # a run keeps the source it was made with: bundle and GTFS share the timetable
             row = stored.get(run_id) or moving.get(run_id) or RouteRun(id=run_id, source=self.source)
             if row not in route.runs:
                 route.runs.append(row)
-            _assign(row, {"times_s": times_s, "days": days, "dates": dates})
+            _assign(row, {"times_s": times_s, "days": days, "dates": dates,
+                          "vehicle_id": vehicle_id})
         return True
 
     def _vehicle(self, vehicle: dict[str, Any]) -> None:
@@ -452,18 +454,19 @@ class _Upserter:
 
 
 def _timetable(route: dict[str, Any]) -> dict[str, tuple]:
-    """The route's runs as stored: id → (times_s, days, dates)."""
+    """The route's runs as stored: id → (times_s, days, dates, vehicle_id)."""
     if route["runs"] is not None:
         return {
             r["id"]: (
                 r["times"],
                 r["days"],
                 [d.isoformat() for d in r["dates"]] if r["dates"] is not None else None,
+                r["vehicle_id"],
             )
             for r in route["runs"]
         }
     if route["stops"][0]["time"] is not None:
-        return {route["id"]: ([s["time"] for s in route["stops"]], route["days"], None)}
+        return {route["id"]: ([s["time"] for s in route["stops"]], route["days"], None, None)}
     return {}
 
 

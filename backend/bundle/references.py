@@ -101,6 +101,9 @@ def check_references(
         for j, stop in enumerate(route["stops"]):
             if stop["stop_id"] not in known.stops | known.schools:
                 add(f"routes[{i}].stops[{j}].stop_id", f'unknown stop "{stop["stop_id"]}"')
+        for j, run in enumerate(route["runs"] or ()):
+            _ref(known.vehicles, run["vehicle_id"], f"routes[{i}].runs[{j}].vehicle_id",
+                 "vehicle", add)
 
     for i, vehicle in numbered(bundle, positions, "vehicles"):
         for j, route_id in enumerate(vehicle["route_ids"]):

@@ -139,6 +139,8 @@ class RunSchema(Strict):
     times = fields.List(ScheduleTime(), required=True, validate=validate.Length(min=1))
     days = fields.List(fields.Integer(validate=WEEKDAYS), load_default=None)
     dates = fields.List(fields.Date(), load_default=None)
+    #: the vehicle planned to drive it (its block of runs); the tracker gives it this run first
+    vehicle_id = Id(load_default=None, allow_none=True)
 
     @validates_schema
     def _days_or_dates(self, data, **kwargs):

@@ -93,6 +93,9 @@ class RouteRun(db.Model):
     times_s: Mapped[list[int | None]] = mapped_column(JSON)  # seconds after local midnight
     days: Mapped[list[int] | None] = mapped_column(JSON)
     dates: Mapped[list[str] | None] = mapped_column(JSON)
+    #: the vehicle planned to drive it (a block); the tracker gives it this run first. No
+    #: foreign key: a bundle may name a vehicle it creates after its routes.
+    vehicle_id: Mapped[str | None] = mapped_column(ID, default=None)
     # who made it, hence who may change or delete it (backend.bundle.importer.OWNS): "bundle",
     # "gtfs", "demo" (the demo's simulated buses) or "substitute"
     source: Mapped[str] = mapped_column(String(16), default="bundle", server_default="bundle")
