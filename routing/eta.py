@@ -40,7 +40,7 @@ import numpy as np
 from routing.config import TrackerConfig
 from routing.geometry import RouteGeometry
 from routing.model import SegmentObservation
-from routing.state import TripState
+from routing.state import StopState, TripState
 
 #: Today's observations lose half their weight every this many seconds: traffic changes within
 #: the hour, and a drive from 10 minutes ago beats one from the morning.
@@ -383,3 +383,13 @@ def _pace(trip: TripState, stretches: Sequence[Stretch | None], nxt: int) -> flo
     ratio = actual / expected
     weight = count / (count + PACE_PRIOR)
     return min(max(1 + weight * (ratio - 1), PACE_MIN), PACE_MAX)
+
+
+def segment_seconds(stops: Sequence[StopState]) -> list[float | None]:
+    """Seconds between consecutive stop arrivals (``None`` where either stop has none): what the
+    caller stores and hands back as ``VehicleContext.segment_history`` for the ETA."""
+    out: list[float | None] = []
+    for a, b in zip(stops, stops[1:], strict=False):
+        ok = a.arrived_at is not None and b.arrived_at is not None
+        out.append(round(b.arrived_at - a.arrived_at, 1) if ok else None)  # type: ignore[operator]
+    return out

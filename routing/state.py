@@ -159,3 +159,8 @@ class TrackerState:
             terminals={k: TerminalVisit(**v) for k, v in (raw.get("terminals") or {}).items()},
             joining={k: list(v) for k, v in (raw.get("joining") or {}).items()},
         )
+
+
+def moved_at(trip: TripState) -> float:
+    """When the trip last made progress along its route (not just a fix on it)."""
+    return trip.moved_ts if trip.moved_ts is not None else trip.progress_ts

@@ -20,14 +20,15 @@ import numpy as np
 
 from routing.config import DEFAULT, TrackerConfig
 from routing.deviation import detect_deviation, end_deviation
-from routing.eta import predict
+from routing.eta import segment_seconds
 from routing.geometry import RouteGeometry, route_geometry, segments_m
+from routing.live import live_view, route_index_of, route_of
 from routing.meal_deliveries import detect_meal_delivery
-from routing.model import Event, LiveStop, LiveView, Ping, Route, TripAudit, VehicleContext
+from routing.model import Event, Ping, TripAudit, VehicleContext
 from routing.overspeed import detect_overspeed, ping_speed_kmh
 from routing.progress import ProjectedBatch, advance, snap
 from routing.run_matching import open_windows, run_windows, trip_id_for
-from routing.state import StopState, TerminalVisit, TrackerState, TripState
+from routing.state import StopState, TerminalVisit, TrackerState, TripState, moved_at
 from routing.stop_arrival import Fix, StopEvent, detect_stops, miss_remaining
 from routing.teacher_trips import detect_teacher_trip, school_distances, step_geofence
 from routing.trip_end import TripEnd, arrive_last, trip_end
@@ -38,6 +39,7 @@ from routing.trip_start import (
     departure,
     implied_departure,
     nearest,
+    passed_events,
     passed_on_streak,
     record_terminals,
     run_score,
@@ -45,8 +47,8 @@ from routing.trip_start import (
     zone_of,
 )
 
-__all__ = ["TrackerState", "audit_day", "live_view", "sorted_unique", "track", "track_owned",
-           "trip_id_for"]
+__all__ = ["OnPing", "TrackerState", "audit_day", "live_view", "moved_at", "route_of",
+           "sorted_unique", "track", "track_owned", "trip_id_for"]
 
 
 def sorted_unique(pings: Sequence[Ping]) -> list[Ping]:
@@ -316,7 +318,7 @@ class _Batch:
 
     def complete(self, trip: TripState, ts: float, reason: str,
                  remaining: str = "missed") -> None:
-        index = _route_index(self.ctx, trip.route_id)
+        index = route_index_of(self.ctx, trip.route_id)
         if remaining == "unobserved":
             for s in trip.stops:
                 if s.status == "upcoming":
@@ -448,75 +450,6 @@ class _Batch:
             self.advance(trip, b, k, prev, float(self.hops[prev]), speed)
         else:
             self.advance(trip, b, k, None, 0.0, speed, first=True)
-
-
-def moved_at(trip: TripState) -> float:
-    """When the trip last made progress along its route (not just a fix on it)."""
-    return trip.moved_ts if trip.moved_ts is not None else trip.progress_ts
-
-
-def passed_events(trip: TripState, j: int, s: StopState, geom: RouteGeometry) -> list[StopEvent]:
-    """Arrival and departure of a stop visited before the trip started (interpolated)."""
-    assert s.arrived_at is not None and s.departed_at is not None
-    at = round(geom.stop_along[j], 1)
-    return [StopEvent("stop_arrived", s.arrived_at, j, {
-                "sequence": j, "progress_m": at, "scheduled_at": trip.scheduled_at[j],
-                "late_s": round(s.arrived_at - trip.scheduled_at[j], 1), "interpolated": True}),
-            StopEvent("stop_departed", s.departed_at, j, {
-                "sequence": j, "progress_m": at, "arrived_at": s.arrived_at,
-                "dwell_s": round(s.departed_at - s.arrived_at, 1), "stopped": False})]
-
-
-def segment_seconds(stops: Sequence[StopState]) -> list[float | None]:
-    """Seconds between consecutive stop arrivals (``None`` where either stop has none): what the
-    caller stores and hands back as ``VehicleContext.segment_history`` for the ETA."""
-    out: list[float | None] = []
-    for a, b in zip(stops, stops[1:], strict=False):
-        ok = a.arrived_at is not None and b.arrived_at is not None
-        out.append(round(b.arrived_at - a.arrived_at, 1) if ok else None)  # type: ignore[operator]
-    return out
-
-
-def _route_index(ctx: VehicleContext, route_id: str) -> int | None:
-    return next((i for i, r in enumerate(ctx.routes) if r.id == route_id), None)
-
-
-def route_of(ctx: VehicleContext, route_id: str) -> Route | None:
-    """The vehicle's route with this id, if it still has it."""
-    index = _route_index(ctx, route_id)
-    return None if index is None else ctx.routes[index]
-
-
-def live_view(ctx: VehicleContext, state: TrackerState | None,
-              cfg: TrackerConfig = DEFAULT) -> LiveView | None:
-    """The trip in progress as ``GET /routes/{id}/live`` shows it, with ETAs; ``None`` when the
-    vehicle is on no trip.
-
-    ETAs are as of the last processed ping (``as_of``), learned from today's drives
-    (``ctx.segment_observations``) and ``ctx.segment_history[run_id]`` (see :mod:`routing.eta`).
-    """
-    if state is None or state.trip is None or state.last_ts is None:
-        return None
-    trip = state.trip
-    route = route_of(ctx, trip.route_id)
-    if route is None:
-        return None
-    geom = route_geometry(route)
-    pred = predict(trip, geom, state.last_ts, ctx.segment_history.get(trip.run_id, ()), cfg,
-                   ctx.segment_observations)
-    stops = []
-    for j, (place, s) in enumerate(zip(route.stops, trip.stops, strict=True)):
-        stops.append(LiveStop(
-            stop_id=place.id, sequence=j, scheduled_at=trip.scheduled_at[j], status=s.status,
-            arrived_at=s.arrived_at, departed_at=s.departed_at, eta=pred.etas[j],
-            eta_confidence=pred.confidences[j], eta_uncertainty_s=pred.uncertainties[j]))
-    return LiveView(
-        route_id=route.id, trip_id=trip.trip_id, run_id=trip.run_id, vehicle_id=ctx.vehicle_id,
-        position={"lat": state.last_lat, "lon": state.last_lon, "ts": state.last_ts,
-                  "speed_kmh": state.last_speed_kmh, "heading_deg": state.last_heading_deg},
-        next_stop_id=route.stops[pred.next_stop].id if pred.next_stop is not None else None,
-        delay_s=round(pred.delay_s, 1), eta_source=pred.source, as_of=state.last_ts,
-        stops=tuple(stops))
 
 
 def audit_day(ctx: VehicleContext, pings: Sequence[Ping], cfg: TrackerConfig = DEFAULT,

@@ -32,10 +32,12 @@ import math
 from dataclasses import dataclass
 
 from routing.config import TrackerConfig
+from routing.geometry import RouteGeometry
 from routing.model import Route, RunClaim, VehicleContext
 from routing.progress import ProjectedBatch, snap
 from routing.run_matching import RunWindow
-from routing.state import TerminalVisit, TrackerState
+from routing.state import StopState, TerminalVisit, TrackerState, TripState
+from routing.stop_arrival import StopEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,3 +269,15 @@ def nearest(candidates: list[Departure], pool: frozenset[str] = frozenset(),
 def zone_of(radius_m: float, cfg: TrackerConfig) -> float:
     """How near a first stop counts as being at the terminal."""
     return radius_m + cfg.trip_start_margin_m
+
+
+def passed_events(trip: TripState, j: int, s: StopState, geom: RouteGeometry) -> list[StopEvent]:
+    """Arrival and departure of a stop visited before the trip started (interpolated)."""
+    assert s.arrived_at is not None and s.departed_at is not None
+    at = round(geom.stop_along[j], 1)
+    return [StopEvent("stop_arrived", s.arrived_at, j, {
+                "sequence": j, "progress_m": at, "scheduled_at": trip.scheduled_at[j],
+                "late_s": round(s.arrived_at - trip.scheduled_at[j], 1), "interpolated": True}),
+            StopEvent("stop_departed", s.departed_at, j, {
+                "sequence": j, "progress_m": at, "arrived_at": s.arrived_at,
+                "dwell_s": round(s.departed_at - s.arrived_at, 1), "stopped": False})]
