@@ -27,6 +27,21 @@ log = logging.getLogger(__name__)
 INGEST_TOPICS = ("xiaoche/v1/devices/+/pings", "xiaoche/v1/devices/+/scans", "owntracks/+/+")
 
 
+def database_answers(app: Flask) -> bool:
+    """Whether the database answers a ``SELECT 1`` now (a fresh connection from the pool)."""
+    from sqlalchemy import text
+
+    from backend.extensions import db
+
+    with app.app_context():
+        try:
+            with db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not yet"
+            return False
+
+
 class IngestRunner:
     """MQTT → pipeline; acks each batch only after the pipeline committed it."""
 
@@ -55,7 +70,8 @@ class IngestRunner:
             # room for the next batch to arrive while one commits (MQTT 5 Receive Maximum)
             max_inflight=min(65535, max(1000, 2 * int(app.config["INGEST_BATCH_MAX"]))),
             batch_ms=int(app.config["INGEST_BATCH_MS"]), shared_group=group or None,
-            session_expiry_s=int(app.config["INGEST_SESSION_EXPIRY_S"]))
+            session_expiry_s=int(app.config["INGEST_SESSION_EXPIRY_S"]),
+            handler_ready=lambda: database_answers(app))
         self.last_batch_at: float | None = None  # when the last batch was committed
         self._busy_since: float | None = None  # when the batch in hand began
 

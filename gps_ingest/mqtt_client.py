@@ -55,6 +55,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 log = logging.getLogger(__name__)
+#: how often a failed handler's readiness is asked during the back-off
+READY_POLL_S = 0.5
 
 __all__ = ["InboundMessage", "MqttConfigError", "MqttIngestClient", "parse_mqtt_url"]
 
@@ -173,6 +175,7 @@ class MqttIngestClient:
         reconnect_min_s: float = 0.5,
         reconnect_max_s: float = 30.0,
         start_timeout_s: float = 10.0,
+        handler_ready: Callable[[], bool] | None = None,
     ) -> None:
         if protocol not in ("auto", "5", "3.1.1"):
             raise ValueError(f"protocol must be 'auto', '5' or '3.1.1', not {protocol!r}")
@@ -195,6 +198,9 @@ class MqttIngestClient:
         self.reconnect_min_s = reconnect_min_s
         self.reconnect_max_s = reconnect_max_s
         self.start_timeout_s = start_timeout_s
+        #: after a failed batch, asked every READY_POLL_S during the back-off: True (what the
+        #: handler needs, e.g. the database, answers again) ends the back-off at once
+        self.handler_ready = handler_ready
         self._protocol_wanted = protocol
         self._protocol = paho.MQTTv311 if protocol == "3.1.1" else paho.MQTTv5
 
@@ -406,7 +412,29 @@ class MqttIngestClient:
                 failures = 0 if time.monotonic() - began > self.reconnect_max_s else failures + 1
                 delay = min(self.reconnect_max_s, self.reconnect_min_s * 2 ** max(0, failures - 1))
             log.info("MQTT reconnecting in %.1f s", delay)
-            self._stop.wait(delay)
+            if self._reconnect_requested and self.handler_ready is not None:
+                self._wait_until_ready(delay)
+            else:
+                self._stop.wait(delay)
+
+    def _wait_until_ready(self, delay: float) -> None:
+        """The back-off after a failed batch, ended as soon as ``handler_ready`` says that what
+        was down answers again: after a long database outage the back-off has grown to
+        ``reconnect_max_s``, and the ingest would otherwise resume up to that long after the
+        database is back. Only an outage seen ending cuts it short: a batch that fails while
+        the database answers keeps its full back-off (no reconnect loop every half second)."""
+        deadline = time.monotonic() + delay
+        seen_down = False
+        while not self._stop.wait(min(READY_POLL_S, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return
+            try:
+                ready = bool(self.handler_ready())  # type: ignore[misc]
+            except Exception:  # noqa: BLE001 - a probe that fails is a "not yet"
+                ready = False
+            if ready and seen_down:
+                return
+            seen_down = seen_down or not ready
 
     def _handler_backoff(self) -> float:
         n = max(1, self._handler_failures)

@@ -88,6 +88,39 @@ def test_a_batch_whose_handler_raises_is_redelivered_after_a_reconnect_and_nothi
           f"{len(redelivered)} with the dup flag")
 
 
+def test_after_a_failed_batch_the_ingest_resumes_when_the_database_answers_not_after_the_back_off(
+        request, broker, make_client, prefix):
+    """The back-off after failed batches grows to reconnect_max_s during a long database
+    outage; the ingest asks the database meanwhile and resumes as soon as it answers."""
+    amqtt_drops_inflight(request, broker)
+    database = {"up": False, "asked": 0}
+
+    def handle(batch):
+        if not database["up"]:
+            raise RuntimeError("simulated: the database is down")
+        collector(batch)
+
+    def ready() -> bool:
+        database["asked"] += 1
+        return database["up"]
+
+    collector = Collector()
+    back_off_s = 60.0  # every failure waits this long unless the database answers first
+    client = make_client(broker.url, handle, batch_max=100, reconnect_min_s=back_off_s,
+                         reconnect_max_s=back_off_s, handler_ready=ready)
+    client.start()
+    publish(broker.url, prefix, 50)
+    assert wait_until(lambda: client.stats["handler_errors"] >= 1, 30)
+    assert wait_until(lambda: database["asked"] >= 2, 30)  # asked during the back-off
+    up_at = time.monotonic()
+    database["up"] = True
+    assert len(collector.wait_for(50, back_off_s)) == 50
+    resumed_after = time.monotonic() - up_at
+    print(f"{broker.name}: resumed {resumed_after:.1f} s after the database answered "
+          f"(back-off {back_off_s:g} s)")
+    assert resumed_after < back_off_s / 3
+
+
 def test_pings_published_while_the_ingest_is_down_arrive_when_it_comes_back(
         broker, make_client, prefix):
     first = make_client(broker.url, Collector())
