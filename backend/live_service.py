@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 
 from backend.extensions import db
 from backend.models import Event, Route, RouteSubstitution, TrackerState, vehicle_routes
 from backend.tracking_service import ContextCache, district_calendar, route_definition
 from routing import model as rm
-from routing.calendar import local_date, service_dates_for, service_day_start
+from routing.calendar import is_service_day, local_date, service_dates_for, service_day_start
 from routing.config import TrackerConfig
 from routing.state import TrackerState as RoutingState
 from routing.state import TripState
@@ -82,6 +82,30 @@ class RouteLive:
     vehicle_id: str | None
     scheduled_at: tuple[float, ...] | None  # the next (or last) run of today, when no trip
     eta_confidence: tuple[float | None, ...] | None = None
+    #: when no trip: today's newest completed trip of the route (:func:`last_trip_today`)
+    last_trip: LastTrip | None = None
+    #: when no trip: the next run to depart, today or on a later service day (:func:`next_run`)
+    next_run: NextRun | None = None
+
+
+@dataclass(frozen=True)
+class LastTrip:
+    """The newest trip of the route completed today (local service day): what the parents'
+    page says once the bus is at school ("今日已到校 07:28")."""
+
+    trip_id: str
+    completed_at: float
+    arrived_at_last_stop: float | None  # the stop_arrived at the route's last stop, if seen
+
+
+@dataclass(frozen=True)
+class NextRun:
+    """The next departure of the route after ``now``: the run, its service date and the time it
+    leaves its first stop."""
+
+    run_id: str
+    service_date: dt.date
+    departs_at: float
 
 
 class TtlCache:
@@ -338,7 +362,47 @@ def _compute_route_live(route_id: str, definition: rm.Route, calendar: rm.Calend
             return RouteLive(route=route_of(ctx, route_id) or definition, view=view,
                              vehicle_id=vehicle_id, scheduled_at=None)
     return RouteLive(route=definition, view=None, vehicle_id=None,
-                     scheduled_at=todays_timetable(definition, calendar, now))
+                     scheduled_at=todays_timetable(definition, calendar, now),
+                     last_trip=last_trip_today(definition, calendar, now),
+                     next_run=next_run(definition, calendar, now))
+
+
+def last_trip_today(route: rm.Route, calendar: rm.Calendar, now: float) -> LastTrip | None:
+    """Today's newest completed trip of ``route`` (its ``trip_completed`` event since the local
+    midnight, up to ``now``) and when it reached the route's last stop (the school)."""
+    since = service_day_start(local_date(now, calendar), calendar)
+    done = db.session.execute(
+        select(Event.trip_id, Event.ts)
+        .where(Event.kind == "trip_completed", Event.ts >= since, Event.ts <= now,
+               Event.route_id == route.id)
+        .order_by(Event.ts.desc()).limit(1)).first()
+    if done is None or done.trip_id is None:
+        return None
+    arrived = None
+    if route.stops:
+        arrived = db.session.scalar(
+            select(func.min(Event.ts)).where(Event.trip_id == done.trip_id,
+                                             Event.kind == "stop_arrived",
+                                             Event.stop_id == route.stops[-1].id))
+    return LastTrip(trip_id=done.trip_id, completed_at=done.ts, arrived_at_last_stop=arrived)
+
+
+NEXT_RUN_HORIZON_DAYS = 21  # a winter holiday longer than this: no next run is named
+
+
+def next_run(route: rm.Route, calendar: rm.Calendar, now: float) -> NextRun | None:
+    """The first run of ``route`` leaving its first stop after ``now``: later today, else on
+    the next service day that has one (within :data:`NEXT_RUN_HORIZON_DAYS`)."""
+    today = local_date(now, calendar)
+    for ahead in range(NEXT_RUN_HORIZON_DAYS + 1):
+        day = today + dt.timedelta(days=ahead)
+        day0 = service_day_start(day, calendar)
+        found = [NextRun(run.id, day, day0 + run.times_s[0]) for run in route.runs
+                 if run.times_s and is_service_day(run, calendar, day)
+                 and day0 + run.times_s[0] > now]
+        if found:
+            return min(found, key=lambda r: (r.departs_at, r.run_id))
+    return None
 
 
 def _route_static(route_id: str) -> tuple[rm.Route, rm.Calendar] | None:

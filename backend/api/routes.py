@@ -44,6 +44,21 @@ class StopLiveSchema(Schema):
                        "today's drives over the stretches ahead); null with `eta`"})
 
 
+class LastTripSchema(Schema):
+    trip_id = fields.String(required=True)
+    completed_at = fields.String(required=True)
+    arrived_at_last_stop = fields.String(allow_none=True, required=True, metadata={
+        "description": "when the bus reached the route's last stop (the school); null if that "
+                       "arrival was not observed"})
+
+
+class NextRunSchema(Schema):
+    run_id = fields.String(required=True)
+    service_date = fields.String(required=True, metadata={"description": "local date, ISO"})
+    departs_at = fields.String(required=True, metadata={
+        "description": "scheduled departure from the route's first stop"})
+
+
 class RouteLiveSchema(Schema):
     route_id = fields.String(required=True)
     name = fields.String(required=True)
@@ -58,13 +73,20 @@ class RouteLiveSchema(Schema):
     as_of = fields.String(allow_none=True, required=True)
     crs = fields.String(required=True)
     stops = fields.List(fields.Nested(StopLiveSchema), required=True)
+    last_trip = fields.Nested(LastTripSchema, allow_none=True, required=True, metadata={
+        "description": "when no trip is in progress: today's newest completed trip of the "
+                       "route (null during a trip or before the first one of the day)"})
+    next_run = fields.Nested(NextRunSchema, allow_none=True, required=True, metadata={
+        "description": "when no trip is in progress: the next run to leave the first stop, "
+                       "later today or on a later service day (null during a trip)"})
 
 
 @blp.get("/<route_id>/live")
 @blp.arguments(CrsQuery, location="query")
 @blp.doc(security=BEARER, description=(
     "The route's bus while a trip is in progress (position, next stop, delay, ETA per stop); "
-    "otherwise `active: false`, `position: null` and today's timetable."))
+    "otherwise `active: false`, `position: null`, today's timetable, today's completed trip "
+    "(`last_trip`) and the next run (`next_run`)."))
 @blp.response(200, RouteLiveSchema)
 @blp.problems(401, 403, 404)
 def get_route_live(query, route_id: str):
@@ -120,6 +142,12 @@ def route_live_body(live: RouteLive, crs: str) -> dict:
         "delay_s": view.delay_s if view else None,
         "eta_source": view.eta_source if view else None,
         "as_of": iso(view.as_of) if view else None, "crs": crs, "stops": stops,
+        "last_trip": None if view or live.last_trip is None else {
+            "trip_id": live.last_trip.trip_id, "completed_at": iso(live.last_trip.completed_at),
+            "arrived_at_last_stop": iso(live.last_trip.arrived_at_last_stop)},
+        "next_run": None if view or live.next_run is None else {
+            "run_id": live.next_run.run_id, "service_date": live.next_run.service_date.isoformat(),
+            "departs_at": iso(live.next_run.departs_at)},
     }
 
 

@@ -69,18 +69,66 @@
     this.fitted = true;
     L.polyline(path, { className: "route-casing", interactive: false }).addTo(this.map);
     L.polyline(path, { className: "route-line", interactive: false }).addTo(this.map);
+    this.labels = [];
+    this.next = null;
     options.stops.forEach(function (stop, i) {
       const at = stops[i];
       const mine = stop.stop_id === options.highlight;
       const marker = L.circleMarker(at, { radius: mine ? 9 : 6, className: "stop" + (mine ? " child-stop" : "") })
         .addTo(self.map);
       const label = XC.el("span", null, stop.name);  // an element: a name is never markup
-      const shown = mine || i === 0 || i === options.stops.length - 1;
-      marker.bindTooltip(label, { permanent: shown, direction: "right", offset: [8, 0],
+      marker.bindTooltip(label, { permanent: true, direction: "right", offset: [8, 0],
                                   className: "stop-label" + (mine ? " child-stop" : "") });
       marker.getElement().setAttribute("data-stop-id", stop.stop_id);
       self.stops[stop.stop_id] = marker;
+      self.labels.push({ stopId: stop.stop_id, marker: marker, span: label, name: stop.name,
+                         seq: String(i + 1), mine: mine,
+                         end: i === 0 || i === options.stops.length - 1 });
     });
+    this.placeLabels();
+    this.map.on("zoomend", function () { self.placeLabels(); });
+    this.map.on("resize", function () { self.placeLabels(); });
+  };
+
+  /** Every stop labelled, as on the schematic view (XC.RouteMap.placeLabels): the name to the
+   * right or left of the dot where it covers no other label or dot, else the stop's number. */
+  BaseMap.prototype.placeLabels = function () {
+    const self = this;
+    const rank = function (l) { return l.mine ? 0 : l.stopId === self.next ? 1 : l.end ? 2 : 3; };
+    const order = this.labels.slice().sort(function (a, b) { return rank(a) - rank(b); });
+    const put = function (label, text, direction) {
+      return function () {
+        const tooltip = label.marker.getTooltip();
+        tooltip.options.direction = direction;
+        tooltip.options.offset = [direction === "left" ? -8 : 8, 0];
+        label.span.textContent = text;
+        tooltip.getElement().classList.toggle("stop-number", text !== label.name);
+        tooltip.update();
+      };
+    };
+    const items = order.filter(function (l) { return l.marker.getTooltip().getElement(); })
+      .map(function (label) {
+        const el = label.marker.getTooltip().getElement();
+        el.setAttribute("data-stop-id", label.stopId);
+        return { el: el, tries: [put(label, label.name, "right"), put(label, label.name, "left"),
+                                 put(label, label.seq, "right"), put(label, label.seq, "left")] };
+      });
+    const dots = this.labels.map(function (l) { return l.marker.getElement(); }).filter(Boolean);
+    XC.placeLabels(items, dots, this.el);
+  };
+
+  BaseMap.prototype.setNext = function (stopId) {
+    if (stopId === this.next) return;
+    this.next = stopId;
+    this.placeLabels();
+  };
+
+  BaseMap.prototype.setStale = function (stale) {
+    this.stale = !!stale;
+    const el = this.bus && this.bus.getElement();
+    if (!el) return;
+    el.classList.toggle("stale", this.stale);
+    el.dataset.stale = this.stale ? "true" : "false";
   };
 
   BaseMap.prototype.setCaption = function (text) { this.el.setAttribute("aria-label", text); };
@@ -102,6 +150,8 @@
     el.dataset.mapLon = String(at[1]);
     el.setAttribute("aria-label", label || "");
     el.setAttribute("role", "img");
+    el.classList.toggle("stale", !!this.stale);
+    el.dataset.stale = this.stale ? "true" : "false";
     const arrow = el.querySelector(".bus-arrow");
     if (typeof heading === "number") {
       arrow.setAttribute("transform", "rotate(" + Math.round(heading) + ")");

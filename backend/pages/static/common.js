@@ -8,20 +8,22 @@
   const DICTS = JSON.parse(document.getElementById("xc-i18n").textContent);
   const DEFAULT_LANG = "zh-CN";
   const KEYS = { lang: "xiaoche.lang", token: "xiaoche.token", role: "xiaoche.role",
-                 notice: "xiaoche.notice" };
+                 notice: "xiaoche.notice", langChosen: "xiaoche.langChosen" };
   const STAFF = ["logistics", "admin"];
   const languageListeners = [];
 
+  /* ``storage``: "localStorage" or "sessionStorage", looked up inside the try: where storage is
+   * disabled even reading window.localStorage throws */
   function stored(storage, key) {
-    try { return storage.getItem(key); } catch (e) { return null; }  // storage may be disabled
+    try { return window[storage].getItem(key); } catch (e) { return null; }
   }
   function store(storage, key, value) {
     try {
-      if (value === null) storage.removeItem(key); else storage.setItem(key, value);
+      if (value === null) window[storage].removeItem(key); else window[storage].setItem(key, value);
     } catch (e) { /* private mode: the page still works for this visit */ }
   }
 
-  let lang = DICTS[stored(localStorage, KEYS.lang)] ? stored(localStorage, KEYS.lang) : DEFAULT_LANG;
+  let lang = DICTS[stored("localStorage", KEYS.lang)] ? stored("localStorage", KEYS.lang) : DEFAULT_LANG;
 
   /* ---- words ------------------------------------------------------------------------- */
   XC.t = function (key, params) {
@@ -32,6 +34,10 @@
     return text;
   };
   XC.lang = function () { return lang; };
+  /** Whether the reader picked the language with the toggle in this browser since it was last
+   * saved to their account (the parents' page then saves it to /me/preferences). */
+  XC.chosenLanguage = function () { return stored("localStorage", KEYS.langChosen) === "1"; };
+  XC.languageSaved = function () { store("localStorage", KEYS.langChosen, null); };
   XC.onLanguage = function (fn) { languageListeners.push(fn); };
 
   XC.translate = function (root) {
@@ -48,7 +54,7 @@
 
   XC.setLanguage = function (next) {
     lang = DICTS[next] ? next : DEFAULT_LANG;
-    store(localStorage, KEYS.lang, lang);
+    store("localStorage", KEYS.lang, lang);
     document.documentElement.lang = lang;
     const button = document.getElementById("lang");
     if (button) button.lang = lang === "en" ? "zh-CN" : "en";  // the button names the other one
@@ -57,11 +63,11 @@
   };
 
   /* ---- login ------------------------------------------------------------------------- */
-  XC.token = function () { return stored(sessionStorage, KEYS.token); };
-  XC.role = function () { return stored(sessionStorage, KEYS.role); };
+  XC.token = function () { return stored("sessionStorage", KEYS.token); };
+  XC.role = function () { return stored("sessionStorage", KEYS.role); };
   XC.saveLogin = function (token, role) {
-    store(sessionStorage, KEYS.token, token);
-    store(sessionStorage, KEYS.role, role);
+    store("sessionStorage", KEYS.token, token);
+    store("sessionStorage", KEYS.role, role);
   };
   XC.pageFor = function (role) {
     if (role === "parent") return "/parent";
@@ -71,14 +77,14 @@
   XC.isStaff = function (role) { return STAFF.indexOf(role) >= 0; };
   /** Forget the token and go to the login page, which then shows the notice (a dictionary key). */
   XC.toLogin = function (noticeKey) {
-    store(sessionStorage, KEYS.token, null);
-    store(sessionStorage, KEYS.role, null);
-    if (noticeKey) store(sessionStorage, KEYS.notice, noticeKey);
+    store("sessionStorage", KEYS.token, null);
+    store("sessionStorage", KEYS.role, null);
+    if (noticeKey) store("sessionStorage", KEYS.notice, noticeKey);
     window.location.replace("/");
   };
   XC.takeNotice = function () {
-    const key = stored(sessionStorage, KEYS.notice);
-    store(sessionStorage, KEYS.notice, null);
+    const key = stored("sessionStorage", KEYS.notice);
+    store("sessionStorage", KEYS.notice, null);
     return key;
   };
   /** On a page that needs a login: true when there is a token, else off to the login page. */
@@ -176,6 +182,27 @@
     const pad = function (n) { return (n < 10 ? "0" : "") + n; };
     return pad(date.getHours()) + ":" + pad(date.getMinutes());
   };
+  let ymd = null;
+  try {
+    ymd = new Intl.DateTimeFormat("en-CA", { timeZone: timezone, year: "numeric", month: "2-digit",
+                                             day: "2-digit" });
+  } catch (e) { ymd = null; }
+  /** The district's local date of a moment, "YYYY-MM-DD". */
+  XC.localDate = function (iso) {
+    const date = new Date(iso);
+    if (ymd) return ymd.format(date);
+    const pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate());
+  };
+  /** A local date "YYYY-MM-DD" in words: "11月16日" / "16 Nov". */
+  XC.dateLabel = function (isoDate) {
+    const parts = String(isoDate).split("-").map(Number);
+    if (lang === "en") {
+      const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+      return parts[2] + " " + months[parts[1] - 1];
+    }
+    return parts[1] + "月" + parts[2] + "日";
+  };
   XC.ago = function (iso) {
     if (!iso) return "";
     const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
@@ -194,6 +221,14 @@
   XC.openStream = function (handlers, onStatus) {
     let source = null;
     let retry = null;
+    function reopen() {  // until the server answers again (no network: try again)
+      retry = window.setTimeout(function () {
+        retry = null;
+        XC.api("/api/v1/me").then(open, function (e) {  // else the banner or the login page
+          if (e && e.status === 0 && retry === null) reopen();
+        });
+      }, 3000);
+    }
     function open() {
       const token = XC.token();
       if (!token) { XC.toLogin("err.expired"); return; }
@@ -209,10 +244,7 @@
       source.addEventListener("error", function () {
         onStatus(false);
         if (source.readyState === EventSource.CLOSED && retry === null) {
-          retry = window.setTimeout(function () {
-            retry = null;
-            XC.api("/api/v1/me").then(open, function () { /* the banner or the login page */ });
-          }, 3000);
+          reopen();
         }
       });
     }
@@ -225,6 +257,40 @@
     el.dataset.i18n = live ? "stream.live" : "stream.reconnecting";
     el.className = "stream-status " + (live ? "live" : "down");
     el.textContent = XC.t(el.dataset.i18n);
+  };
+
+  /* ---- map labels -------------------------------------------------------------------- */
+  /** Place labels so that none overlaps another, a stop's dot or leaves ``frame`` (an element).
+   * ``items``, most important first: {el, tries: [fn…]} — each fn puts the label one way (a
+   * side, the full name, a short label); the first way that fits is kept, else the last way
+   * (the shortest) stays. ``obstacles``: elements nothing may cover (the stops' dots). Returns
+   * the number of labels that fitted. Measured on screen, so it works for SVG text and for
+   * Leaflet's tooltips alike; call it again after a zoom or a resize. */
+  XC.placeLabels = function (items, obstacles, frame) {
+    const box = function (el) {
+      const r = el.getBoundingClientRect();
+      return { l: r.left, t: r.top, r: r.right, b: r.bottom };
+    };
+    const overlaps = function (a, b) {
+      return a.l < b.r - 0.5 && b.l < a.r - 0.5 && a.t < b.b - 0.5 && b.t < a.b - 0.5;
+    };
+    const limit = frame ? box(frame) : null;
+    const taken = (obstacles || []).map(box);
+    let fitted = 0;
+    items.forEach(function (item) {
+      let fits = false;
+      for (let i = 0; i < item.tries.length && !fits; i++) {
+        item.tries[i]();
+        const b = box(item.el);
+        fits = (!limit || (b.l >= limit.l - 0.5 && b.r <= limit.r + 0.5 && b.t >= limit.t - 0.5 &&
+                           b.b <= limit.b + 0.5)) &&
+               !taken.some(function (other) { return overlaps(b, other); });
+        if (fits || i === item.tries.length - 1) taken.push(b);
+      }
+      item.el.classList.toggle("label-crowded", !fits);
+      if (fits) fitted += 1;
+    });
+    return fitted;
   };
 
   /* ---- every page -------------------------------------------------------------------- */
@@ -240,6 +306,7 @@
   if (langButton) {
     langButton.addEventListener("click", function () {
       XC.setLanguage(lang === "en" ? "zh-CN" : "en");
+      store("localStorage", KEYS.langChosen, "1");
     });
   }
   const logout = document.getElementById("logout");

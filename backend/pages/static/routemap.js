@@ -1,5 +1,5 @@
 /* A route drawn as inline SVG: its path as a polyline, its stops as circles (the child's stop
- * larger and labelled), and the bus as a marker that moves. No map tiles: the drawing works
+ * larger) each labelled (XC.placeLabels), and the bus as a marker that moves. No map tiles: the drawing works
  * offline and needs no map provider (and no GCJ-02 question: it is drawn in WGS-84 as stored). */
 (function () {
   "use strict";
@@ -43,35 +43,81 @@
     node("polyline", { points: line, class: "route-line" }, this.svg);
 
     this.stops = {};
+    this.labels = [];
     options.stops.forEach(function (stop, i) {
       const xy = self.project(stop.lat, stop.lon);
       const mine = stop.stop_id === options.highlight;
       const group = node("g", { class: "stop" + (mine ? " child-stop" : ""),
                                 transform: "translate(" + xy[0].toFixed(1) + " " + xy[1].toFixed(1) + ")",
                                 "data-stop-id": stop.stop_id }, self.svg);
-      node("circle", { r: mine ? 9 : 6 }, group);
+      const dot = node("circle", { r: mine ? 9 : 6 }, group);
       node("title", {}, group).textContent = stop.name;
-      if (mine || i === 0 || i === options.stops.length - 1) {
-        const right = xy[0] < WIDTH - 90;
-        const label = node("text", { x: right ? 13 : -13, y: 4, "text-anchor": right ? "start" : "end",
-                                     class: "stop-label" }, group);
-        label.textContent = stop.name;
-      }
+      const label = node("text", { class: "stop-label", "data-stop-id": stop.stop_id }, group);
+      label.textContent = stop.name;
       self.stops[stop.stop_id] = group;
+      self.labels.push({ stopId: stop.stop_id, el: label, dot: dot, name: stop.name,
+                         seq: String(i + 1), mine: mine,
+                         end: i === 0 || i === options.stops.length - 1 });
     });
-
+    this.next = null;
     this.bus = node("g", { class: "bus", visibility: "hidden" }, this.svg);
     node("circle", { r: 13, class: "bus-halo" }, this.bus);
     this.arrow = node("path", { d: "M0,-8 L6,6 L0,3 L-6,6 Z", class: "bus-arrow" }, this.bus);
     this.busTitle = node("title", {}, this.bus);
     container.textContent = "";
     container.appendChild(this.svg);
+    this.placeLabels();
   }
+
+  /** Every stop labelled: by name where it fits beside its dot (right, left, above, below)
+   * without covering another label or dot, else by its number in the list under the map. The
+   * child's stop and the next stop go first, then the route's ends, then the rest in order. */
+  RouteMap.prototype.placeLabels = function () {
+    const self = this;
+    const rank = function (l) { return l.mine ? 0 : l.stopId === self.next ? 1 : l.end ? 2 : 3; };
+    const order = this.labels.slice().sort(function (a, b) { return rank(a) - rank(b); });
+    const put = function (label, text, x, y, anchor) {
+      return function () {
+        label.el.textContent = text;
+        label.el.setAttribute("x", x);
+        label.el.setAttribute("y", y);
+        label.el.setAttribute("text-anchor", anchor);
+        label.el.classList.toggle("stop-number", text !== label.name);
+      };
+    };
+    XC.placeLabels(order.map(function (label) {
+      const gap = label.mine ? 13 : 10;
+      return { el: label.el, tries: [
+        put(label, label.name, gap, 4, "start"), put(label, label.name, -gap, 4, "end"),
+        put(label, label.name, 0, -gap - 3, "middle"), put(label, label.name, 0, gap + 11, "middle"),
+        put(label, label.seq, gap - 2, 4, "start"), put(label, label.seq, -gap + 2, 4, "end"),
+        put(label, label.seq, 0, -gap - 2, "middle"), put(label, label.seq, 0, gap + 10, "middle"),
+        put(label, label.seq, gap - 3, -gap + 2, "start"), put(label, label.seq, -gap + 3, -gap + 2, "end"),
+        put(label, label.seq, gap - 3, gap + 8, "start"), put(label, label.seq, -gap + 3, gap + 8, "end")] };
+    }), this.labels.map(function (l) { return l.dot; })  // and the notes drawn over the map
+      .concat(Array.prototype.slice.call(this.svg.parentNode ? this.svg.parentNode.querySelectorAll(".map-note, .hint") : [])),
+    this.svg);
+  };
+
+  /** The stop the bus goes to next (its label placed early), or null. */
+  RouteMap.prototype.setNext = function (stopId) {
+    if (stopId === this.next) return;
+    this.next = stopId;
+    this.placeLabels();
+  };
+
+  /** A position that is old (no fix for minutes): the marker is drawn faded, not as live. */
+  RouteMap.prototype.setStale = function (stale) {
+    this.bus.classList.toggle("stale", !!stale);
+    this.bus.setAttribute("data-stale", stale ? "true" : "false");
+  };
 
   RouteMap.prototype.setCaption = function (text) { this.title.textContent = text; };
 
   RouteMap.prototype.setBus = function (lat, lon, heading, label) {
     const xy = this.project(lat, lon);
+    // glide from stop to stop, but appear where the bus is (not slide in from the corner)
+    this.bus.style.transition = this.bus.getAttribute("visibility") === "hidden" ? "none" : "";
     this.bus.setAttribute("transform", "translate(" + xy[0].toFixed(1) + " " + xy[1].toFixed(1) + ")");
     this.bus.setAttribute("data-lat", String(lat));
     this.bus.setAttribute("data-lon", String(lon));

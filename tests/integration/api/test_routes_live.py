@@ -11,12 +11,13 @@ import pytest
 
 from backend.extensions import db
 from backend.models import RouteSubstitution
+from backend.timefmt import iso
 from backend.tracking_service import TrackingStep
 from gps_ingest.filters import FilterConfig
 from gps_ingest.pipeline import IngestPipeline, Message
 from routing.gcj02 import wgs84_to_gcj02
 from tests.conftest import login
-from tests.drives import ZT_AM_1_STOPS, local_ts, on_schedule_drive
+from tests.drives import ZT_AM_1_STOPS, local_ts, on_schedule_drive, truth_arrivals
 
 MONDAY = dt.date(2026, 11, 9)
 PARENT = ("zhang.lanlan", "demo-parent-1")  # 李明 rides zt-am-1 from 龙凤村
@@ -69,6 +70,7 @@ def test_mid_trip_the_parent_sees_the_bus_the_visited_stops_and_etas_for_the_res
 
     body = live(client, PARENT).get_json()
     assert body["active"] is True and body["vehicle_id"] == "bus-07"
+    assert body["last_trip"] is None and body["next_run"] is None  # during a trip: the trip
     assert body["trip_id"] == "20261109-zt-am-1-bus-07"
     assert body["position"]["lat"] == pytest.approx(last[1]) and body["position"]["ts"]
     assert [s["status"] for s in body["stops"]] == ["visited", "visited", "upcoming", "upcoming"]
@@ -95,6 +97,51 @@ def test_after_the_trip_the_parent_no_longer_sees_the_bus(client, app, imported,
     at(rows[-1][0] + 60)
     body = live(client, PARENT).get_json()
     assert body["active"] is False and body["position"] is None
+
+
+def test_after_the_trip_the_parent_reads_when_it_reached_school_and_the_next_run(
+        client, app, imported, at):
+    # before the day's first trip: no completed trip yet, the next run is this morning's
+    at(local_ts(MONDAY, "06:00:00"))
+    body = live(client, PARENT).get_json()
+    assert body["last_trip"] is None
+    assert body["next_run"]["service_date"] == "2026-11-09"
+    assert body["next_run"]["departs_at"] == "2026-11-08T22:50:00Z"  # 06:50 in Shanghai
+
+    rows = on_schedule_drive(imported, MONDAY)
+    drive(app, "dev-bus-07", rows)
+    at(rows[-1][0] + 60)
+    body = live(client, PARENT).get_json()
+    assert body["active"] is False
+    last = body["last_trip"]
+    assert last["trip_id"] == "20261109-zt-am-1-bus-07"
+    with app.app_context():
+        from sqlalchemy import select
+
+        from backend.models import Event
+        school = db.session.scalar(select(Event.ts).where(
+            Event.trip_id == last["trip_id"], Event.kind == "stop_arrived",
+            Event.stop_id == ZT_AM_1_STOPS[-1]))
+        completed = db.session.scalar(select(Event.ts).where(
+            Event.trip_id == last["trip_id"], Event.kind == "trip_completed"))
+    assert school is not None
+    assert last["arrived_at_last_stop"] == iso(school) and last["completed_at"] == iso(completed)
+    assert abs(school - truth_arrivals(imported, MONDAY)[-1]) < 30  # when it entered the gate
+    # zt-am-1 runs once a school day: the next run is Tuesday's 06:50
+    assert body["next_run"]["service_date"] == "2026-11-10"
+    assert body["next_run"]["departs_at"] == "2026-11-09T22:50:00Z"
+
+    # the next day, before its trip: yesterday's trip is not "today's"
+    at(local_ts(MONDAY + dt.timedelta(days=1), "06:00:00"))
+    assert live(client, PARENT).get_json()["last_trip"] is None
+
+
+def test_the_next_run_skips_the_weekend(client, imported, at):
+    friday = MONDAY + dt.timedelta(days=4)
+    at(local_ts(friday, "09:00:00"))
+    body = live(client, PARENT).get_json()
+    assert body["last_trip"] is None
+    assert body["next_run"]["service_date"] == "2026-11-16"  # Monday
 
 
 def test_a_bus_silent_past_its_trip_timeout_is_not_shown_as_live(client, app, imported, at):
