@@ -64,6 +64,9 @@ NOT_AN_OBJECT = "not_an_object"
 TOO_MANY_ITEMS = "too_many_items"
 ENCRYPTED = "encrypted"
 MISSING_FIELD = "missing_field"
+
+#: what an id (of a device, vehicle, stop …) may be: the bundle's rule (SPEC §3)
+ID_RE = r"^[A-Za-z0-9._-]{1,64}$"
 BAD_TYPE = "bad_type"
 BAD_TS = "bad_ts"
 BAD_LAT = "bad_lat"

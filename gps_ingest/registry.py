@@ -7,6 +7,7 @@ without a restart and without its first pings being refused as ``unknown_device`
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from backend.models import Device, Vehicle
+from gps_ingest.records import ID_RE
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,8 @@ class DeviceInfo:
 
 MAX_REMEMBERED_MISSES = 10_000
 
+_ID = re.compile(ID_RE)
+
 
 class DeviceRegistry:
     def __init__(self, engine: Engine, refresh_s: float = 30.0, miss_reload_s: float = 2.0):
@@ -40,6 +44,8 @@ class DeviceRegistry:
         self._lock = threading.Lock()
 
     def get(self, device_id: str) -> DeviceInfo | None:
+        if not _ID.match(device_id):  # no lookup for what cannot be an id (a NUL, 1 kB, …)
+            return None
         now = time.monotonic()
         if now - self._loaded_at > self._refresh_s:
             self.reload()

@@ -20,7 +20,8 @@ from marshmallow import (
     validates_schema,
 )
 
-ID_RE = r"^[A-Za-z0-9._-]{1,64}$"
+from gps_ingest.records import ID_RE  # one rule for ids: the ingest checks it too
+
 ID_MESSAGE = "must be 1-64 characters of A-Z a-z 0-9 . _ -"
 TIME_RE = re.compile(r"^(\d{1,2}):([0-5]\d)(?::([0-5]\d))?$")
 WEEKDAYS = validate.Range(min=1, max=7)

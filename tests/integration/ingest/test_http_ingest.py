@@ -184,6 +184,18 @@ def test_an_osmand_request_naming_no_device_is_a_400_that_says_what_is_missing(
     assert detail.startswith(f"{reason}:") and names in detail and "''" not in detail
 
 
+@pytest.mark.parametrize("device_id, status, says", [
+    ("bus\x0007", 400, "NUL"), ("x" * 65, 401, "unknown_device:"),
+    ("bus 07", 401, "unknown_device:"), ("公交7", 401, "unknown_device:")])
+def test_an_id_that_cannot_be_a_device_is_refused_without_a_database_error(
+        client, imported, device_id, status, says, caplog):
+    response = client.get("/api/v1/ingest/osmand", query_string={
+        "id": device_id, "lat": "27.43", "lon": "113.2", "timestamp": str(int(time.time()))})
+    assert response.status_code == status
+    assert says in response.get_json()["detail"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def test_staff_read_back_exactly_what_was_stored_as_geojson_csv_and_gpx(client, imported):
     now = time.time()
     body = [ping(now - 100 + 10 * i, 27.45 - 0.001 * i, 113.23, speed_kmh=30.0) for i in range(5)]

@@ -28,3 +28,12 @@ def test_an_unknown_device_is_looked_up_again_only_after_the_miss_interval(app, 
         assert registry.get("dev-late") is None  # remembered as unknown for miss_reload_s
         registry.reload()
         assert registry.get("dev-late") is not None
+
+
+def test_what_cannot_be_a_device_id_is_unknown_without_a_lookup(app, imported):
+    """A NUL (PostgreSQL refuses it in a query), a kilobyte, a space: not an id (SPEC §3)."""
+    with app.app_context():
+        registry = DeviceRegistry(db.engine, refresh_s=3600, miss_reload_s=0)
+        for bad in ("dev-bus-07\x00", "x" * 1000, "dev bus", ""):
+            assert registry.get(bad) is None
+        assert not registry._misses  # noqa: SLF001 - none of them was looked up
