@@ -10,7 +10,6 @@ import gc
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -61,9 +60,14 @@ class IngestRunner:
                           else InProcessPipeline(app, factory))
         group = app.config.get("INGEST_SHARED_GROUP")
         client_id = app.config["INGEST_CLIENT_ID"]
+        self._slot = None
         if group and client_id == "xiaoche-ingest":
-            # workers of one shared group need distinct ids, stable across restarts of each
-            client_id = f"{client_id}-{socket.gethostname()}"
+            # members of one shared group need distinct ids, each stable across its restarts
+            # (its broker session holds what was queued for it): a slot on this host
+            from backend.ingest_member import take_slot
+
+            self._slot = take_slot(client_id, group)
+            client_id = self._slot.client_id
         self.client = MqttIngestClient(
             mqtt_url, client_id=client_id, topics=INGEST_TOPICS, handle_batch=self.handle_batch,
             batch_max=int(app.config["INGEST_BATCH_MAX"]),
@@ -128,6 +132,8 @@ class IngestRunner:
             self.client.stop()  # finishes, commits and acks what it received
         finally:
             self._pipeline.stop()
+            if self._slot is not None:
+                self._slot.release()
 
 
 def mqtt_url_or_embedded(app: Flask):
