@@ -79,6 +79,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from backend.pages import bp as pages
 
     app.register_blueprint(pages)  # the parents' and staff web pages at /
+    from backend.metrics import init_metrics
+
+    init_metrics(app)  # GET /metrics for the operator
     from backend import maps
 
     maps.init_app(app)  # the base map: /tiles from a file, Leaflet; a bad file stops the start

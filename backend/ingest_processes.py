@@ -56,14 +56,26 @@ def default_pipeline(app: Flask):
     return pipeline(app)
 
 
-def process_items(pipeline, items: Sequence[Item]) -> int:
+def process_items(pipeline, items: Sequence[Item]) -> dict[str, Any]:
     """Run a batch of (topic, payload, received_at) through ``pipeline`` in one transaction;
-    the number of pings and scans newly stored."""
+    its tally (:func:`tally`): what the metrics count."""
     from gps_ingest.pipeline import Message
 
     results = pipeline.process([Message(payload=payload, received_at=received_at, topic=topic)
                                 for topic, payload, received_at in items])
-    return sum(r.accepted for r in results)
+    return tally(results)
+
+
+def tally(results: Sequence[Any], into: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``{"stored", "duplicates", "rejects": {reason: n}}`` of pipeline results (added to
+    ``into`` when given: the shares of a batch add up)."""
+    out = into if into is not None else {"stored": 0, "duplicates": 0, "rejects": {}}
+    for r in results:
+        out["stored"] += r.accepted
+        out["duplicates"] += r.duplicates
+        for reject in r.rejected:
+            out["rejects"][reject.reason] = out["rejects"].get(reject.reason, 0) + 1
+    return out
 
 
 class InProcessPipeline:
@@ -80,7 +92,7 @@ class InProcessPipeline:
     def start(self) -> None:
         pass
 
-    def process(self, items: Sequence[Item]) -> int:
+    def process(self, items: Sequence[Item]) -> dict[str, Any]:
         return process_items(self.pipeline, items)
 
     def stop(self) -> None:
@@ -204,8 +216,8 @@ class PipelineProcesses:
                 worker.process.join(timeout=5)
         worker.process = worker.conn = None
 
-    def process(self, items: Sequence[Item]) -> int:
-        """Run a batch over the processes; the number of pings and scans newly stored.
+    def process(self, items: Sequence[Item]) -> dict[str, Any]:
+        """Run a batch over the processes; its tally (:func:`tally`), the shares added up.
 
         Raises :class:`PipelineProcessError` when any share failed: nothing may be acked."""
         shares: list[list[Item]] = [[] for _ in self._workers]
@@ -232,7 +244,7 @@ class PipelineProcesses:
                 self._discard(worker)
                 continue
             sent.append(worker)
-        stored = 0
+        total: dict[str, Any] = {"stored": 0, "duplicates": 0, "rejects": {}}
         for worker in sent:  # every one is waited for, even after another failed
             try:
                 state, detail = worker.conn.recv()  # type: ignore[union-attr]
@@ -242,12 +254,15 @@ class PipelineProcesses:
                 self._discard(worker)
                 continue
             if state == "ok":
-                stored += int(detail)
+                total["stored"] += detail["stored"]
+                total["duplicates"] += detail["duplicates"]
+                for reason, n in detail["rejects"].items():
+                    total["rejects"][reason] = total["rejects"].get(reason, 0) + n
             else:
                 errors.append(f"pipeline process {worker.index}: {detail}")
         if errors:
             raise PipelineProcessError("; ".join(errors))
-        return stored
+        return total
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Let each process finish (it has no batch: :meth:`process` waited for every answer)."""

@@ -9,6 +9,7 @@ from flask import Flask, current_app
 
 from backend.errors import ApiError
 from backend.extensions import db
+from backend.metrics import count_results
 from gps_ingest.filters import FilterConfig
 from gps_ingest.pipeline import AfterScans, AfterStore, IngestPipeline, Message, MessageResult
 
@@ -68,6 +69,7 @@ def ingest_http(
         payload=payload, received_at=time.time(), kind=kind, device_id=device_id, params=params
     )
     result = pipeline().process([message])[0]
+    count_results("http", [result])
     whole = [r for r in result.rejected if r.index is None]
     if whole and result.accepted == 0 and result.duplicates == 0:
         status = _STATUS_FOR_WHOLE_MESSAGE.get(whole[0].reason, 400)

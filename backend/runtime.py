@@ -80,10 +80,18 @@ class IngestRunner:
         self._busy_since: float | None = None  # when the batch in hand began
 
     def handle_batch(self, messages) -> None:
+        from backend import metrics
+
         self._busy_since = time.time()
         try:
-            self._pipeline.process([(m.topic, m.payload, m.received_at) for m in messages])
+            outcome = self._pipeline.process([(m.topic, m.payload, m.received_at)
+                                              for m in messages])
             self.last_batch_at = time.time()
+            metrics.count_outcome(outcome)
+            metrics.BATCH_MESSAGES.observe(len(messages))
+            metrics.BATCH_SECONDS.observe(self.last_batch_at - self._busy_since)
+            metrics.LAG_SECONDS.observe(self.last_batch_at - min(m.received_at
+                                                                 for m in messages))
         finally:
             self._busy_since = None
 
@@ -175,6 +183,9 @@ def run_ingest(app: Flask, pipeline_factory: Callable[[Flask], Any] | None = Non
     if processes < 0:
         raise SystemExit("xiaoche: XIAOCHE_INGEST_PROCESSES must be 0 or more")
     runner = IngestRunner(app, url, processes, pipeline_factory)
+    from backend.metrics import serve_ingest_metrics
+
+    serve_ingest_metrics(int(app.config.get("METRICS_PORT") or 0))
     freeze_startup_objects()
     app.extensions["xiaoche.ingest"] = runner
     stop = threading.Event()

@@ -113,6 +113,20 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
+        "XIAOCHE_METRICS_ALLOW",
+        "METRICS_ALLOW",
+        "127.0.0.1/32,::1/128",
+        "networks (comma-separated) whose clients may read GET /metrics; others get 404",
+        str,
+    ),
+    Setting(
+        "XIAOCHE_METRICS_PORT",
+        "METRICS_PORT",
+        0,
+        "xiaoche ingest serves its own metrics on 127.0.0.1:PORT (0: not)",
+        int,
+    ),
+    Setting(
         "XIAOCHE_INGEST_CLIENT_ID",
         "INGEST_CLIENT_ID",
         "xiaoche-ingest",
