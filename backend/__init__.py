@@ -48,10 +48,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
         app.config["SECRET_KEY_GENERATED"] = True
 
-    logging.basicConfig(
-        level=app.config.get("LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from backend.logs import configure_logging, init_request_ids
+
+    configure_logging(app.config.get("LOG_LEVEL", "INFO"), app.config.get("LOG_FORMAT", "text"))
+    init_request_ids(app)
     # every command migrates first; alembic's INFO lines ("setup plugin …") would bury its output
     logging.getLogger("alembic").setLevel(logging.WARNING)
 

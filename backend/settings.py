@@ -317,6 +317,8 @@ SETTINGS: tuple[Setting, ...] = (
         "attribution metadata (OpenStreetMap's for its own servers)",
     ),
     Setting("XIAOCHE_LOG_LEVEL", "LOG_LEVEL", "INFO", "Python logging level"),
+    Setting("XIAOCHE_LOG_FORMAT", "LOG_FORMAT", "text",
+            "text, or json (one object per line: time, level, logger, request_id, message)"),
 )
 
 
