@@ -97,9 +97,10 @@ def test_every_share_is_committed_before_process_returns_and_a_resend_stores_not
         app, fleet, processes):
     pool = processes(2)
     items = items_of(fleet, 40, time.time() - 3600)  # 2 000 messages of 50 devices
-    stored = sum(pool.process(items[i:i + 500]) for i in range(0, len(items), 500))
+    stored = sum(pool.process(items[i:i + 500])["stored"] for i in range(0, len(items), 500))
     assert stored == 2000 and count_pings(app, fleet) == 2000  # no waiting: committed
-    assert pool.process(items[:500]) == 0 and count_pings(app, fleet) == 2000
+    again = pool.process(items[:500])
+    assert again["stored"] == 0 and again["duplicates"] == 500 and count_pings(app, fleet) == 2000
 
 
 def test_a_failed_share_fails_the_batch_while_the_other_is_kept(app, fleet, processes):
@@ -114,7 +115,7 @@ def test_a_failed_share_fails_the_batch_while_the_other_is_kept(app, fleet, proc
     with pytest.raises(PipelineProcessError, match="boom"):
         pool.process(good + bad)  # the MQTT client does not ack: the broker sends both again
     assert count_pings(app, [fleet[0]]) == 10  # the good share is stored...
-    assert pool.process(good) == 0  # ...and its redelivery is a duplicate, stored once
+    assert pool.process(good)["stored"] == 0  # ...and its redelivery is a duplicate, stored once
 
 
 def test_a_dead_process_is_started_again_for_the_next_batch(app, fleet, processes):
@@ -125,7 +126,7 @@ def test_a_dead_process_is_started_again_for_the_next_batch(app, fleet, processe
     while pool._workers[0].process.is_alive() and time.time() < deadline:
         time.sleep(0.05)
     items = items_of(fleet, 10, time.time() - 600)  # 500 messages: both processes get a share
-    assert pool.process(items) == 500
+    assert pool.process(items)["stored"] == 500
     assert pool.pids[0] != first[0] and pool.pids[1] == first[1]
     assert count_pings(app, fleet) == 500
 
