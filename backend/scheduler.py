@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 AUDIT_JOB_ID = "daily_trip_audit"
 MEAL_REMINDER_JOB_ID = "meal_report_reminder"
+RETENTION_JOB_ID = "retention"
 DISPATCH_JOB_ID = "dispatch_outbox"
 OFFLINE_JOB_ID = "device_offline_watch"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -142,6 +143,16 @@ def meal_reminder_job() -> None:
     log.info("scheduler: %d meal report reminders sent", sent)
 
 
+def retention_job() -> None:
+    from backend.extensions import db
+    from backend.retention import purge
+
+    app = running_app()
+    with app.app_context():
+        engine = db.engine
+    purge(engine, float(app.config["RETENTION_DAYS"]))
+
+
 def dispatch_job() -> None:
     dispatch_once(running_app())
 
@@ -199,7 +210,15 @@ def job_specs(app: Flask, tz) -> tuple[JobSpec, ...]:
                                          "10:00")
     interval = _seconds(app, "DISPATCH_INTERVAL_S", "XIAOCHE_DISPATCH_INTERVAL_S", 2.0)
     offline_every = _seconds(app, "OFFLINE_CHECK_S", "XIAOCHE_OFFLINE_CHECK_S", 30.0)
-    return (
+    retention = float(app.config.get("RETENTION_DAYS") or 0)
+    if retention < 0:
+        raise ValueError(f"XIAOCHE_RETENTION_DAYS={retention:g} must be 0 (keep) or more")
+    keep: tuple[JobSpec, ...] = () if not retention else (
+        # an hour after the audit, which reads yesterday's pings first
+        JobSpec(RETENTION_JOB_ID, f"{__name__}:retention_job",
+                CronTrigger(hour=(hour + 1) % 24, minute=minute, timezone=tz),
+                f"delete raw pings, scans and rejects older than {retention:g} days"),)
+    return keep + (
         JobSpec(AUDIT_JOB_ID, f"{__name__}:nightly_audit_job",
                 CronTrigger(hour=hour, minute=minute, timezone=tz), "audit yesterday's trips"),
         JobSpec(MEAL_REMINDER_JOB_ID, f"{__name__}:meal_reminder_job",

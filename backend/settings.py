@@ -316,6 +316,14 @@ SETTINGS: tuple[Setting, ...] = (
         "the credit the tiles' licence requires, shown on the map; default: the tile file's "
         "attribution metadata (OpenStreetMap's for its own servers)",
     ),
+    Setting(
+        "XIAOCHE_RETENTION_DAYS",
+        "RETENTION_DAYS",
+        0,
+        "raw pings, card scans and rejects older than this many days are deleted nightly "
+        "(trip audits, events, ledgers kept); 0: kept forever",
+        float,
+    ),
     Setting("XIAOCHE_LOG_LEVEL", "LOG_LEVEL", "INFO", "Python logging level"),
     Setting("XIAOCHE_LOG_FORMAT", "LOG_FORMAT", "text",
             "text, or json (one object per line: time, level, logger, request_id, message)"),

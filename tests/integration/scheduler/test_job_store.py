@@ -87,6 +87,17 @@ def test_the_daily_jobs_are_stored_in_the_table_the_dispatcher_in_memory(app, sc
     assert (audit.coalesce, audit.max_instances, audit.misfire_grace_time) == (True, 1, 3600)
 
 
+def test_a_retention_policy_adds_its_nightly_job_an_hour_after_the_audit(app, schedulers):
+    from backend.scheduler import RETENTION_JOB_ID
+
+    app.config["AUDIT_AT"] = "03:00"
+    app.config["RETENTION_DAYS"] = 180
+    activated(app, schedulers)
+    rows = stored_rows(app)
+    assert set(rows) == {AUDIT_JOB_ID, MEAL_REMINDER_JOB_ID, RETENTION_JOB_ID}
+    assert local_hh_mm(rows[RETENTION_JOB_ID]) == (4, 0)
+
+
 def test_a_changed_audit_time_replaces_the_stored_trigger(app, schedulers):
     app.config["AUDIT_AT"] = "03:00"
     activated(app, schedulers).shutdown()
