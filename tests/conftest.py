@@ -12,12 +12,13 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from hypothesis import settings
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 import backend.security
 from backend import create_app
@@ -41,25 +42,33 @@ def _postgres_url() -> str | None:
     return url if url.startswith("postgresql") else None
 
 
+@contextmanager
+def postgres_schema(pg: str, prefix: str) -> Iterator[tuple[Engine, str, str]]:
+    """A new, empty schema on the PostgreSQL of ``pg``, dropped at the end: ``(an engine on the
+    database, the schema's name, a URL whose connections use only that schema)``."""
+    if pg.startswith("postgresql://"):
+        pg = "postgresql+psycopg://" + pg[len("postgresql://") :]
+    schema = f"{prefix}{uuid.uuid4().hex[:10]}"
+    admin = create_engine(pg)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in pg else "?"
+    try:
+        yield admin, schema, f"{pg}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> Iterator[str]:
     pg = _postgres_url()
     if pg is None:
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
         return
-    if pg.startswith("postgresql://"):
-        pg = "postgresql+psycopg://" + pg[len("postgresql://") :]
-    schema = f"xc_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in pg else "?"
-    try:
-        yield f"{pg}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(pg, "xc_test_") as (_, _, url):
+        yield url
 
 
 @pytest.fixture(scope="session")

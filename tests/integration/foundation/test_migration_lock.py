@@ -10,14 +10,13 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from urllib.parse import quote
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from backend.database import migration_lock_key
 from backend.extensions import db
+from tests.conftest import postgres_schema
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("XIAOCHE_TEST_DATABASE_URL", "").startswith("postgresql"),
@@ -26,19 +25,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def fresh_schema():
-    url = os.environ["XIAOCHE_TEST_DATABASE_URL"].replace("postgresql://",
-                                                          "postgresql+psycopg://", 1)
-    schema = f"xc_migrate_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in url else "?"
-    try:
-        yield admin, schema, f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(os.environ["XIAOCHE_TEST_DATABASE_URL"], "xc_migrate_") as made:
+        yield made
 
 
 def waiting_on_the_lock(conn, keys) -> int:
