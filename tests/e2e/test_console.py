@@ -6,6 +6,7 @@ go to tests/artifacts/; the desktop ledger and trip audit are also the README's.
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from pathlib import Path
@@ -13,10 +14,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from backend.maps.tilefiles import tile_of
 from tests.e2e.conftest import serving
 from tests.e2e.console_world import console_day
 from tests.e2e.offline import loopback_only
+from tests.e2e.test_maps import BOX, ZOOMS
 from tests.e2e.test_pages import LOGISTICS
+from tests.tilesets import county_tiles
 
 OTHER_LOGISTICS = ("houqin.chen", "demo-logistics-2")  # 龙凤学校 only
 DESK = {"width": 1280, "height": 900}
@@ -251,3 +255,85 @@ def test_the_directory_is_for_staff_only(console_site):
                             headers={"Authorization": f"Bearer {admin['access_token']}"}).get_json()
     assert [t["teacher_id"] for t in everything["teachers"]] == ["t-liu", "t-zhou"]
     assert {r["route_id"] for r in everything["routes"]} == {"zt-am-1", "zt-pm-1", "lf-am-1"}
+
+
+@pytest.fixture(scope="module")
+def county_file(tmp_path_factory):
+    return county_tiles(tmp_path_factory.mktemp("tiles") / "county.mbtiles", *BOX, zooms=ZOOMS)
+
+
+@pytest.fixture
+def tiled_console_site(app, sample_bundle, _migrated, tmp_path, county_file):
+    """The console's day on an app configured with the test's MBTiles base map."""
+    from backend.extensions import db
+    from tests.conftest import make_test_app
+
+    pings = console_day(app, sample_bundle)
+    tiled = make_test_app(_migrated, tmp_path / "tiled", MAP_TILES=f"mbtiles://{county_file}",
+                          MAP_TILES_CRS="wgs84")
+    tiled.config.update(MAX_PING_AGE_S=0.0, MAX_FUTURE_S=10 * 365 * 86400.0)
+    try:
+        with serving(tiled) as served:
+            served.pings = pings
+            yield served
+    finally:
+        with tiled.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def tiles_of(page, holder: str) -> None:
+    page.wait_for_function("""(holder) => {
+        const tiles = [...document.querySelectorAll(holder + " img.leaflet-tile")];
+        return tiles.length > 0 && tiles.every(t => t.complete && t.naturalWidth === 256)
+          && !document.querySelector(holder + " .leaflet-zoom-anim");
+    }""", arg=holder)
+
+
+def on_tiles(page, holder: str, lat: float, lon: float) -> tuple[float, float]:
+    """Where (lat, lon) is on screen by the tile images of ``holder``'s map (as test_maps does)."""
+    z = page.evaluate("""(holder) => Math.max(...[...document.querySelectorAll(
+        holder + " img.leaflet-tile")].map(t => parseInt(t.src.split("/tiles/")[1], 10)))""", holder)
+    fx, fy = tile_of(lat, lon, z)
+    box = page.evaluate("""([holder, src]) => {
+        const tile = [...document.querySelectorAll(holder + " img.leaflet-tile")]
+          .find(t => new URL(t.src).pathname === src);
+        if (!tile) return null;
+        const r = tile.getBoundingClientRect();
+        return [r.left, r.top, r.width, r.height];
+    }""", [holder, f"/tiles/{z}/{int(fx)}/{int(fy)}"])
+    assert box is not None
+    return box[0] + (fx - int(fx)) * box[2], box[1] + (fy - int(fy)) * box[3]
+
+
+def centre(locator) -> tuple[float, float]:
+    box = locator.bounding_box()
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def test_on_a_base_map_the_missed_stop_and_the_replay_sit_where_they_are(tiled_console_site, tab,
+                                                                          artifacts, sample_bundle):
+    site = tiled_console_site
+    staff = open_console(tab, site, screen=f"audit?date={DATE}", **DESK)
+    page = staff.page
+    missed = page.locator('#audit-map .base-map [data-mark-id="shitang-cun"]')
+    expect(missed).to_have_class(re.compile(r"\bmark stop missed\b"))
+    expect(page.locator("#audit-map .base-map path.deviation")).to_have_count(1)
+    tiles_of(page, "#audit-map")
+    stop = next(s for s in sample_bundle["stops"] if s["id"] == "shitang-cun")
+    x, y = on_tiles(page, "#audit-map", stop["lat"], stop["lon"])
+    assert math.dist(centre(missed), (x, y)) < 1.5
+    shoot(page, artifacts, "console-audit-basemap-desktop")
+
+    page.goto(site.url + f"/staff#day?vehicle=bus-07&date={DATE}")
+    cursor = page.locator("#day-map .base-map path.cursor")
+    expect(cursor).to_have_attribute("data-lat", str(site.pings[0]["lat"]))
+    page.locator("#day-slider").fill("150")
+    ping = site.pings[150]
+    expect(cursor).to_have_attribute("data-lat", str(ping["lat"]))
+    tiles_of(page, "#day-map")
+    x, y = on_tiles(page, "#day-map", ping["lat"], ping["lon"])
+    assert math.dist(centre(cursor), (x, y)) < 1.5
+    shoot(page, artifacts, "console-day-basemap-desktop")
+    expect(page.locator("#banner")).to_be_hidden()
+    assert staff.errors == [] and staff.attempted == []
