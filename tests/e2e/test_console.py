@@ -2,13 +2,12 @@
 pending subsidy and see the month's total change, read a trip audit with the missed stop drawn
 on the map, replay a vehicle's day with the slider, and a logistics user of 龙凤学校 sees nothing
 of 朱亭学校's buses, routes, trips or teachers on any screen. Screenshots at phone and desktop size
-go to tests/artifacts/; the desktop ledger and trip audit are also the README's."""
+go to tests/artifacts/ (the README's docs/screenshots/console-*.png are copies of two)."""
 
 from __future__ import annotations
 
 import math
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ from tests.tilesets import county_tiles
 
 OTHER_LOGISTICS = ("houqin.chen", "demo-logistics-2")  # 龙凤学校 only
 DESK = {"width": 1280, "height": 900}
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 DATE = "2026-11-23"
 
 
@@ -46,13 +44,9 @@ def open_console(tab, site, who=LOGISTICS, screen="", **size):
     return staff
 
 
-def shoot(page, artifacts, name, docs=False):
+def shoot(page, artifacts, name):
     page.wait_for_timeout(300)  # layout settled after the last render
-    path = artifacts / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    if docs:
-        DOCS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, DOCS / f"{name}.png")
+    page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
 
 
 def test_staff_approve_a_pending_subsidy_and_see_the_months_total_change(console_site, tab,
@@ -98,7 +92,7 @@ def test_staff_approve_a_pending_subsidy_and_see_the_months_total_change(console
     text = Path(download.value.path()).read_text(encoding="utf-8-sig")
     assert text.splitlines()[0].startswith("teacher_id,teacher_name,month")
     assert "approval" in text and "刘胜" in text
-    shoot(page, artifacts, "console-ledger", docs=True)
+    shoot(page, artifacts, "console-ledger-desktop")
     page.click("#lang")
     expect(approved).to_contain_text("16.0 km · tier 3")
     expect(page.locator(".console-nav a[aria-current=page]")).to_have_text("Subsidies")
@@ -141,7 +135,7 @@ def test_staff_read_a_trip_audit_with_the_missed_stop_drawn(console_site, tab, a
     assert lines[0].startswith("trip_id,route_id,route,vehicle_id,stop_id,stop,")
     assert any(",shitang-cun,石塘村," in line and ",missed," in line for line in lines)
     assert len(lines) == 5
-    shoot(page, artifacts, "console-audit", docs=True)
+    shoot(page, artifacts, "console-audit-desktop")
     expect(page.locator("#banner")).to_be_hidden()  # no error was shown in words either
     assert staff.errors == [] and staff.attempted == []
 
