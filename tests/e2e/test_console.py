@@ -143,6 +143,11 @@ def test_staff_read_a_trip_audit_with_the_missed_stop_drawn(console_site, tab, a
 def test_staff_replay_a_vehicles_day_and_the_slider_moves_the_marker(console_site, tab, artifacts):
     staff = open_console(tab, console_site, **DESK)
     page = staff.page
+    # without a base map the vehicles stand on the schematic of the user's routes, by kind
+    bus = page.locator('#vehicle-schematic [data-mark-id="bus-07"]')
+    expect(bus).to_have_class(re.compile(r"\bvehicle school_bus (online|offline)\b"))
+    expect(page.locator("#vehicle-schematic polyline.planned-line")).to_have_count(2)  # zt-am/pm-1
+    shoot(page, artifacts, "console-vehicles-desktop")
     page.click('#vehicles button[data-vehicle-id="bus-07"]')  # the vehicle's name opens its day
     expect(page.locator("#day-vehicle")).to_have_value("bus-07")
     expect(page.locator(".console-nav a[aria-current=page]")).to_have_text("车辆轨迹")
@@ -194,6 +199,8 @@ def test_a_logistics_user_of_one_school_sees_nothing_of_another_on_any_screen(co
 
     expect(page.locator('#vehicles tr[data-vehicle-id="bus-12"]')).to_have_count(1)
     expect(page.locator('#vehicles tr[data-vehicle-id="bus-07"]')).to_have_count(0)
+    expect(page.locator("#vehicle-schematic polyline.planned-line")).to_have_count(1)  # lf-am-1
+    assert page.locator("#vehicle-schematic [data-mark-id]").count() == 0  # none has a position
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # cards, no cut column
     nothing_foreign()
     shoot(page, artifacts, "console-vehicles-phone")

@@ -73,7 +73,35 @@
     renderVehicleMap();
   }
 
+  /* Without a base map: the schematic — the routes the user sees and each vehicle on them. */
+  let schematic = null;
+  let routePaths = null;  // [{route_id, path}] once fetched
+  async function loadRoutePaths() {
+    const dir = await XC.staff.directory();
+    routePaths = await Promise.all(dir.routes.map(function (r) {
+      return XC.api("/pages/routes/" + encodeURIComponent(r.route_id) + "/path");
+    }));
+    renderVehicleMap();
+  }
+  function renderSchematic(holder) {
+    if (routePaths === null) { routePaths = []; loadRoutePaths().catch(XC.showError); return; }
+    const placed = vehicles.filter(function (v) { return v.position; });
+    if (!placed.length && !routePaths.length) return;
+    if (!schematic) schematic = new XC.TrackMap(holder);
+    schematic.draw({
+      lines: routePaths.map(function (r) { return { points: r.path, className: "planned" }; }),
+      marks: placed.map(function (v) {
+        return { id: v.vehicle_id, lat: v.position.lat, lon: v.position.lon, labelled: true,
+                 className: "vehicle " + v.kind + (v.online ? " online" : " offline"),
+                 label: v.vehicle_id + " · " + t("kind." + v.kind) + " · " +
+                   t(v.online ? "staff.online" : "staff.offline") };
+      }),
+      caption: t("staff.map") });
+  }
+
   function renderVehicleMap() {
+    const sketch = document.getElementById("vehicle-schematic");
+    if (sketch) renderSchematic(sketch);
     const holder = document.getElementById("vehicle-map");
     if (!holder || !XC.mapConfig()) return;
     if (!vehicleMap) vehicleMap = new XC.BaseMap(holder);

@@ -68,7 +68,7 @@
       const xy = self.project(m.lat, m.lon);
       const g = node("g", { class: "mark " + (m.className || ""), "data-mark-id": m.id,
                             transform: "translate(" + xy[0].toFixed(1) + " " + xy[1].toFixed(1) + ")" }, svg);
-      node("circle", { r: /\bstop\b/.test(m.className) ? 7 : 5 }, g);
+      node("circle", { r: /\bstop\b/.test(m.className) ? 7 : /\bvehicle\b/.test(m.className) ? 8 : 5 }, g);
       if (/\bmissed\b/.test(m.className)) node("path", { d: "M-11,-11 L11,11 M11,-11 L-11,11" }, g);
       node("title", {}, g).textContent = m.label || "";
       if (m.labelled) {
