@@ -125,6 +125,10 @@ def test_staff_read_a_trip_audit_with_the_missed_stop_drawn(console_site, tab, a
     expect(page.locator(".audit-trip")).to_have_count(0)
     expect(page.locator("#audit-count")).to_have_text("显示 0 个行程（共 1 个）")
     page.select_option("#audit-kind", "")
+    assert page.locator("#audit-school option").all_inner_texts() == ["全部学校", "朱亭学校"]
+    page.select_option("#audit-school", "zhuting")
+    expect(page.locator(".audit-trip")).to_have_count(1)
+    page.select_option("#audit-school", "")
     page.select_option("#audit-route", "zt-pm-1")
     expect(page.locator("#audit-count")).to_have_text("显示 0 个行程（共 0 个）")
     page.select_option("#audit-route", "zt-am-1")
@@ -214,6 +218,7 @@ def test_a_logistics_user_of_one_school_sees_nothing_of_another_on_any_screen(co
     page.goto(console_site.url + f"/staff#audit?date={DATE}")
     expect(page.locator("#audit-count")).to_have_text("显示 0 个行程（共 0 个）")
     assert page.locator("#audit-route option").all_inner_texts() == ["全部线路", "龙凤早班1号线"]
+    assert page.locator("#audit-school option").all_inner_texts() == ["全部学校", "龙凤学校"]
     nothing_foreign()
     shoot(page, artifacts, "console-audit-phone")
 

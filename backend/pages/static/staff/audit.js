@@ -26,11 +26,18 @@
     return out;
   }
 
+  function schoolOf(routeId) {
+    const r = dir.routes.find(function (x) { return x.route_id === routeId; });
+    return r ? r.school_id : null;
+  }
+
   function filtered() {
     const kind = $("audit-kind").value;
+    const school = $("audit-school").value;
     return trips.filter(function (trip) {
       const k = kinds(trip);
-      return !kind || (kind === "any" ? k.length > 0 : k.indexOf(kind) >= 0);
+      return (!school || schoolOf(trip.route_id) === school) &&
+        (!kind || (kind === "any" ? k.length > 0 : k.indexOf(kind) >= 0));
     });
   }
 
@@ -52,6 +59,16 @@
         const o = XC.el("option", "", r.name);
         o.value = r.route_id;
         select.appendChild(o);
+      });
+    }
+    const schools = $("audit-school");
+    if (schools.options.length === 1) {
+      dir.schools.filter(function (x) {  // the schools that have a route the user sees
+        return dir.routes.some(function (r) { return r.school_id === x.school_id; });
+      }).forEach(function (x) {
+        const o = XC.el("option", "", x.name);
+        o.value = x.school_id;
+        schools.appendChild(o);
       });
     }
     const date = $("audit-date").value;
@@ -169,6 +186,7 @@
   $("audit-date").addEventListener("change", function () { if (this.value) load().catch(XC.showError); });
   $("audit-route").addEventListener("change", function () { load().catch(XC.showError); });
   $("audit-kind").addEventListener("change", render);
+  $("audit-school").addEventListener("change", render);
   $("audit-csv").addEventListener("click", exportCsv);
 
   S.screen("audit", {
