@@ -162,8 +162,10 @@ def test_staff_replay_a_vehicles_day_and_the_slider_moves_the_marker(console_sit
     expect(drawn.locator(".mark.overspeed")).to_have_count(1)
     expect(drawn.locator(".mark.arrival")).to_have_count(3)  # 龙凤村, 东岸村, 朱亭学校
     expect(drawn.locator(".mark.missed")).to_have_count(1)
+    expect(drawn.locator("polyline.deviation")).to_have_count(1)  # 06:56–07:03, dashed red
     expect(page.locator("#day-events li[data-kind=overspeed]")).to_contain_text("最高 78 km/h，限速 60 km/h")
     expect(page.locator("#day-events li[data-kind=stop_missed]")).to_contain_text("漏站 石塘村")
+    expect(page.locator("#day-events li[data-kind=route_deviation_ended]")).to_contain_text("回到路线")
     expect(page.locator("#day-events li[data-kind=stop_arrived]").last).to_contain_text("到达 朱亭学校")
     pings = console_site.pings
     slider = page.locator("#day-slider")

@@ -73,6 +73,15 @@
     renderVehicleMap();
   }
 
+  function vehicleLabel(v) {  // what the marker says: which, what, online, route, speed
+    const parts = [v.vehicle_id, t("kind." + v.kind), t(v.online ? "staff.online" : "staff.offline")];
+    if (v.route_id) parts.push(v.route_id);
+    if (v.online && v.position && typeof v.position.speed_kmh === "number") {
+      parts.push(Math.round(v.position.speed_kmh) + " km/h");
+    }
+    return parts.join(" · ");
+  }
+
   /* Without a base map: the schematic — the routes the user sees and each vehicle on them. */
   let schematic = null;
   let routePaths = null;  // [{route_id, path}] once fetched
@@ -93,8 +102,7 @@
       marks: placed.map(function (v) {
         return { id: v.vehicle_id, lat: v.position.lat, lon: v.position.lon, labelled: true,
                  className: "vehicle " + v.kind + (v.online ? " online" : " offline"),
-                 label: v.vehicle_id + " · " + t("kind." + v.kind) + " · " +
-                   t(v.online ? "staff.online" : "staff.offline") };
+                 label: vehicleLabel(v) };
       }),
       caption: t("staff.map") });
   }
@@ -107,8 +115,7 @@
     if (!vehicleMap) vehicleMap = new XC.BaseMap(holder);
     vehicles.forEach(function (v) {
       if (!v.position) return;
-      const label = v.vehicle_id + " · " + t("kind." + v.kind) + " · " +
-        t(v.online ? "staff.online" : "staff.offline");
+      const label = vehicleLabel(v);
       vehicleMap.setVehicle(v.vehicle_id, v.position.lat, v.position.lon, v.kind, v.online, label);
     });
     vehicleMap.fitVehicles();

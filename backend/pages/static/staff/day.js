@@ -9,7 +9,7 @@
   const S = XC.staff;
   const t = XC.t;
   const KINDS = ["stop_arrived", "stop_missed", "overspeed", "route_deviation_started",
-                 "trip_started", "trip_completed", "meal_delivery_arrived", "teacher_trip_completed"];
+                 "route_deviation_ended", "trip_started", "trip_completed", "meal_delivery_arrived", "teacher_trip_completed"];
   const MARKED = { stop_arrived: "arrival", overspeed: "overspeed", stop_missed: "missed",
                    route_deviation_started: "deviation-start" };
   const PLAY_MS = 80;
@@ -109,7 +109,15 @@
       marks.push({ id: "event-" + e.id, lat: p[0], lon: p[1], className: cls,
                    label: XC.time(e.ts) + " " + eventText(e), labelled: e.kind === "stop_missed" });
     });
-    map.draw({ lines: [{ points: points, className: "actual" }], marks: marks,
+    const lines = [{ points: points, className: "actual" }];
+    events.forEach(function (e, i) {  // each deviation, dashed red over the track
+      if (e.kind !== "route_deviation_started") return;
+      const end = events.slice(i + 1).find(function (x) { return x.kind === "route_deviation_ended"; });
+      const from = Date.parse(e.ts), to = end ? Date.parse(end.ts) : Infinity;
+      lines.push({ className: "deviation", points: points.filter(function (p, k) {
+        return times[k] >= from && times[k] <= to; }) });
+    });
+    map.draw({ lines: lines, marks: marks,
                caption: t("day.caption", { vehicle: vehicleId, date: $("day-date").value }) });
     $("day-replay").hidden = points.length === 0;
     const slider = $("day-slider");
