@@ -107,6 +107,7 @@ def test_staff_read_a_trip_audit_with_the_missed_stop_drawn(console_site, tab, a
     expect(card).to_contain_text("朱亭早班1号线 · bus-07")
     expect(card.locator('tr[data-stop-id="shitang-cun"] td.status')).to_have_text("漏站")
     expect(card.locator('tr[data-stop-id="dongan-cun"] td.status')).to_have_text("已到站")
+    expect(card.locator('tr[data-stop-id="longfeng-cun"] td').nth(2)).to_have_text("早 10 分钟")
     expect(card).to_contain_text(re.compile(r"偏离路线 06:5\d–07:0\d，最远 \d+ 米"))
     # the map: the planned route, the driven track, the deviation, 石塘村 marked missed
     drawn = page.locator("#audit-map")

@@ -121,7 +121,8 @@
         name.scope = "row";
         S.cell(row, "audit.col.scheduled", XC.time(s.scheduled_at) || "—");
         S.cell(row, "audit.col.actual", s.arrived_at ? XC.time(s.arrived_at) : "—");
-        S.cell(row, "audit.col.late", s.late_s === null ? "—" : t("audit.lateMin", { n: Math.round(s.late_s / 60) }),
+        S.cell(row, "audit.col.late", s.late_s === null ? "—" : s.late_s < -30
+          ? t("audit.earlyMin", { n: Math.round(-s.late_s / 60) }) : t("audit.lateMin", { n: Math.round(s.late_s / 60) }),
                s.late_s !== null && s.late_s >= LATE_S ? "late" : "");
         S.cell(row, "audit.col.status", t("audit.status." + s.status), "status " + s.status);
         body.appendChild(row);
