@@ -8,9 +8,11 @@ from it (readable even before the scripts run), and the same dictionaries are ha
 page's JavaScript for the English toggle and everything it draws.
 
 Pages: ``/`` (log in), ``/parent`` (each child's bus, ETA, stops, messages), ``/staff``
-(vehicles and the latest exceptions). With ``XIAOCHE_MAP_TILES`` set they draw on a Leaflet base
+(the staff console: vehicles, the subsidy ledger, the trip audit, a vehicle's day). With ``XIAOCHE_MAP_TILES`` set they draw on a Leaflet base
 map (``backend/maps``, ``static/basemap.js``), else the schematic SVG (``static/routemap.js``). ``/pages/routes/{id}/path`` gives a route's drawn path
-to whoever may read the route live (the API's ``/routes/{id}/live`` has the stops, not the path).
+to whoever may read the route live (the API's ``/routes/{id}/live`` has the stops, not the path);
+``/pages/staff/directory`` gives the console the names it picks from (the caller's teachers,
+routes and schools, under the API's scopes).
 """
 
 from __future__ import annotations
@@ -134,4 +136,42 @@ def route_path(route_id: str) -> Response:
     path = [[c[1], c[0]] for c in route.path["coordinates"]]
     response = jsonify({"route_id": route.id, "name": route.name, "path": path})
     response.headers["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@bp.get("/pages/staff/directory")
+def staff_directory() -> Response:
+    """What the staff console lists to pick from, in the caller's scope only: ``{teachers:
+    [{teacher_id, name, home_school_id}], routes: [{route_id, name, school_id}], schools:
+    [{school_id, name}]}`` — the teachers whose ledger ``GET /api/v1/subsidies`` would show
+    them, the routes ``/api/v1/audit/trips`` would list, and the schools those name. 404 for
+    anyone but logistics and admin (the API has no list of teachers; this is the pages' own)."""
+    from sqlalchemy import select
+
+    from backend.auth import current_user
+    from backend.errors import not_found
+    from backend.extensions import db
+    from backend.models import Route, School, Teacher
+    from backend.scopes import visible_route_ids
+    from backend.subsidy_service import visible_teacher_ids
+
+    user = current_user()
+    if user.role not in ("logistics", "admin"):
+        raise not_found("directory")
+    teacher_ids, route_ids = visible_teacher_ids(user), visible_route_ids(user)
+    teachers = [t for t in db.session.scalars(select(Teacher).order_by(Teacher.id))
+                if teacher_ids is None or t.id in teacher_ids]
+    routes = [r for r in db.session.scalars(select(Route).order_by(Route.id))
+              if route_ids is None or r.id in route_ids]
+    named = ({s.id for s in user.schools} | {t.home_school_id for t in teachers}
+             | {a.school_id for t in teachers for a in t.assignments}
+             | {r.school_id for r in routes if r.school_id})
+    schools = [s for s in db.session.scalars(select(School).order_by(School.id))
+               if user.role == "admin" or s.id in named]
+    response = jsonify({
+        "teachers": [{"teacher_id": t.id, "name": t.name, "home_school_id": t.home_school_id}
+                     for t in teachers],
+        "routes": [{"route_id": r.id, "name": r.name, "school_id": r.school_id} for r in routes],
+        "schools": [{"school_id": s.id, "name": s.name} for s in schools]})
+    response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -1,7 +1,8 @@
-/* The staff page (logistics, admin): every vehicle they see — online, route, trip, last seen —
- * from GET /api/v1/vehicles/live, and the latest exceptions from GET /api/v1/events. Positions
- * on /api/v1/stream update the table at once; both lists are also re-read every few seconds
- * ("online" turns false by silence, which no event announces). */
+/* The staff console's first screen (logistics, admin): every vehicle they see — online, route,
+ * trip, last seen — from GET /api/v1/vehicles/live, and the latest exceptions from
+ * GET /api/v1/events. Positions on /api/v1/stream update the table at once; both lists are also
+ * re-read every few seconds ("online" turns false by silence, which no event announces). A
+ * vehicle's name opens its day (static/staff/day.js); the other screens are in static/staff/. */
 (function () {
   "use strict";
 
@@ -19,10 +20,11 @@
   if (!XC.requireLogin()) return;
 
   /* ---- vehicles ---------------------------------------------------------------------- */
-  function cell(row, text, className) {
-    const td = XC.el("td", className || "", text);
-    row.appendChild(td);
-    return td;
+  const COLUMNS = ["staff.col.kind", "staff.col.status", "staff.col.route", "staff.col.trip",
+                   "staff.col.lastSeen"];
+  let column = 0;
+  function cell(row, text, className) {  // labelled for the phone's cards, in column order
+    return XC.staff.cell(row, COLUMNS[column++ % COLUMNS.length], text, className);
   }
 
   function renderVehicles() {
@@ -30,16 +32,26 @@
     body.textContent = "";
     if (!vehicles.length) {
       const row = XC.el("tr");
-      cell(row, t("staff.noVehicles"), "empty").colSpan = 6;
+      const none = XC.el("td", "empty", t("staff.noVehicles"));
+      none.colSpan = 6;
+      row.appendChild(none);
       body.appendChild(row);
     }
     vehicles.forEach(function (v) {
       const row = XC.el("tr", v.online ? "online" : "offline");
       row.dataset.vehicleId = v.vehicle_id;
-      const name = XC.el("th", "vehicle", v.vehicle_id);
+      const name = XC.el("th", "vehicle");
       name.scope = "row";
+      name.dataset.labelKey = "staff.col.vehicle";  // the phone's card says what it is
+      name.dataset.label = t("staff.col.vehicle");
+      const open = XC.el("button", "link", v.vehicle_id);  // its day: track, stops, replay
+      open.type = "button";
+      open.dataset.vehicleId = v.vehicle_id;
+      open.addEventListener("click", function () { XC.staff.go("day", { vehicle: v.vehicle_id }); });
+      name.appendChild(open);
       if (v.plate) name.appendChild(XC.el("span", "plate", v.plate));
       row.appendChild(name);
+      column = 0;
       cell(row, t("kind." + v.kind));
       const status = cell(row, "", "status");
       status.appendChild(XC.el("span", "badge " + (v.online ? "ok" : "off"),
@@ -61,14 +73,49 @@
     renderVehicleMap();
   }
 
+  function vehicleLabel(v) {  // what the marker says: which, what, online, route, speed
+    const parts = [v.vehicle_id, t("kind." + v.kind), t(v.online ? "staff.online" : "staff.offline")];
+    if (v.route_id) parts.push(v.route_id);
+    if (v.online && v.position && typeof v.position.speed_kmh === "number") {
+      parts.push(Math.round(v.position.speed_kmh) + " km/h");
+    }
+    return parts.join(" · ");
+  }
+
+  /* Without a base map: the schematic — the routes the user sees and each vehicle on them. */
+  let schematic = null;
+  let routePaths = null;  // [{route_id, path}] once fetched
+  async function loadRoutePaths() {
+    const dir = await XC.staff.directory();
+    routePaths = await Promise.all(dir.routes.map(function (r) {
+      return XC.api("/pages/routes/" + encodeURIComponent(r.route_id) + "/path");
+    }));
+    renderVehicleMap();
+  }
+  function renderSchematic(holder) {
+    if (routePaths === null) { routePaths = []; loadRoutePaths().catch(XC.showError); return; }
+    const placed = vehicles.filter(function (v) { return v.position; });
+    if (!placed.length && !routePaths.length) return;
+    if (!schematic) schematic = new XC.TrackMap(holder);
+    schematic.draw({
+      lines: routePaths.map(function (r) { return { points: r.path, className: "planned" }; }),
+      marks: placed.map(function (v) {
+        return { id: v.vehicle_id, lat: v.position.lat, lon: v.position.lon, labelled: true,
+                 className: "vehicle " + v.kind + (v.online ? " online" : " offline"),
+                 label: vehicleLabel(v) };
+      }),
+      caption: t("staff.map") });
+  }
+
   function renderVehicleMap() {
+    const sketch = document.getElementById("vehicle-schematic");
+    if (sketch) renderSchematic(sketch);
     const holder = document.getElementById("vehicle-map");
     if (!holder || !XC.mapConfig()) return;
     if (!vehicleMap) vehicleMap = new XC.BaseMap(holder);
     vehicles.forEach(function (v) {
       if (!v.position) return;
-      const label = v.vehicle_id + " · " + t("kind." + v.kind) + " · " +
-        t(v.online ? "staff.online" : "staff.offline");
+      const label = vehicleLabel(v);
       vehicleMap.setVehicle(v.vehicle_id, v.position.lat, v.position.lon, v.kind, v.online, label);
     });
     vehicleMap.fitVehicles();
@@ -156,12 +203,16 @@
       else XC.showError({ key: "err.wrongRole", params: { role: me.role } });
       return;
     }
+    XC.staff.start();  // the screen the address names (#ledger, #audit, #day…)
     await Promise.all([loadVehicles(), loadExceptions()]);
     XC.openStream({ position: onPosition, notification: loadExceptions }, XC.streamStatus);
     window.setInterval(loadVehicles, VEHICLES_EVERY_MS);
     window.setInterval(loadExceptions, EXCEPTIONS_EVERY_MS);
   }
 
+  XC.staff.vehicles = function () { return vehicles; };
+  XC.staff.screen("vehicles", {
+    resize: function () { if (vehicleMap) vehicleMap.map.invalidateSize(); } });
   XC.onLanguage(function () { renderVehicles(); renderExceptions(); });
   main().catch(function (e) { XC.showError(e); });
 })();
