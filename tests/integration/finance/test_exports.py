@@ -219,3 +219,14 @@ def test_the_meal_xlsx_in_english_has_counts_as_numbers_and_the_total_of_the_col
         "No delivery"}
     arrived = [r[head.index("Truck arrived")] for r in body if r[0] == "2026-10-08"]
     assert len(arrived) == 2 and all(isinstance(a, dt.datetime) and a.hour == 6 for a in arrived)
+
+
+def test_a_month_without_trips_or_reports_is_a_header_and_a_zero_total(app, imported, tmp_path):
+    path = report(app, report_subsidies_command, tmp_path, "empty.xlsx")
+    rows = list(openpyxl.load_workbook(path).active.iter_rows(values_only=True))
+    assert list(rows[0]) == SUBSIDY_HEAD_ZH and len(rows) == 2
+    assert rows[1][0] == "合计" and rows[1][SUBSIDY_HEAD_ZH.index("金额（元）")] == 0
+    head, *days, total = excel_csv(report(app, report_meals_command, tmp_path, "m.csv",
+                                          "--lang", "en").read_bytes())
+    assert len(days) == 31 * 2 and total[0] == "Total"
+    assert [total[head.index(h)] for h in ("Meals served", "Meals received")] == ["0", "0"]
