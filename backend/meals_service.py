@@ -13,16 +13,17 @@ import datetime as dt
 import time
 from collections.abc import Iterable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from backend.csv_export import bom_csv
 from backend.errors import ApiError, not_found
 from backend.extensions import db
+from backend.finance_export import Sheet, meal_sheet
 from backend.messages_service import notify
-from backend.models import Event, MealReport, School, User, user_schools
+from backend.models import Event, MealReport, School, User, Vehicle, user_schools
 from backend.timefmt import iso
 from backend.tracking_service import district_calendar
 from routing import model as rm
@@ -215,12 +216,31 @@ def school_or_404(user: User, school_id: str) -> School:
     return school
 
 
-MEAL_CSV_COLUMNS = ("date", "school_id", "school_day", "boarders_enrolled", "boarders_present",
-                    "meals_served", "meals_received", "delivery_arrived_at", "flags",
-                    "reported_by", "reported_at", "replaced_reports")
+def delivery_plates(day: dt.date, calendar: rm.Calendar) -> dict[str, str | None]:
+    """The plate of the truck whose ``meal_delivery_arrived`` is each school's delivery of the
+    local day (the first one, as :func:`deliveries` counts it): school id → plate."""
+    start = service_day_start(day, calendar)
+    end = service_day_start(day + dt.timedelta(days=1), calendar)
+    plates: dict[str, str | None] = {}
+    for school_id, vehicle_id, plate in db.session.execute(
+            select(Event.stop_id, Event.vehicle_id, Vehicle.plate)
+            .outerjoin(Vehicle, Vehicle.id == Event.vehicle_id)
+            .where(Event.kind == "meal_delivery_arrived", Event.ts >= start, Event.ts < end)
+            .order_by(Event.ts, Event.id)):
+        if school_id and school_id not in plates:
+            plates[school_id] = plate or vehicle_id
+    return plates
 
 
-def meals_csv(rows: Iterable[dict[str, Any]]) -> str:
-    """Audit rows as CSV with a UTF-8 BOM; ``flags`` joined by ``;``."""
-    return bom_csv(MEAL_CSV_COLUMNS, ({**r, "flags": ";".join(r["flags"]),
-                                       "replaced_reports": len(r["replaced"])} for r in rows))
+def export_sheet(month: str) -> Sheet:
+    """Every school's audit of every day of ``YYYY-MM`` as the finance office's sheet: school
+    names, the truck's plate, times in the district's timezone (:mod:`backend.finance_export`)."""
+    rows = month_rows(month)
+    schools = list(db.session.scalars(select(School).order_by(School.id)))
+    calendar = calendar_of(schools[0]) if schools else rm.Calendar()
+    trucks: dict[tuple[str, str], str | None] = {}
+    for day in sorted({dt.date.fromisoformat(r["date"]) for r in rows}):
+        trucks.update({(day.isoformat(), school): plate
+                       for school, plate in delivery_plates(day, calendar).items()})
+    return meal_sheet(rows, month, {s.id: s.name for s in schools}, trucks,
+                      ZoneInfo(calendar.timezone))

@@ -15,16 +15,18 @@ import datetime as dt
 import time
 from collections.abc import Iterable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from backend.csv_export import bom_csv
 from backend.errors import ApiError, not_found
 from backend.extensions import db
+from backend.finance_export import Sheet, subsidy_sheet
 from backend.models import (
     Device,
+    District,
     Notification,
     Reject,
     School,
@@ -33,6 +35,7 @@ from backend.models import (
     Teacher,
     TeacherAssignment,
     User,
+    Vehicle,
     user_schools,
 )
 from backend.timefmt import iso
@@ -237,17 +240,18 @@ def statement(teacher: Teacher, month: str) -> dict[str, Any]:
             "pending": sum(1 for s in last_status.values() if s == "pending")}
 
 
-CSV_COLUMNS = ("teacher_id", "teacher_name", "month", "currency", "entry_id", "trip_id", "kind",
-               "status", "date", "from_school_id", "to_school_id", "departed_at", "arrived_at",
-               "distance_km", "tier", "amount", "cap_applied", "policy_id", "review_reasons",
-               "reason", "recorded_by", "recorded_at")
-
-
-def statements_csv(statements: Iterable[dict[str, Any]]) -> str:
-    """The statements' rows as CSV with a UTF-8 BOM (Excel then reads 刘胜 as 刘胜)."""
-    heads = ("teacher_id", "teacher_name", "month", "currency")
-    return bom_csv(CSV_COLUMNS, ({**{k: s[k] for k in heads}, **e}
-                                 for s in statements for e in s["entries"]))
+def export_sheet(statements: list[dict[str, Any]], month: str) -> Sheet:
+    """The statements as the finance office's sheet: school names and the teacher's car plate
+    next to the ids, times in the district's timezone (see :mod:`backend.finance_export`)."""
+    schools = dict(db.session.execute(select(School.id, School.name)).all())
+    plates = dict(db.session.execute(select(Teacher.id, Vehicle.plate).join(
+        Vehicle, Vehicle.id == Teacher.vehicle_id)).all())
+    first = statements[0]["teacher_id"] if statements else None
+    timezone = db.session.scalar(select(District.timezone).join(
+        School, School.district_id == District.id).join(
+        Teacher, Teacher.home_school_id == School.id).where(Teacher.id == first)) or \
+        db.session.scalar(select(District.timezone).order_by(District.id)) or "Asia/Shanghai"
+    return subsidy_sheet(statements, month, schools, plates, ZoneInfo(timezone))
 
 
 def month_statements(month: str) -> list[dict[str, Any]]:

@@ -14,20 +14,25 @@ from marshmallow import Schema, fields, validate
 from backend.api.common import BEARER, Blueprint
 from backend.auth import current_user, require_role
 from backend.errors import ApiError
+from backend.finance_export import LANGS, XLSX_MIMETYPE, to_csv, to_xlsx
 from backend.live_service import clock
 from backend.scopes import STAFF
-from backend.subsidy_service import decide, statement, statements_csv, teacher_or_404
+from backend.subsidy_service import decide, export_sheet, statement, teacher_or_404
 
 blp = Blueprint("subsidies", __name__, description="Teachers' transport subsidies")
 
 MONTH = validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="a month YYYY-MM")
 TEXT = {"type": "string"}
+BINARY = {"type": "string", "format": "binary"}
 
 
 class SubsidyQuery(Schema):
     teacher_id = fields.String(load_default=None, validate=validate.Length(1, 64), metadata={
         "description": "required for staff; a teacher reads their own month without it"})
     month = fields.String(required=True, validate=MONTH, metadata={"example": "2026-10"})
+    lang = fields.String(load_default="zh", validate=validate.OneOf(LANGS), metadata={
+        "description": "headers and labels of the CSV / XLSX export (zh: 中文, en: English); "
+                       "the JSON does not change"})
 
 
 class EntrySchema(Schema):
@@ -72,9 +77,13 @@ class StatementSchema(Schema):
 @blp.doc(security=BEARER, description=(
     "A teacher's month: every ledger row of the month's trips (booked, approved, rejected, "
     "reversed), the total and whether the monthly cap cut it. `Accept: text/csv` gives the same "
-    "rows as CSV with a UTF-8 BOM."))
+    "rows as CSV with a UTF-8 BOM, `Accept: " + XLSX_MIMETYPE + "` as XLSX, for the finance "
+    "office: Chinese headers (`lang=en`: English), school names and the car's plate next to the "
+    "ids, times local to the district (`YYYY-MM-DD HH:MM`), 是/否, amounts in yuan with two "
+    "decimals, a totals row."))
 @blp.response(200, StatementSchema)
 @blp.alt_response(200, schema=TEXT, content_type="text/csv", success=True)
+@blp.alt_response(200, schema=BINARY, content_type=XLSX_MIMETYPE, success=True)
 @blp.problems(401, 403, 404)
 @require_role("teacher", *STAFF)
 def get_subsidies(query):
@@ -85,11 +94,15 @@ def get_subsidies(query):
             raise ApiError(422, "teacher_id is required", errors={"teacher_id": ["required"]})
         teacher_id = user.teacher_id or ""
     body = statement(teacher_or_404(user, teacher_id), query["month"])
-    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
-    if best == "text/csv":
-        return Response(statements_csv([body]), mimetype="text/csv", headers={
-            "Content-Disposition":
-                f'attachment; filename="subsidies-{body["teacher_id"]}-{body["month"]}.csv"'})
+    best = request.accept_mimetypes.best_match(["application/json", "text/csv", XLSX_MIMETYPE])
+    if best in ("text/csv", XLSX_MIMETYPE):
+        sheet = export_sheet([body], body["month"])
+        name = f"subsidies-{body['teacher_id']}-{body['month']}"
+        if best == XLSX_MIMETYPE:
+            return Response(to_xlsx(sheet, query["lang"]), mimetype=XLSX_MIMETYPE, headers={
+                "Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+        return Response(to_csv(sheet, query["lang"]), mimetype="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{name}.csv"'})
     return body
 
 

@@ -14,7 +14,7 @@ from backend.cli.group import main
 
 @main.group("report")
 def report_group() -> None:
-    """Monthly reports for the finance office (CSV with a UTF-8 BOM, opens in Excel)."""
+    """Monthly reports for the finance office (CSV with a UTF-8 BOM or XLSX, open in Excel)."""
 
 
 def _month(value: str) -> str:
@@ -25,58 +25,84 @@ def _month(value: str) -> str:
     return value
 
 
-def _write_report(text: str, out: Path | None, default_name: str, xlsx: bool) -> None:
+def _write_sheet(sheet: Any, out: Path | None, default_name: str, xlsx: bool,
+                 lang: str) -> None:
+    """``--out F.xlsx`` writes the XLSX alone; otherwise the CSV, and with ``--xlsx`` an .xlsx
+    next to it."""
+    from backend.finance_export import to_csv, to_xlsx
+
     path = out or Path(default_name)
-    path.write_text(text, encoding="utf-8", newline="")
+    if path.suffix.lower() == ".xlsx":
+        path.write_bytes(to_xlsx(sheet, lang))
+        click.echo(f"wrote {path}")
+        return
+    path.write_text(to_csv(sheet, lang), encoding="utf-8", newline="")
     click.echo(f"wrote {path}")
     if xlsx:
+        path.with_suffix(".xlsx").write_bytes(to_xlsx(sheet, lang))
+        click.echo(f"wrote {path.with_suffix('.xlsx')}")
+
+
+def _write_report(text: str, out: Path | None, default_name: str, xlsx: bool) -> None:
+    path = out or Path(default_name)
+    if path.suffix.lower() != ".xlsx":
+        path.write_text(text, encoding="utf-8", newline="")
+        click.echo(f"wrote {path}")
+    if xlsx or path.suffix.lower() == ".xlsx":
         _write_xlsx(text, path.with_suffix(".xlsx"))
 
 
 def _write_xlsx(text: str, path: Path) -> None:
-    """The same rows as an .xlsx, only when openpyxl happens to be installed."""
+    """A CSV report's rows as an .xlsx, cell for cell."""
     import csv
     import io
 
-    try:
-        from openpyxl import Workbook
-    except ImportError as exc:
-        raise click.ClickException("--xlsx needs openpyxl, which is not installed") from exc
+    from openpyxl import Workbook
+
     book = Workbook()
     sheet = book.active
     for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))):
         sheet.append(row)
+    sheet.freeze_panes = "A2"
     book.save(path)
     click.echo(f"wrote {path}")
 
 
-def report_command(name: str) -> Callable[[Callable[..., None]], Any]:
-    """``xiaoche report NAME --month YYYY-MM [--out F] [--xlsx]``, in the app context."""
+def report_command(name: str, lang: bool = False) -> Callable[[Callable[..., None]], Any]:
+    """``xiaoche report NAME --month YYYY-MM [--out F.csv|F.xlsx] [--xlsx] [--lang zh|en]``,
+    in the app context."""
     def decorate(fn: Callable[..., None]) -> Any:
         fn = with_appcontext(fn)
-        fn = click.option("--xlsx", is_flag=True, help="also write an .xlsx (needs openpyxl)")(fn)
+        if lang:
+            fn = click.option("--lang", type=click.Choice(["zh", "en"]), default="zh",
+                              show_default=True, help="headers and labels: 中文 or English")(fn)
+        fn = click.option("--xlsx", is_flag=True, help="also write an .xlsx next to the CSV")(fn)
         fn = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                          help=f"the CSV file [default: {name}-YYYY-MM.csv]")(fn)
+                          help=f"the file, CSV or (ending .xlsx) XLSX "
+                               f"[default: {name}-YYYY-MM.csv]")(fn)
         fn = click.option("--month", required=True, callback=lambda _c, _p, v: _month(v),
                           metavar="YYYY-MM")(fn)
         return report_group.command(name)(fn)
     return decorate
 
 
-@report_command("meals")
-def report_meals_command(month: str, out: Path | None, xlsx: bool) -> None:
-    """Every school's meal audit of every day of the month: counts, delivery, flags."""
-    from backend.meals_service import meals_csv, month_rows
+@report_command("meals", lang=True)
+def report_meals_command(month: str, out: Path | None, xlsx: bool, lang: str) -> None:
+    """Every school's meal audit of every day of the month: counts, the truck's arrival
+    (local time) and plate, flags; school names next to ids, a totals row."""
+    from backend.meals_service import export_sheet
 
-    _write_report(meals_csv(month_rows(month)), out, f"meals-{month}.csv", xlsx)
+    _write_sheet(export_sheet(month), out, f"meals-{month}.csv", xlsx, lang)
 
 
-@report_command("subsidies")
-def report_subsidies_command(month: str, out: Path | None, xlsx: bool) -> None:
-    """Every teacher's subsidy ledger rows of the month, as GET /subsidies lists them."""
-    from backend.subsidy_service import month_statements, statements_csv
+@report_command("subsidies", lang=True)
+def report_subsidies_command(month: str, out: Path | None, xlsx: bool, lang: str) -> None:
+    """Every teacher's subsidy ledger rows of the month, as GET /subsidies lists them, with
+    teacher and school names, the car's plate, local times, amounts in yuan and a totals row."""
+    from backend.subsidy_service import export_sheet, month_statements
 
-    _write_report(statements_csv(month_statements(month)), out, f"subsidies-{month}.csv", xlsx)
+    _write_sheet(export_sheet(month_statements(month), month), out, f"subsidies-{month}.csv",
+                 xlsx, lang)
 
 
 @report_command("eta")

@@ -1,44 +1,21 @@
 """A month replayed for the sample district gives exactly the expected meal flags and subsidy
 ledger: every planted anomaly found, nothing else flagged; decisions and a reversal land on the
-ledger as rows of their own; the CSV says what the JSON says; the nightly audit books nothing
-twice. (October 2026 — see tests/integration/finance/month.py for what was planted.)"""
+ledger as rows of their own; the nightly audit books nothing twice (the exports of the same
+month: test_exports.py). (October 2026 — see tests/integration/finance/month.py for what was planted.)"""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-
-import pytest
 
 from backend.audit_service import audit_date
-from backend.cli import report_meals_command, report_subsidies_command
 from backend.extensions import db
 from backend.models import SubsidyEntry
 from tests.conftest import login
-from tests.drives import local_ts
 from tests.integration.finance import month as m
 
 WANG = ("houqin.wang", "demo-logistics-1")  # 朱亭学校
-CHEN = ("houqin.chen", "demo-logistics-2")  # 龙凤学校
 ADMIN = ("admin", "demo-admin-1")
 TEACHER = ("liu.sheng", "demo-teacher-1")
-STAFF_OF = {"zhuting": WANG, "longfeng": CHEN}
-
-
-@pytest.fixture
-def october(app, client, imported):
-    app.config["CLOCK"] = lambda: local_ts(dt.date(2026, 11, 2), "09:00:00")
-    m.replay_devices(app, imported)
-    tokens = {school: login(client, *who) for school, who in STAFF_OF.items()}
-    for day in m.MONTH:
-        for school in ("zhuting", "longfeng"):
-            for present, served, received in m.reports_of(day, school):
-                response = client.post("/api/v1/meals/reports", headers=tokens[school], json={
-                    "school_id": school, "date": day.isoformat(), "boarders_present": present,
-                    "meals_served": served, "meals_received": received})
-                assert response.status_code == 201, response.get_json()
-    return app
 
 
 def expected_trips() -> list[tuple[str, str, str, str]]:
@@ -137,21 +114,6 @@ def test_decisions_and_a_reversal_are_rows_of_their_own_and_the_total_follows(oc
                        "/reject", headers=teacher, json={"reason": "x"}).status_code == 403
 
 
-def test_the_csv_opened_back_with_the_csv_module_equals_the_json(october, client):
-    body = statement(client)
-    response = client.get("/api/v1/subsidies", headers={**login(client, *ADMIN),
-                                                        "Accept": "text/csv"},
-                          query_string={"teacher_id": "t-liu", "month": "2026-10"})
-    assert response.mimetype == "text/csv" and response.data.startswith(b"\xef\xbb\xbf")
-    rows = list(csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"))))
-    assert len(rows) == len(body["entries"])
-    for row, entry in zip(rows, body["entries"], strict=True):
-        assert row["teacher_name"] == "刘胜" and row["month"] == "2026-10"
-        for key, value in entry.items():
-            text = "" if value is None else str(value)
-            assert row[key] == text, key
-
-
 def test_the_nightly_audit_books_nothing_twice_and_books_what_the_live_run_missed(october,
                                                                                   client):
     with october.app_context():
@@ -169,23 +131,3 @@ def test_the_nightly_audit_books_nothing_twice_and_books_what_the_live_run_misse
         assert audit_date(monday).teacher_trips_booked == 0
         new = db.session.query(SubsidyEntry).filter_by(service_date="2026-10-26").all()
     assert sorted((e.status, e.recorded_by) for e in new) == [("pending", "audit")] * 2
-
-
-def test_the_finance_reports_are_csv_files_excel_reads(october, tmp_path):
-    runner = october.test_cli_runner()
-    meals = tmp_path / "meals.csv"
-    result = runner.invoke(report_meals_command, ["--month", "2026-10", "--out", str(meals)])
-    assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader(io.StringIO(meals.read_text(encoding="utf-8-sig"))))
-    assert meals.read_bytes().startswith(b"\xef\xbb\xbf") and len(rows) == 31 * 2
-    flagged = {(dt.date.fromisoformat(r["date"]), r["school_id"]): r["flags"].split(";")
-               for r in rows if r["flags"]}
-    assert flagged == m.PLANTED
-    subsidies = tmp_path / "subsidies.csv"
-    result = runner.invoke(report_subsidies_command,
-                           ["--month", "2026-10", "--out", str(subsidies)])
-    assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader(io.StringIO(subsidies.read_text(encoding="utf-8-sig"))))
-    assert [r["trip_id"] for r in rows if r["kind"] == "trip"] and len(rows) == len(
-        expected_trips())
-    assert runner.invoke(report_meals_command, ["--month", "2026-13"]).exit_code != 0
