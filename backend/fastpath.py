@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -49,6 +50,7 @@ from flask import Flask
 
 from backend import auth
 from backend.errors import ApiError
+from backend.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,11 @@ class LiveFastPath:
         body = self.answer(environ)
         if body is None:
             return self.flask_app(environ, start_response)
+        given = environ.get("HTTP_X_REQUEST_ID", "")  # as backend.logs gives Flask's answers
         start_response("200 OK", [("Content-Type", "application/json"),
-                                  ("Content-Length", str(len(body)))])
+                                  ("Content-Length", str(len(body))),
+                                  ("X-Request-ID", given if REQUEST_ID.match(given)
+                                   else uuid.uuid4().hex)])
         return [body]
 
     def answer(self, environ: dict[str, Any]) -> bytes | None:

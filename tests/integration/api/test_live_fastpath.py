@@ -97,10 +97,15 @@ def on_trip(app, imported, at):  # noqa: F811
     at(until + 5)
 
 
+REQUEST_ID_SENT = "test-request-0001"
+
+
 def both(fast: LiveFastPath, path: str, headers: dict | None = None, method: str = "GET",
          **kwargs) -> tuple[object, bool]:
     """The request through the fast path and straight to Flask: (the answer, whether the fast
-    path answered it itself), after checking that both answers are the same."""
+    path answered it itself), after checking that both answers are the same (each is given the
+    same request id: a new one would differ)."""
+    headers = {"X-Request-ID": REQUEST_ID_SENT, **(headers or {})}
     before = fast.flask_app.calls
     via_fast = Client(fast).open(path, method=method, headers=headers or {}, **kwargs)
     served_fast = fast.flask_app.calls == before
@@ -125,8 +130,18 @@ def test_a_cached_caller_in_scope_is_answered_by_the_fast_path_as_flask_would(
     again, served_fast = both(fast, LIVE.format("zt-am-1") + query, headers)
     assert served_fast and again.data == first.data
     assert list(again.headers.items()) == [("Content-Type", "application/json"),
-                                           ("Content-Length", str(len(first.data)))]
+                                           ("Content-Length", str(len(first.data))),
+                                           ("X-Request-ID", REQUEST_ID_SENT)]
     assert again.get_json()["crs"] == (query.partition("=")[2] or "wgs84")
+
+
+def test_the_fast_path_gives_a_request_id_as_flask_does(client, fast, on_trip):
+    headers = login(client, *PARENT)
+    both(fast, LIVE.format("zt-am-1"), headers)  # cached now
+    answer = Client(fast).get(LIVE.format("zt-am-1"), headers=headers)
+    assert fast.flask_app.calls and len(answer.headers["X-Request-ID"]) == 32
+    odd = Client(fast).get(LIVE.format("zt-am-1"), headers={**headers, "X-Request-ID": "a b"})
+    assert odd.headers["X-Request-ID"] != "a b"
 
 
 def test_the_timetable_before_a_trip_is_served_too(client, fast, imported, at):  # noqa: F811
