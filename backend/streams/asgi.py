@@ -27,12 +27,14 @@ import json
 import logging
 import sys
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Flask
 
+from backend.logs import REQUEST_ID
 from backend.security import TokenError, read_user_token
 from backend.streams.hub import OpenRequest, Sink, Subscriber, hub_of
 
@@ -183,7 +185,7 @@ class XiaocheAsgi:
             return await _refuse(send, config.retry_after_s, hub.open_count)
         sink = self._sink_here()
         loop = asyncio.get_running_loop()
-        sub, headers, chunks = None, SSE_HEADERS, []
+        sub, headers, chunks = None, [*SSE_HEADERS, _request_id(scope)], []
         caller = self._token_caller(scope)
         if caller is not None:  # the common case: opened in the hub's next batch
             hub.opening += 1
@@ -427,3 +429,14 @@ def raise_open_files_limit() -> int:
         except (ValueError, OSError):
             return soft
     return soft
+
+
+def _request_id(scope: dict[str, Any]) -> tuple[bytes, bytes]:
+    """The ``X-Request-ID`` header Flask's answers carry (backend.logs): the caller's when
+    plausible, else a new one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            given = value.decode("latin-1")
+            if REQUEST_ID.match(given):
+                return b"x-request-id", value
+    return b"x-request-id", uuid.uuid4().hex.encode()

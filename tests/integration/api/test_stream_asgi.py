@@ -51,15 +51,17 @@ def call(asgi: XiaocheAsgi, query: bytes = b"", headers: list[tuple[bytes, bytes
 def test_a_stream_opened_by_the_server_answers_with_the_views_status_headers_and_opening(
         app, client, imported):
     token = login(client, *PARENT)["Authorization"].removeprefix("Bearer ")
-    view = client.get("/api/v1/stream", query_string={"access_token": token}, buffered=False)
+    same_id = (b"x-request-id", b"test-request-0001")  # a new one would differ
+    view = client.get("/api/v1/stream", query_string={"access_token": token}, buffered=False,
+                      headers={"X-Request-ID": same_id[1].decode()})
     try:
         view_headers = {k.lower(): v for k, v in view.headers.items() if k != "Content-Length"}
         view_first = next(iter(view.response))
     finally:
         view.close()
     asgi = XiaocheAsgi(app, rest_threads=2)
-    for headers, query in (([(b"authorization", f"Bearer {token}".encode())], b""),
-                           ([], f"access_token={token}&crs=gcj02".encode())):
+    for headers, query in (([(b"authorization", f"Bearer {token}".encode()), same_id], b""),
+                           ([same_id], f"access_token={token}&crs=gcj02".encode())):
         start, first, *_ = call(asgi, query, headers)
         assert start["status"] == 200
         assert {k.decode(): v.decode() for k, v in start["headers"]} == view_headers
