@@ -6,10 +6,12 @@ go to tests/artifacts/ (the README's docs/screenshots/console-*.png are copies o
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from pathlib import Path
 
+import openpyxl
 import pytest
 from playwright.sync_api import expect
 
@@ -89,9 +91,13 @@ def test_staff_approve_a_pending_subsidy_and_see_the_months_total_change(console
 
     with page.expect_download() as download:
         page.click("#ledger-csv")
-    text = Path(download.value.path()).read_text(encoding="utf-8-sig")
-    assert text.splitlines()[0].startswith("teacher_id,teacher_name,month")
-    assert "approval" in text and "刘胜" in text
+    text = Path(download.value.path()).read_text(encoding="utf-8-sig")  # the finance export
+    assert text.splitlines()[0].startswith("教师编号,教师姓名")
+    assert "批准" in text and "刘胜" in text and "20.00" in text
+    with page.expect_download() as download:
+        page.click("#ledger-xlsx")
+    sheet = openpyxl.load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active
+    assert sheet.cell(1, 1).value == "教师编号" and sheet.freeze_panes == "A2"
     shoot(page, artifacts, "console-ledger-desktop")
     page.click("#lang")
     expect(approved).to_contain_text("16.0 km · tier 3")

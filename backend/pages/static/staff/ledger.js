@@ -170,11 +170,19 @@
   document.getElementById("ledger-month").addEventListener("change", function () {
     if (monthInput().value) load().catch(XC.showError);
   });
-  document.getElementById("ledger-csv").addEventListener("click", function () {
+  /* The finance office's export of the chosen teacher's month, in the page's language. */
+  function exportAs(accept, suffix) {
     const st = statements.find(function (s) { return s.teacher_id === chosen; });
     if (!st) return;
-    S.download("/api/v1/subsidies?teacher_id=" + encodeURIComponent(st.teacher_id) + "&month=" + st.month,
-               "text/csv", "subsidies-" + st.teacher_id + "-" + st.month + ".csv").catch(XC.showError);
+    S.download("/api/v1/subsidies?teacher_id=" + encodeURIComponent(st.teacher_id) + "&month=" + st.month +
+               "&lang=" + (XC.lang() === "en" ? "en" : "zh"),
+               accept, "subsidies-" + st.teacher_id + "-" + st.month + suffix).catch(XC.showError);
+  }
+  document.getElementById("ledger-csv").addEventListener("click", function () {
+    exportAs("text/csv", ".csv");
+  });
+  document.getElementById("ledger-xlsx").addEventListener("click", function () {
+    exportAs("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".xlsx");
   });
 
   S.screen("ledger", {
