@@ -1,4 +1,4 @@
-"""Running the roles: MQTT ingest, and the all-in-one ``serve`` process.
+"""Running the roles: MQTT ingest, the JT/T 808 gateway, and the all-in-one ``serve`` process.
 
 The composition root: this is where the broker, the MQTT client, the pipeline and the HTTP
 server meet; nothing below it knows about the others.
@@ -187,6 +187,59 @@ def run_ingest(app: Flask, pipeline_factory: Callable[[Flask], Any] | None = Non
             broker.stop()
 
 
+def jt808_gateway(app: Flask, port: int | None = None, host: str | None = None):
+    """The JT/T 808 gateway on the app's pipeline (the one MQTT and HTTP use), knowing
+    terminals by ``devices.jt808_phone``; not started."""
+    from backend.extensions import db
+    from backend.ingest_service import pipeline
+    from gps_ingest.jt808_gateway import GatewayConfig, Jt808Gateway
+    from gps_ingest.registry import PhoneDirectory
+
+    ingest = pipeline(app)
+    with app.app_context():
+        directory = PhoneDirectory(db.engine)
+
+    def process(messages):
+        with app.app_context():
+            return ingest.process(messages)
+
+    config = GatewayConfig(
+        host=host if host is not None else app.config["JT808_HOST"],
+        port=int(port if port is not None else app.config["JT808_PORT"]),
+        secret=str(app.config["SECRET_KEY"]).encode(),
+        batch_max=int(app.config["INGEST_BATCH_MAX"]),
+        batch_ms=int(app.config["INGEST_BATCH_MS"]),
+        idle_timeout_s=float(app.config["JT808_IDLE_S"]),
+        max_connections=int(app.config["JT808_MAX_CONNECTIONS"]))
+    return Jt808Gateway(process, directory.device_of, config)
+
+
+def start_jt808(app: Flask, port: int | None = None, host: str | None = None):
+    """Start the gateway in a thread of its own: (gateway, port), or SystemExit with why."""
+    gateway = jt808_gateway(app, port, host)
+    try:
+        bound = gateway.start_in_thread()
+    except OSError as exc:
+        raise SystemExit(f"xiaoche: the JT/T 808 gateway cannot listen on "
+                         f"{gateway.config.host}:{gateway.config.port}: {exc.strerror}") from exc
+    app.extensions["xiaoche.jt808"] = gateway
+    return gateway, bound
+
+
+def run_jt808(app: Flask, port: int | None = None, host: str | None = None) -> None:
+    """``xiaoche jt808``: the JT/T 808 gateway alone, until SIGTERM/SIGINT."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    gateway, bound = start_jt808(app, port, host)
+    freeze_startup_objects()
+    print(f"xiaoche: JT/T 808 gateway on {gateway.config.host}:{bound}", flush=True)
+    try:
+        stop.wait()
+    finally:
+        gateway.stop_thread()
+
+
 def run_scheduler(app: Flask) -> None:
     """``xiaoche scheduler``: run the scheduled jobs until SIGTERM/SIGINT — while this process
     holds the scheduler lease; on standby otherwise (backend.scheduler.LeasedScheduler)."""
@@ -232,17 +285,24 @@ def run_all_in_one(app: Flask, host: str, port: int, server: HttpServer | None =
         app.config["MQTT_URL"] = url
         close_channels(app)
     runner = None
+    gateway = None
     try:
         runner = IngestRunner(app, url)
         app.extensions["xiaoche.ingest"] = runner
         freeze_startup_objects()
         runner.start()
+        jt808 = ""
+        if app.config.get("JT808_PORT") is not None:  # off unless XIAOCHE_JT808_PORT is set
+            gateway, bound = start_jt808(app)
+            jt808 = f", JT/T 808 on {gateway.config.host}:{bound}"
         scheduler.start()
         print(f"xiaoche: API on http://{host}:{server.port}/api/v1 "
-              f"(docs /api/v1/docs), MQTT on {url.split('@')[-1]}", flush=True)
+              f"(docs /api/v1/docs), MQTT on {url.split('@')[-1]}{jt808}", flush=True)
         server.run()  # until SIGINT / SIGTERM
     finally:
         scheduler.stop()
+        if gateway is not None:
+            gateway.stop_thread()
         if runner is not None:
             runner.stop()
         if broker is not None:

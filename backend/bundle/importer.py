@@ -362,7 +362,7 @@ class _Upserter:
             device["id"],
             token_hash=token_hash,
             token_bucket=bucket,
-            **_pick(device, "vehicle_id", "crs", "osmand"),
+            **_pick(device, "vehicle_id", "crs", "osmand", "jt808_phone"),
         )
 
     def _teacher(self, teacher: dict[str, Any]) -> None:

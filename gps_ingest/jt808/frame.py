@@ -273,7 +273,9 @@ class FrameReader:
     three 0x0200 such frames). The header's body length tells: a content shorter than its
     header says is held, and joined with the next run through the 0x7e that cut it, as long as
     a single 0x7e is between them — the empty run of ``7e 7e`` between two frames ends it, and
-    what was held is refused as it is (``truncated_frame``, ``bad_length``…).
+    what was held is refused as it is (``truncated_frame``, ``bad_length``…), and so is it
+    when the next run is a whole, valid frame by itself (garbage before a frame must not cost
+    the frame).
     """
 
     def __init__(self, accept_bad_check: bool = False) -> None:
@@ -291,20 +293,43 @@ class FrameReader:
             if not piece.content:  # 7e 7e: between two frames
                 out.extend(self.flush())
                 continue
-            content = piece.content if self._held is None else self._held + b"\x7e" + piece.content
-            self._held = None
+            out.extend(self._take(piece.content))
+        return out
+
+    def _take(self, content: bytes) -> list[Cut]:
+        held, self._held = self._held, None
+        if held is None:
             if _short(content):
                 self._held = content
-            else:
-                out.append((content, parse_frame(content, self.accept_bad_check)))
-        return out
+                return []
+            return [(content, parse_frame(content, self.accept_bad_check))]
+        alone = None if _short(content) else parse_frame(content, self.accept_bad_check)
+        if isinstance(alone, Frame):  # a whole frame after something broken: not its tail
+            return [(held, self._refuse_short(held)), (content, alone)]
+        joined = held + b"\x7e" + content
+        if _short(joined):
+            self._held = joined
+            return []
+        return [(joined, parse_frame(joined, self.accept_bad_check))]
 
     def flush(self) -> list[Cut]:
         """What is held, refused as it is (the connection ended, or the next frame began)."""
         if self._held is None:
             return []
         held, self._held = self._held, None
-        return [(held, parse_frame(held, self.accept_bad_check))]
+        return [(held, self._refuse_short(held))]
+
+    def _refuse_short(self, content: bytes) -> BadFrame:
+        """A content shorter than its header says: ``bad_length`` if its check byte holds (the
+        frame is whole), ``bad_checksum`` if not (cut short or damaged), ``truncated_frame``
+        if not even its header is there."""
+        result = parse_frame(content, self.accept_bad_check)
+        if isinstance(result, Frame):  # cannot be: it is short; kept total all the same
+            return BadFrame(BAD_LENGTH, "shorter than its header says", result.header)
+        if result.reason == BAD_CHECKSUM:
+            return BadFrame(BAD_CHECKSUM, f"{result.detail}; and shorter than its header says "
+                                          "(cut short?)", result.header)
+        return result
 
     def close(self) -> list[Cut]:
         """At the end of the stream: everything not yet handed on, refused as it is."""
