@@ -326,3 +326,21 @@ def test_locations_round_trip_to_a_micro_degree(lat_u, lon_u, yy, mm, dd, hh):
     assert loc.lon == pytest.approx(lon_u / 1e6, abs=1e-9)
     beijing = datetime.fromisoformat(f"20{yy:02d}-{mm:02d}-{dd:02d}T{hh:02d}:00:00+08:00")
     assert loc.ts == beijing.timestamp()
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.binary(max_size=60), frame_bodies), min_size=1, max_size=5),
+       st.integers(1, 97))
+def test_garbage_between_frames_never_costs_a_frame(items, cut):
+    """Whatever comes between two frames (0x7e in it or not), every frame comes out whole and
+    in order; the garbage comes out as refusals."""
+    wire = b"".join(garbage + encode_frame(LOCATION, "13912345678", n, body)
+                    for n, (garbage, body) in enumerate(items))
+    reader = FrameReader()
+    out = []
+    for start in range(0, len(wire), cut):
+        out += reader.feed(wire[start:start + cut])
+    out += reader.close()
+    frames = [fr for _, fr in out if isinstance(fr, Frame)]
+    assert [(fr.header.serial, fr.body) for fr in frames] == [
+        (n, body) for n, (_, body) in enumerate(items)]
