@@ -62,19 +62,15 @@ from gps_ingest.jt808.messages import (
     encode_registration_answer,
 )
 from gps_ingest.jt808.reassembly import Reassembled, Reassembler
-from gps_ingest.pipeline import JT808, Message, MessageResult
+from gps_ingest.pipeline import JT808, Message
 from gps_ingest.records import UNAUTHENTICATED, UNKNOWN_TERMINAL
 
 log = logging.getLogger(__name__)
 
 READ_BYTES = 4096
 MAX_UNREAD_ANSWERS = 256 * 1024  # bytes of answers a terminal left unread: it is gone
-#: Whole-message reasons after which the terminal is told "message error" rather than "ok":
-#: the frame itself is wrong, sending it again will not help, and it is in the reject log.
-FRAME_REASONS = frozenset({"not_a_frame", "frame_too_long", "bad_escape", "truncated_frame",
-                           "bad_checksum", "bad_length", "encrypted"})
 
-Process = Callable[[Sequence[Message]], list[MessageResult]]
+Process = Callable[[Sequence[Message]], object]
 Lookup = Callable[[str], "str | None"]
 
 
@@ -94,7 +90,7 @@ class GatewayConfig:
 @dataclass
 class _Pending:
     message: Message
-    future: asyncio.Future[MessageResult]
+    future: asyncio.Future[None]
 
 
 @dataclass(eq=False)  # one per connection, kept in a set by identity
@@ -107,7 +103,9 @@ class _Session:
     device_id: str | None = None
     serial: int = 0  # the platform's own message serial
     bad_in_a_row: int = 0
-    waiting: set[asyncio.Task[None]] = field(default_factory=set)
+    inflight: int = 0  # locations handed to the pipeline, not answered yet
+    room: asyncio.Future[None] | None = None  # set when inflight drops below the maximum
+    last_read: float = 0.0  # loop time
 
     def next_serial(self) -> int:
         self.serial = (self.serial + 1) & 0xFFFF
@@ -124,7 +122,7 @@ class Jt808Gateway:
     def __init__(self, process: Process, lookup: Lookup, config: GatewayConfig,
                  clock: Callable[[], float] = time.time) -> None:
         """``process`` runs a batch of messages through the pipeline and returns once committed
-        (``IngestPipeline.process``); ``lookup`` gives the device of a phone number (it may
+        (``IngestPipeline.process``, or pipeline processes), raising if it was not; ``lookup`` gives the device of a phone number (it may
         query the database: it runs in a worker thread)."""
         self.process = process
         self.lookup = lookup
@@ -138,6 +136,7 @@ class Jt808Gateway:
         self._full: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
         self._batcher: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="jt808-pipeline")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -156,6 +155,7 @@ class Jt808Gateway:
                                                   backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
         self._batcher = asyncio.create_task(self._batches())
+        self._sweeper = asyncio.create_task(self._sweep_idle())
         return self.port
 
     async def close(self) -> None:
@@ -167,11 +167,15 @@ class Jt808Gateway:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._batcher is not None:
             self._batcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._batcher
         await asyncio.to_thread(self._executor.shutdown, True)  # the batch in hand commits
+        while self._queue is not None and not self._queue.empty():  # never to be committed
+            self._queue.get_nowait().future.cancel()
         if self._stopped is not None:
             self._stopped.set()
 
@@ -216,7 +220,7 @@ class Jt808Gateway:
 
     # -- the batches -------------------------------------------------------------------------------
 
-    async def _submit(self, message: Message) -> asyncio.Future[MessageResult]:
+    async def _submit(self, message: Message) -> asyncio.Future[None]:
         assert self._queue is not None and self._full is not None and self._loop is not None
         pending = _Pending(message, self._loop.create_future())
         await self._queue.put(pending)  # waits while the queue is full: back-pressure
@@ -238,7 +242,7 @@ class Jt808Gateway:
                 batch.append(queue.get_nowait())
             messages = [p.message for p in batch]
             try:
-                results = await self._loop.run_in_executor(self._executor, self.process, messages)
+                await self._loop.run_in_executor(self._executor, self.process, messages)
             except Exception as exc:  # the database is down: nothing is answered, all is resent
                 log.error("a batch of %d JT/T 808 messages failed: %s", len(batch), exc)
                 for p in batch:
@@ -246,9 +250,9 @@ class Jt808Gateway:
                         p.future.set_exception(exc)
                 continue
             self.stats["batches"] += 1
-            for p, result in zip(batch, results, strict=True):
+            for p in batch:
                 if not p.future.done():
-                    p.future.set_result(result)
+                    p.future.set_result(None)
 
     # -- a connection --------------------------------------------------------------------------------
 
@@ -266,13 +270,8 @@ class Jt808Gateway:
         self.stats["connections"] += 1
         try:
             while True:
-                try:
-                    data = await asyncio.wait_for(reader.read(READ_BYTES),
-                                                  self.config.idle_timeout_s)
-                except TimeoutError:
-                    log.info("JT/T 808: %s (%s) idle for %gs, closed", peer, session.phone,
-                             self.config.idle_timeout_s)
-                    break
+                session.last_read = self._loop.time()  # type: ignore[union-attr]
+                data = await reader.read(READ_BYTES)
                 if not data:
                     break
                 for content, frame in session.frames.feed(data):
@@ -290,6 +289,20 @@ class Jt808Gateway:
         finally:
             self._sessions.discard(session)
             writer.close()
+
+    async def _sweep_idle(self) -> None:
+        """Close the connections silent for longer than the idle timeout (one timer for all,
+        rather than one per read)."""
+        assert self._loop is not None
+        idle = self.config.idle_timeout_s
+        while True:
+            await asyncio.sleep(min(5.0, idle / 4))
+            now = self._loop.time()
+            for session in list(self._sessions):
+                if now - session.last_read > idle and not session.writer.is_closing():
+                    log.info("JT/T 808: %s (%s) idle for %gs, closed", session.peer,
+                             session.phone, idle)
+                    session.writer.close()
 
     async def _on_frame(self, session: _Session, content: bytes,
                         frame: Frame | BadFrame) -> None:
@@ -391,27 +404,27 @@ class Jt808Gateway:
         future = await self._submit(message)
         if header is None:
             return  # nothing the terminal could be answered on
-        task = asyncio.create_task(self._answer_after_commit(session, header, serials, future,
-                                                             authenticated))
-        session.waiting.add(task)
-        task.add_done_callback(session.waiting.discard)
-        if len(session.waiting) >= self.config.max_inflight:
-            await asyncio.wait(set(session.waiting), return_when=asyncio.FIRST_COMPLETED)
-
-    async def _answer_after_commit(self, session: _Session, header: Header, serials: list[int],
-                                   future: asyncio.Future[MessageResult],
-                                   authenticated: bool) -> None:
-        try:
-            result = await future
-        except Exception:
-            return  # not committed: no answer, the terminal sends it again
-        whole = [r.reason for r in result.rejected if r.index is None]
-        if whole and whole[0] in FRAME_REASONS:
-            code = MESSAGE_ERROR
+        # the answer is known now (the pipeline reads the frame as we did); it goes after commit
+        if bad or header.encryption:
+            code = MESSAGE_ERROR  # the frame itself is wrong: sending it again will not help
         elif not authenticated:
             code = FAILURE  # sent again after it authenticates
         else:
-            code = OK
+            code = OK  # stored, or refused for good (filters, no_fix…), in the reject log
+        session.inflight += 1
+        future.add_done_callback(lambda f: self._committed(session, header, serials, f, code))
+        if session.inflight >= self.config.max_inflight:  # stop reading until one is answered
+            session.room = self._loop.create_future()  # type: ignore[union-attr]
+            await session.room
+
+    def _committed(self, session: _Session, header: Header, serials: list[int],
+                   future: asyncio.Future[None], code: int) -> None:
+        """A location's batch is done: answer it if it was committed."""
+        session.inflight -= 1
+        if session.room is not None and not session.room.done():
+            session.room.set_result(None)
+        if future.cancelled() or future.exception() is not None:
+            return  # not committed: no answer, the terminal sends it again
         self._answer(session, header, serials, code)
 
     def _answer(self, session: _Session, header: Header, serials: list[int], result: int) -> None:

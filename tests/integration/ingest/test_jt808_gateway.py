@@ -43,10 +43,9 @@ def terminals(app, imported):
 
 @pytest.fixture
 def gateway(app, terminals):
-    gw, port = start_jt808(app, port=0, host="127.0.0.1")
-    gw.port = port
-    yield gw
-    gw.stop_thread()
+    service = start_jt808(app, port=0, host="127.0.0.1")
+    yield service
+    service.stop()
 
 
 def connect(gateway, device: str = "dev-jt-0", version: int | None = None) -> Terminal:
@@ -112,7 +111,16 @@ def test_a_2019_terminal_is_answered_in_its_own_header(app, gateway):
     terminal.close()
 
 
-def test_killed_mid_stream_and_reconnected_loses_nothing_and_doubles_nothing(app, gateway):
+@pytest.fixture(params=[0, 2], ids=["pipeline-here", "2-pipeline-processes"])
+def any_gateway(request, app, terminals):
+    """The gateway with its pipeline in this process (serve) or in two of its own (jt808)."""
+    service = start_jt808(app, port=0, host="127.0.0.1", processes=request.param)
+    yield service
+    service.stop()
+
+
+def test_killed_mid_stream_and_reconnected_loses_nothing_and_doubles_nothing(app, any_gateway):
+    gateway = any_gateway
     t0 = int(time.time()) - 900
     fixes = [fix(i, t0) for i in range(120)]
     terminal = connect(gateway)
@@ -141,21 +149,19 @@ def test_killed_mid_stream_and_reconnected_loses_nothing_and_doubles_nothing(app
 def test_a_gateway_stopped_mid_stream_loses_nothing_and_doubles_nothing(app, terminals):
     t0 = int(time.time()) - 900
     fixes = [fix(i, t0) for i in range(60)]
-    gw, port = start_jt808(app, port=0, host="127.0.0.1")
-    gw.port = port
+    gw = start_jt808(app, port=0, host="127.0.0.1")
     first = connect(gw)
     unanswered = {first.location(*f): f for f in fixes[:40]}
     serial, _, _ = first.answer()
     unanswered.pop(serial)
-    gw.stop_thread()  # the process going down with locations in flight
+    gw.stop()  # the process going down with locations in flight
     with pytest.raises(ConnectionError):
         while True:  # what was answered before the end; the rest is sent again below
             serial, _, result = first.answer()
             assert result == OK
             unanswered.pop(serial)
     first.close()
-    gw2, port2 = start_jt808(app, port=0, host="127.0.0.1")
-    gw2.port = port2
+    gw2 = start_jt808(app, port=0, host="127.0.0.1")
     try:
         terminal = connect(gw2)
         pending = {terminal.location(*f): f for f in list(unanswered.values()) + fixes[40:]}
@@ -166,7 +172,7 @@ def test_a_gateway_stopped_mid_stream_loses_nothing_and_doubles_nothing(app, ter
         assert stored_ts(app, "dev-jt-0") == [f[0] for f in fixes]
         terminal.close()
     finally:
-        gw2.stop_thread()
+        gw2.stop()
 
 
 def test_an_unknown_terminal_is_refused_with_a_reason_in_the_reject_log(app, gateway):
@@ -263,16 +269,16 @@ def test_fuzzed_frames_are_refused_with_reasons_and_the_connection_and_its_neigh
 
 def test_a_connection_that_says_nothing_is_closed_after_the_idle_timeout(app, terminals):
     app.config["JT808_IDLE_S"] = 0.5
-    gw, port = start_jt808(app, port=0, host="127.0.0.1")
+    gw = start_jt808(app, port=0, host="127.0.0.1")
     try:
-        terminal = Terminal(port, PHONES["dev-jt-0"])
+        terminal = Terminal(gw.port, PHONES["dev-jt-0"])
         time.sleep(1.5)
         with pytest.raises(ConnectionError):
             terminal.read()
         terminal.close()
-        assert gw.connections == 0
+        assert gw.gateway.connections == 0
     finally:
-        gw.stop_thread()
+        gw.stop()
 
 
 def test_xiaoche_jt808_runs_the_gateway_alone(app, terminals, _migrated, tmp_path):
