@@ -168,17 +168,21 @@ class PingRecord:
     battery_pct: float | None = None
     seq: int | None = None
     item_index: int | None = field(default=None, compare=False, repr=False)
+    #: a JT/T 808 terminal's alarm word (its bits: :mod:`gps_ingest.jt808.alarms`); None for
+    #: the other protocols, which have none
+    alarm: int | None = None
 
 
 _new = object.__new__
 (_set_device_id, _set_ts, _set_lat, _set_lon, _set_speed, _set_heading, _set_accuracy, _set_alt,
- _set_battery, _set_seq, _set_index) = (getattr(PingRecord, name).__set__
-                                        for name in PingRecord.__slots__)
+ _set_battery, _set_seq, _set_index, _set_alarm) = (getattr(PingRecord, name).__set__
+                                                    for name in PingRecord.__slots__)
 
 
 def new_ping(device_id: str, ts: float, lat: float, lon: float, speed_kmh: float | None,
              heading_deg: float | None, accuracy_m: float | None, alt_m: float | None,
-             battery_pct: float | None, seq: int | None, item_index: int | None) -> PingRecord:
+             battery_pct: float | None, seq: int | None, item_index: int | None,
+             alarm: int | None = None) -> PingRecord:
     """``PingRecord(...)`` for the decoders' hot path, about twice as fast.
 
     A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; this sets
@@ -197,6 +201,7 @@ def new_ping(device_id: str, ts: float, lat: float, lon: float, speed_kmh: float
     _set_battery(p, battery_pct)
     _set_seq(p, seq)
     _set_index(p, item_index)
+    _set_alarm(p, alarm)
     return p
 
 

@@ -105,4 +105,4 @@ def to_ping(device_id: str, loc: Location, index: int | None = None) -> PingReco
     return new_ping(device_id, loc.ts, loc.lat, loc.lon,  # type: ignore[arg-type]
                     loc.speed_kmh if loc.speed_kmh <= MAX_SPEED_KMH else None,
                     float(loc.course_deg) if loc.course_deg < 360 else None, None,
-                    float(loc.altitude_m), None, None, index)
+                    float(loc.altitude_m), None, None, index, loc.alarm)

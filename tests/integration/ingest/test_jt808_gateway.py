@@ -305,6 +305,28 @@ def test_xiaoche_jt808_runs_the_gateway_alone(app, terminals, _migrated, tmp_pat
         process.stop()
 
 
+def test_the_staff_alarms_of_a_terminal_become_events_once_each(app, gateway):
+    from backend.models import Event
+    from gps_ingest.jt808.messages import ALARM_EMERGENCY, ALARM_POWER_CUT
+
+    terminal = connect(gateway)
+    t0 = int(time.time()) - 300
+    words = [0, ALARM_EMERGENCY, ALARM_EMERGENCY, ALARM_EMERGENCY | ALARM_POWER_CUT, 0,
+             ALARM_EMERGENCY, 1 << 4]
+    for i, word in enumerate(words):
+        serial = terminal.location(*fix(i, t0), alarm=word)
+        assert terminal.answer() == (serial, LOCATION, OK)
+    terminal.close()
+    with app.app_context():
+        events = db.session.execute(select(Event.kind, Event.ts, Event.vehicle_id, Event.details)
+                                    .where(Event.kind == "terminal_alarm")
+                                    .order_by(Event.ts, Event.id)).all()
+    assert [(e.ts - t0, e.details["alarm"]) for e in events] == [
+        (1, "emergency"), (3, "power_cut"), (5, "emergency")]
+    assert {e.vehicle_id for e in events} == {"bus-jt-0"}
+    assert events[0].details["device_id"] == "dev-jt-0"
+
+
 def test_a_bundle_giving_two_devices_one_phone_or_a_phone_that_is_not_digits_is_refused(
         app, imported):
     from backend.bundle import BundleError

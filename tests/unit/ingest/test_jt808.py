@@ -344,3 +344,36 @@ def test_garbage_between_frames_never_costs_a_frame(items, cut):
     frames = [fr for _, fr in out if isinstance(fr, Frame)]
     assert [(fr.header.serial, fr.body) for fr in frames] == [
         (n, body) for n, (_, body) in enumerate(items)]
+
+
+# -- alarms -------------------------------------------------------------------------------------
+
+
+def test_an_alarm_is_the_bit_set_where_it_was_clear():
+    from gps_ingest.jt808.alarms import STAFF_ALARMS, alarm_edges, rising
+
+    assert rising(0, 0b1_0000_0111) == ["emergency", "overspeed", "fatigue", "power_cut"]
+    assert rising(ALARM_EMERGENCY, ALARM_EMERGENCY) == []  # still pressed: not a new alarm
+    assert rising(0, 1 << 4) == []  # GNSS module fault: not one of the staff's
+    words = [(1, 0), (2, ALARM_EMERGENCY), (3, ALARM_EMERGENCY), (4, 0), (5, ALARM_EMERGENCY)]
+    assert alarm_edges(0, words) == ([(2, "emergency"), (5, "emergency")], ALARM_EMERGENCY)
+    assert set(STAFF_ALARMS.values()) == {1, 2, 4, 256}
+
+
+@settings(max_examples=300)
+@given(st.integers(0, 2**32 - 1), st.lists(st.integers(0, 2**32 - 1), max_size=30))
+def test_alarm_edges_count_each_rise_once(previous, words):
+    from gps_ingest.jt808.alarms import STAFF_ALARMS, alarm_edges
+
+    edges, last = alarm_edges(previous, list(enumerate(words)))
+    assert last == (words[-1] if words else previous)
+    for name, bit in STAFF_ALARMS.items():
+        states = [bool(previous & bit)] + [bool(w & bit) for w in words]
+        rises = sum(1 for a, b in zip(states, states[1:], strict=False) if b and not a)
+        assert sum(1 for _, n in edges if n == name) == rises
+
+
+def test_a_location_ping_carries_the_alarm_word():
+    _, decoded = decode_frame("d", parse_frame(encode_frame(
+        LOCATION, "1", 1, location_body(30, 114, alarm=ALARM_EMERGENCY | (1 << 4)))[1:-1]))
+    assert decoded.pings[0].alarm == ALARM_EMERGENCY | (1 << 4)
