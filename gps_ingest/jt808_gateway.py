@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gps_ingest.jt808.frame import BadFrame, Frame, FrameReader, Header, encode_frame
 from gps_ingest.jt808.messages import (
@@ -65,13 +66,16 @@ from gps_ingest.jt808.reassembly import Reassembled, Reassembler
 from gps_ingest.pipeline import JT808, Message
 from gps_ingest.records import UNAUTHENTICATED, UNKNOWN_TERMINAL
 
+if TYPE_CHECKING:
+    from gps_ingest.registry import TerminalInfo
+
 log = logging.getLogger(__name__)
 
 READ_BYTES = 4096
 MAX_UNREAD_ANSWERS = 256 * 1024  # bytes of answers a terminal left unread: it is gone
 
 Process = Callable[[Sequence[Message]], object]
-Lookup = Callable[[str], "str | None"]
+Lookup = Callable[[str], "TerminalInfo | None"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class _Session:
     packages: Reassembler = field(default_factory=Reassembler)
     phone: str | None = None  # the authenticated terminal's phone, as its headers carry it
     device_id: str | None = None
+    accept_bad_check: bool = False  # the device's firmware gets the check byte wrong
     serial: int = 0  # the platform's own message serial
     bad_in_a_row: int = 0
     inflight: int = 0  # locations handed to the pipeline, not answered yet
@@ -344,8 +349,8 @@ class Jt808Gateway:
             self._answer(session, header, serials, OK)  # heartbeat, deregistration, others
 
     async def _register(self, session: _Session, content: bytes, header: Header) -> None:
-        device_id = await asyncio.to_thread(self.lookup, header.phone)
-        if device_id is None:
+        terminal = await asyncio.to_thread(self.lookup, header.phone)
+        if terminal is None:
             self._write(session, header, REGISTRATION_ANSWER,
                         encode_registration_answer(header.serial, REG_NO_TERMINAL))
             await self._refuse(session, content, header, UNKNOWN_TERMINAL,
@@ -358,9 +363,9 @@ class Jt808Gateway:
 
     async def _authenticate(self, session: _Session, content: bytes, header: Header,
                             body: bytes) -> None:
-        device_id = await asyncio.to_thread(self.lookup, header.phone)
+        terminal = await asyncio.to_thread(self.lookup, header.phone)
         code = decode_authentication(body, header.version)
-        if device_id is None:
+        if terminal is None:
             self._answer(session, header, [header.serial], FAILURE)
             await self._refuse(session, content, header, UNKNOWN_TERMINAL,
                                f"authentication from {header.phone}: no device has it as "
@@ -373,7 +378,8 @@ class Jt808Gateway:
                                f"authentication from {header.phone} with a wrong auth code "
                                "(register again: 0x0100)")
             return
-        session.phone, session.device_id = header.phone, device_id
+        session.phone, session.device_id = header.phone, terminal.device_id
+        session.accept_bad_check = session.frames.accept_bad_check = terminal.accept_bad_check
         self._answer(session, header, [header.serial], OK)
 
     async def _refuse(self, session: _Session, content: bytes, header: Header, reason: str,
@@ -390,7 +396,7 @@ class Jt808Gateway:
         An unreadable frame is the connection's: its device's, if it authenticated (the phone
         in a damaged header proves nothing)."""
         authenticated = bad or (header is not None and header.phone == session.phone)
-        params = None
+        params = {"accept_bad_check": "1"} if session.accept_bad_check else None
         if header is not None and not authenticated:
             params = {"refused": UNAUTHENTICATED,
                       "detail": f"{header.phone} sent 0x{header.message_id:04x} before "

@@ -209,7 +209,8 @@ class IngestPipeline:
         readable one from a connection that did not authenticate, for that."""
         m = w.message
         params = m.params or {}
-        phone, w.decoded = decode_frame_hex(m.device_id or "", m.payload)
+        phone, w.decoded = decode_frame_hex(m.device_id or "", m.payload,
+                                            params.get("accept_bad_check") == "1")
         whole = [r for r in w.decoded.rejects if r.index is None]
         if whole and not w.decoded.pings:
             return self._reject_message(w, whole[0].reason, whole[0].detail)

@@ -81,6 +81,12 @@ def _info(row) -> DeviceInfo:
     return DeviceInfo(row[0], row[1], row[2], row[3] or "wgs84", bool(row[4]))
 
 
+@dataclass(frozen=True, slots=True)
+class TerminalInfo:
+    device_id: str
+    accept_bad_check: bool = False
+
+
 class PhoneDirectory:
     """JT/T 808 terminals: the device of a phone number (``devices.jt808_phone``), compared
     without leading zeros (a 2013 header pads to 12 digits, a 2019 header to 20).
@@ -93,11 +99,11 @@ class PhoneDirectory:
         self._engine = engine
         self._refresh_s = refresh_s
         self._miss_reload_s = miss_reload_s
-        self._devices: dict[str, str] = {}
+        self._devices: dict[str, TerminalInfo] = {}
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()
 
-    def device_of(self, phone: str) -> str | None:
+    def device_of(self, phone: str) -> TerminalInfo | None:
         now = time.monotonic()
         if now - self._loaded_at > self._refresh_s:
             self.reload()
@@ -110,11 +116,11 @@ class PhoneDirectory:
 
     def reload(self) -> None:
         with self._lock, self._engine.connect() as conn:
-            rows = conn.execute(select(Device.jt808_phone, Device.id)
+            rows = conn.execute(select(Device.jt808_phone, Device.id, Device.jt808_accept_bad_check)
                                 .where(Device.jt808_phone.is_not(None)).order_by(Device.id))
-            devices: dict[str, str] = {}
-            for phone, device_id in rows:
-                devices.setdefault(normal_phone(phone), device_id)  # the bundle forbids twins
+            devices: dict[str, TerminalInfo] = {}
+            for phone, device_id, accept in rows:  # the bundle forbids twins
+                devices.setdefault(normal_phone(phone), TerminalInfo(device_id, bool(accept)))
             self._devices = devices
             self._loaded_at = time.monotonic()
 

@@ -215,6 +215,7 @@ class DeviceSchema(Strict):
         load_default=None, allow_none=True,
         validate=validate.Regexp(r"^[0-9]{1,20}$",
                                  error="a JT/T 808 terminal phone number: 1 to 20 digits"))
+    jt808_accept_bad_check = fields.Boolean(load_default=False)
 
 
 class StudentSchema(Strict):

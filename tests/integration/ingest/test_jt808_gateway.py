@@ -36,6 +36,7 @@ def terminals(app, imported):
     vehicles = [{"id": f"bus-jt-{i}", "kind": "school_bus", "route_ids": []} for i in range(4)]
     devices = [{"id": device, "vehicle_id": f"bus-jt-{i}", "token": f"token-jt-{i:04d}",
                 "jt808_phone": phone} for i, (device, phone) in enumerate(PHONES.items())]
+    devices[3]["jt808_accept_bad_check"] = True  # its firmware gets the check byte wrong
     with app.app_context():
         import_bundle({"vehicles": vehicles, "devices": devices})
     return PHONES
@@ -303,6 +304,32 @@ def test_xiaoche_jt808_runs_the_gateway_alone(app, terminals, _migrated, tmp_pat
         terminal.close()
     finally:
         process.stop()
+
+
+def test_a_device_whose_firmware_gets_the_check_byte_wrong_can_be_taken_all_the_same(
+        app, gateway):
+    t0 = int(time.time()) - 120
+
+    def bad_check(terminal: Terminal, i: int) -> int:
+        terminal.serial += 1
+        frame = encode_frame(LOCATION, terminal.phone, terminal.serial,
+                             location_body(*fix(i, t0)))
+        wire = bytearray(unescape(frame[1:-1])[0])
+        wire[-1] ^= 0x5A
+        terminal.send_raw(b"\x7e" + escape(bytes(wire)) + b"\x7e")
+        return terminal.serial
+
+    lenient, strict = connect(gateway, "dev-jt-3"), connect(gateway, "dev-jt-0")
+    for i in range(3):
+        serial = bad_check(lenient, i)
+        assert lenient.answer() == (serial, LOCATION, OK)
+        serial = bad_check(strict, i)
+        assert strict.answer() == (serial, LOCATION, MESSAGE_ERROR)
+    assert stored_ts(app, "dev-jt-3") == [t0, t0 + 1, t0 + 2]
+    assert stored_ts(app, "dev-jt-0") == []
+    assert [r for r, _, d in rejects(app)] == ["bad_checksum"] * 3
+    lenient.close()
+    strict.close()
 
 
 def test_the_staff_alarms_of_a_terminal_become_events_once_each(app, gateway):
