@@ -227,7 +227,8 @@ class Jt808Service:
             batch_ms=int(app.config["INGEST_BATCH_MS"]),
             idle_timeout_s=float(app.config["JT808_IDLE_S"]),
             max_connections=int(app.config["JT808_MAX_CONNECTIONS"]))
-        self.gateway = Jt808Gateway(process, directory.device_of, config)
+        self.gateway = Jt808Gateway(process, directory.device_of, config,
+                                    driver_cards=lambda *card: driver_card_event(app, *card))
         self.port: int | None = None
 
     def start(self) -> int:
@@ -260,6 +261,28 @@ class Jt808Service:
     @property
     def pids(self) -> list[int | None]:
         return self.processes.pids if self.processes is not None else []
+
+
+DRIVER_CARD = "driver_card"
+
+
+def driver_card_event(app: Flask, device_id: str, driver, received_at: float) -> None:
+    """Who drives: a JT/T 808 driver card put in or taken out (0x0702) as an event
+    ``driver_card`` of the device's vehicle, committed before the terminal is answered."""
+    from sqlalchemy import select
+
+    from backend.extensions import db
+    from backend.models import Device, Event
+
+    with app.app_context():
+        vehicle_id = db.session.scalar(select(Device.vehicle_id).where(Device.id == device_id))
+        details = {"device_id": device_id, "inserted": driver.inserted}
+        if driver.read_ok:
+            details.update(name=driver.name, certificate=driver.certificate,
+                           authority=driver.authority, valid_until=driver.valid_until)
+        db.session.add(Event(kind=DRIVER_CARD, ts=driver.ts or received_at,
+                             vehicle_id=vehicle_id, details=details, created_at=time.time()))
+        db.session.commit()
 
 
 def start_jt808(app: Flask, port: int | None = None, host: str | None = None,

@@ -12,7 +12,8 @@ thread). Per connection:
 - authentication 0x0102 with that code binds the connection to the device; heartbeats 0x0002
   and the rest are answered 0x8001 at once;
 - locations (0x0200, 0x0704) are handed to the pipeline — the same one as MQTT and HTTP, so
-  filters, duplicates, tracking, notifications and the reject log are the same — in batches:
+  filters, duplicates, tracking, notifications and the reject log are the same; in this
+  process's thread or in pipeline processes (``backend.runtime.Jt808Service``) — in batches:
   the first location waits at most ``batch_ms`` for others (from any terminal) to share its
   transaction, as the MQTT ingest's batches do. Each location's 0x8001 goes out **after its
   batch committed**: a terminal that gets no answer sends the location again, so a crash or a
@@ -57,6 +58,7 @@ from gps_ingest.jt808.messages import (
     REG_OK,
     REGISTRATION,
     REGISTRATION_ANSWER,
+    Driver,
     decode_authentication,
     decode_driver,
     encode_general_response,
@@ -75,6 +77,8 @@ READ_BYTES = 4096
 MAX_UNREAD_ANSWERS = 256 * 1024  # bytes of answers a terminal left unread: it is gone
 
 Process = Callable[[Sequence[Message]], object]
+#: stores who drives: (device id, the 0x0702 read, when it arrived); returns once committed
+DriverCards = Callable[[str, "Driver", float], object]
 Lookup = Callable[[str], "TerminalInfo | None"]
 
 
@@ -117,6 +121,11 @@ class _Session:
         return self.serial
 
 
+def _seen(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def auth_code(secret: bytes, phone: str) -> str:
     """The auth code of a terminal: stable across restarts, useless for another phone."""
     digest = hmac.new(secret, b"jt808:" + phone.lstrip("0").encode(), hashlib.sha256)
@@ -125,12 +134,15 @@ def auth_code(secret: bytes, phone: str) -> str:
 
 class Jt808Gateway:
     def __init__(self, process: Process, lookup: Lookup, config: GatewayConfig,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 driver_cards: DriverCards | None = None) -> None:
         """``process`` runs a batch of messages through the pipeline and returns once committed
-        (``IngestPipeline.process``, or pipeline processes), raising if it was not; ``lookup`` gives the device of a phone number (it may
-        query the database: it runs in a worker thread)."""
+        (``IngestPipeline.process``, or the pipeline processes), raising if it was not;
+        ``lookup`` gives the device of a phone number (it may query the database: it runs in a
+        worker thread)."""
         self.process = process
         self.lookup = lookup
+        self.driver_cards = driver_cards
         self.config = config
         self.clock = clock
         self.port: int | None = None
@@ -228,6 +240,7 @@ class Jt808Gateway:
     async def _submit(self, message: Message) -> asyncio.Future[None]:
         assert self._queue is not None and self._full is not None and self._loop is not None
         pending = _Pending(message, self._loop.create_future())
+        pending.future.add_done_callback(_seen)  # a failed batch's error is logged once, there
         await self._queue.put(pending)  # waits while the queue is full: back-pressure
         if self._queue.qsize() >= self.config.batch_max:
             self._full.set()
@@ -342,10 +355,9 @@ class Jt808Gateway:
             await self._authenticate(session, content, header, frame.body)
         elif mid == GENERAL_RESPONSE:
             pass  # the terminal's answer to one of ours: nothing to do yet
+        elif mid == DRIVER:
+            await self._driver_card(session, content, header, frame.body, serials)
         else:
-            if mid == DRIVER and session.device_id:
-                driver = decode_driver(frame.body)
-                log.info("JT/T 808: device %s driver card %s", session.device_id, driver)
             self._answer(session, header, serials, OK)  # heartbeat, deregistration, others
 
     async def _register(self, session: _Session, content: bytes, header: Header) -> None:
@@ -381,6 +393,31 @@ class Jt808Gateway:
         session.phone, session.device_id = header.phone, terminal.device_id
         session.accept_bad_check = session.frames.accept_bad_check = terminal.accept_bad_check
         self._answer(session, header, [header.serial], OK)
+
+    async def _driver_card(self, session: _Session, content: bytes, header: Header, body: bytes,
+                           serials: list[int]) -> None:
+        """0x0702, a driver's card in or out: stored (who drives), then answered."""
+        if header.phone != session.phone or session.device_id is None:
+            self._answer(session, header, serials, FAILURE)
+            await self._refuse(session, content, header, UNAUTHENTICATED,
+                               f"{header.phone} sent 0x0702 before authenticating (0x0102)")
+            return
+        driver = decode_driver(body)
+        if not isinstance(driver, Driver):
+            log.warning("JT/T 808: %s: a driver card message that cannot be read: %s",
+                        session.device_id, driver.detail)
+            self._answer(session, header, serials, MESSAGE_ERROR)
+            return
+        if self.driver_cards is not None:
+            assert self._loop is not None
+            try:
+                await self._loop.run_in_executor(self._executor, self.driver_cards,
+                                                  session.device_id, driver, self.clock())
+            except Exception as exc:  # not stored: not answered, the terminal sends it again
+                log.error("JT/T 808: the driver card of %s was not stored: %s",
+                          session.device_id, exc)
+                return
+        self._answer(session, header, serials, OK)
 
     async def _refuse(self, session: _Session, content: bytes, header: Header, reason: str,
                       detail: str) -> None:

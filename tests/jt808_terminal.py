@@ -120,3 +120,15 @@ class Terminal:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def driver_card_body(ts: float, name: str | None, certificate: str = "",
+                     authority: str = "", valid_until: str = "20301231") -> bytes:
+    """0x0702: a card put in (``name`` given, read successfully) or taken out (None)."""
+    bcd = bytes.fromhex(datetime.fromtimestamp(ts, BEIJING).strftime("%y%m%d%H%M%S"))
+    if name is None:
+        return b"\x02" + bcd
+    gbk_name, gbk_authority = name.encode("gbk"), authority.encode("gbk")
+    return (b"\x01" + bcd + b"\x00" + bytes([len(gbk_name)]) + gbk_name
+            + certificate.encode().ljust(20, b"\x00") + bytes([len(gbk_authority)])
+            + gbk_authority + bytes.fromhex(valid_until))

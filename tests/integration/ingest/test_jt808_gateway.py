@@ -354,6 +354,40 @@ def test_the_staff_alarms_of_a_terminal_become_events_once_each(app, gateway):
     assert events[0].details["device_id"] == "dev-jt-0"
 
 
+def test_a_driver_card_in_and_out_says_who_drives_and_is_answered_after_it_is_stored(
+        app, gateway):
+    from backend.models import Event
+    from gps_ingest.jt808.messages import DRIVER
+    from tests.jt808_terminal import driver_card_body
+
+    t0 = int(time.time()) - 60
+    stranger = Terminal(gateway.port, PHONES["dev-jt-1"])  # not authenticated
+    serial = stranger.send(DRIVER, driver_card_body(t0, "李四", "430000000000000000"))
+    assert stranger.answer() == (serial, DRIVER, FAILURE)
+    serial = stranger.location(*fix(0, t0))  # answered after its batch: the refusal is in too
+    assert stranger.answer() == (serial, LOCATION, FAILURE)
+    stranger.close()
+    terminal = connect(gateway)
+    serial = terminal.send(DRIVER, driver_card_body(t0, "张三", "430000199001010011",
+                                                    "株洲市交通运输局"))
+    assert terminal.answer() == (serial, DRIVER, OK)
+    with app.app_context():  # answered: stored
+        (event,) = db.session.scalars(select(Event).where(Event.kind == "driver_card")).all()
+        assert (event.ts, event.vehicle_id) == (t0, "bus-jt-0")
+        assert event.details == {"device_id": "dev-jt-0", "inserted": True, "name": "张三",
+                                 "certificate": "430000199001010011",
+                                 "authority": "株洲市交通运输局", "valid_until": "20301231"}
+        db.session.rollback()
+    serial = terminal.send(DRIVER, driver_card_body(t0 + 3600, None))
+    assert terminal.answer() == (serial, DRIVER, OK)
+    terminal.close()
+    with app.app_context():
+        cards = db.session.execute(select(Event.ts, Event.details).where(
+            Event.kind == "driver_card").order_by(Event.ts)).all()
+    assert [(ts - t0, d["inserted"]) for ts, d in cards] == [(0, True), (3600, False)]
+    assert [r for r, _, _ in rejects(app)] == ["unauthenticated", "unauthenticated"]
+
+
 def test_a_bundle_giving_two_devices_one_phone_or_a_phone_that_is_not_digits_is_refused(
         app, imported):
     from backend.bundle import BundleError
