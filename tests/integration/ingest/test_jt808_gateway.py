@@ -400,3 +400,72 @@ def test_a_bundle_giving_two_devices_one_phone_or_a_phone_that_is_not_digits_is_
     errors = caught.value.errors
     assert "devices[0].jt808_phone" in errors and "devices[1].jt808_phone" in errors
     assert "1 to 20 digits" in " ".join(errors["devices[2].jt808_phone"])
+
+
+@pytest.fixture
+def held_gateway(app, terminals):
+    """The gateway on the app's pipeline behind a valve: ``valve.clear()`` holds every batch
+    (a slow database), ``fail[0] = n`` fails the next n batches (a database that is down)."""
+    from backend.ingest_service import pipeline
+    from gps_ingest.jt808_gateway import GatewayConfig, Jt808Gateway
+    from gps_ingest.registry import PhoneDirectory
+
+    valve, fail = threading.Event(), [0]
+    valve.set()
+    ingest = pipeline(app)
+    with app.app_context():
+        directory = PhoneDirectory(db.engine)
+
+    def process(messages):
+        valve.wait(30)
+        if fail[0]:
+            fail[0] -= 1
+            raise ConnectionError("the database is down")
+        with app.app_context():
+            ingest.process(messages)
+
+    gw = Jt808Gateway(process, directory.device_of,
+                      GatewayConfig(secret=b"test-secret", max_inflight=16, batch_ms=20))
+    gw.port = gw.start_in_thread()
+    yield gw, valve, fail
+    valve.set()
+    gw.stop_thread()
+
+
+def test_a_terminal_is_not_read_past_its_window_while_its_locations_wait(app, held_gateway):
+    gw, valve, _ = held_gateway
+    terminal = connect(gw)
+    t0 = int(time.time()) - 900
+    valve.clear()  # the database is slow: nothing commits
+    sent = [terminal.location(*fix(i, t0)) for i in range(200)]
+    time.sleep(0.5)
+    assert gw._queue.qsize() <= 16  # read up to its window, the rest waits in the socket
+    valve.set()
+    answered = {terminal.answer()[0] for _ in sent}
+    assert answered == set(sent)
+    assert stored_ts(app, "dev-jt-0") == [fix(i, t0)[0] for i in range(200)]
+    terminal.close()
+
+
+def test_while_the_database_is_down_nothing_is_answered_and_the_resent_locations_are_stored(
+        app, held_gateway):
+    import socket
+
+    gw, _, fail = held_gateway
+    terminal = connect(gw)
+    t0 = int(time.time()) - 900
+    fail[0] = 1_000_000
+    pending = {terminal.location(*fix(i, t0)): fix(i, t0) for i in range(10)}
+    terminal.sock.settimeout(1.0)
+    with pytest.raises(socket.timeout):
+        terminal.answer()  # not committed: not answered
+    fail[0] = 0
+    terminal.sock.settimeout(15)
+    # the terminal sends again what was not answered (new serials), as terminals do
+    pending = {terminal.location(*f): f for f in pending.values()}
+    while pending:
+        serial, _, result = terminal.answer()
+        assert result == OK
+        pending.pop(serial)
+    assert stored_ts(app, "dev-jt-0") == [fix(i, t0)[0] for i in range(10)]
+    terminal.close()
