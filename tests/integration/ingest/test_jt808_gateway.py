@@ -469,3 +469,32 @@ def test_while_the_database_is_down_nothing_is_answered_and_the_resent_locations
         pending.pop(serial)
     assert stored_ts(app, "dev-jt-0") == [fix(i, t0)[0] for i in range(10)]
     terminal.close()
+
+
+def test_past_the_connection_limit_a_new_connection_is_closed_and_the_others_go_on(app, terminals):
+    from backend.ingest_service import pipeline
+    from gps_ingest.jt808_gateway import GatewayConfig, Jt808Gateway
+    from gps_ingest.registry import PhoneDirectory
+
+    with app.app_context():
+        directory = PhoneDirectory(db.engine)
+    gw = Jt808Gateway(lambda messages: pipeline(app).process(messages), directory.device_of,
+                      GatewayConfig(secret=b"s", max_connections=2, max_bad_frames=5))
+    gw.port = gw.start_in_thread()
+    try:
+        first, second = connect(gw, "dev-jt-0"), connect(gw, "dev-jt-1")
+        third = Terminal(gw.port, PHONES["dev-jt-2"])
+        with pytest.raises(ConnectionError):
+            third.register()
+        third.close()
+        assert gw.stats["refused_connections"] == 1
+        # one that sends nothing but broken frames is closed after max_bad_frames in a row
+        first.send_raw(b"\x7e\x00\x7e" * 10)
+        with pytest.raises(ConnectionError):
+            while True:
+                first.read()
+        first.close()
+        assert second.heartbeat() == OK  # its neighbour goes on
+        second.close()
+    finally:
+        gw.stop_thread()
