@@ -43,7 +43,9 @@ from gps_ingest.decoders import parse_topic
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 120.0  # a process is up once its app, its database and its pipeline are
-Item = tuple[str | None, bytes, float]  # topic, payload, received_at
+# topic, payload, received_at; the JT/T 808 gateway adds the Message fields MQTT derives from the
+# topic (kind, device_id, params) as a fourth element
+Item = tuple[str | None, bytes, float] | tuple[str | None, bytes, float, dict[str, Any]]
 
 
 class PipelineProcessError(RuntimeError):
@@ -61,8 +63,9 @@ def process_items(pipeline, items: Sequence[Item]) -> dict[str, Any]:
     its tally (:func:`tally`): what the metrics count."""
     from gps_ingest.pipeline import Message
 
-    results = pipeline.process([Message(payload=payload, received_at=received_at, topic=topic)
-                                for topic, payload, received_at in items])
+    results = pipeline.process([Message(item[1], item[2], item[0], **item[3]) if len(item) > 3
+                                else Message(payload=item[1], received_at=item[2], topic=item[0])
+                                for item in items])
     return tally(results)
 
 
@@ -108,14 +111,17 @@ def picklable_config(app: Flask) -> dict[str, Any]:
     return {k: app.config[k] for k in keys if k in app.config}
 
 
-def shard_of(topic: str | None, count: int) -> int:
-    """The process of the message's device (0 for a topic that names none)."""
+def shard_of(topic: str | None, count: int, device_id: str | None = None) -> int:
+    """The process of the message's device (its id in the topic, or ``device_id`` when the
+    message comes with it; 0 for a message that names none)."""
     if count == 1:
         return 0
-    parsed = parse_topic(topic or "")
-    if parsed is None:
-        return 0
-    return zlib.crc32(parsed[1].encode("utf-8", "surrogatepass")) % count
+    if device_id is None:
+        parsed = parse_topic(topic or "")
+        if parsed is None:
+            return 0
+        device_id = parsed[1]
+    return zlib.crc32(device_id.encode("utf-8", "surrogatepass")) % count
 
 
 def _serve(conn: Connection, config: dict[str, Any],
@@ -222,7 +228,8 @@ class PipelineProcesses:
         Raises :class:`PipelineProcessError` when any share failed: nothing may be acked."""
         shares: list[list[Item]] = [[] for _ in self._workers]
         for item in items:
-            shares[shard_of(item[0], self.count)].append(item)
+            device_id = item[3].get("device_id") if len(item) > 3 else None  # type: ignore[misc]
+            shares[shard_of(item[0], self.count, device_id)].append(item)
         sent: list[_Worker] = []
         errors: list[str] = []
         for worker, share in zip(self._workers, shares, strict=True):

@@ -46,11 +46,13 @@ def pipeline(app: Flask | None = None) -> IngestPipeline:
 
 def ingest_steps(app: Flask) -> tuple[list[AfterStore], list[AfterScans]]:
     """What runs after storage, in the batch's transaction: tracking, and after it the
-    notification rules (on the batch's events and ETAs, and on its rider scans)."""
+    notification rules (on the batch's events and ETAs, and on its rider scans); JT/T 808
+    terminal alarms as events."""
+    from backend.alarm_service import AlarmStep
     from backend.notify_service import notification_steps
     from backend.tracking_service import TrackingStep, tracking_steps
 
-    after_store = tracking_steps(app)
+    after_store = tracking_steps(app) + [AlarmStep()]
     after_scans: list[AfterScans] = []
     for step in after_store:
         if isinstance(step, TrackingStep):

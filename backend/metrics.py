@@ -63,12 +63,12 @@ def count_results(path: str, results: Iterable[Any]) -> None:
         DUPLICATES.labels(path).inc(duplicates)
 
 
-def count_outcome(outcome: dict[str, Any]) -> None:
+def count_outcome(outcome: dict[str, Any], path: str = "mqtt") -> None:
     """A batch's tally from the pipeline processes (``backend.ingest_processes``)."""
     if outcome["stored"]:
-        PINGS.labels("mqtt").inc(outcome["stored"])
+        PINGS.labels(path).inc(outcome["stored"])
     if outcome["duplicates"]:
-        DUPLICATES.labels("mqtt").inc(outcome["duplicates"])
+        DUPLICATES.labels(path).inc(outcome["duplicates"])
     for reason, n in outcome["rejects"].items():
         REJECTS.labels(reason).inc(n)
 

@@ -1,4 +1,4 @@
-"""Running the roles: MQTT ingest, and the all-in-one ``serve`` process.
+"""Running the roles: MQTT ingest, the JT/T 808 gateway, and the all-in-one ``serve`` process.
 
 The composition root: this is where the broker, the MQTT client, the pipeline and the HTTP
 server meet; nothing below it knows about the others.
@@ -220,6 +220,135 @@ def run_ingest(app: Flask, pipeline_factory: Callable[[Flask], Any] | None = Non
             broker.stop()
 
 
+class Jt808Service:
+    """The JT/T 808 gateway on the app's pipeline (the one MQTT and HTTP use), knowing
+    terminals by ``devices.jt808_phone``; with ``processes`` ≥ 1 the pipeline runs in that
+    many processes of its own (``backend.ingest_processes``, each terminal's messages always in
+    the same one), as in ``xiaoche ingest``; 0: in this process, as in ``serve``."""
+
+    def __init__(self, app: Flask, port: int | None = None, host: str | None = None,
+                 processes: int = 0) -> None:
+        from backend import metrics
+        from backend.extensions import db
+        from backend.ingest_processes import PipelineProcesses
+        from backend.ingest_service import pipeline
+        from gps_ingest.jt808_gateway import GatewayConfig, Jt808Gateway
+        from gps_ingest.registry import PhoneDirectory
+
+        with app.app_context():
+            directory = PhoneDirectory(db.engine)
+        self.processes = PipelineProcesses(app, processes) if processes > 0 else None
+        if self.processes is not None:
+            shards = self.processes
+
+            def process(messages):
+                metrics.count_outcome(shards.process([
+                    (m.topic, m.payload, m.received_at,
+                     {"kind": m.kind, "device_id": m.device_id,
+                      "params": dict(m.params) if m.params else None})
+                    for m in messages]), "jt808")
+        else:
+            ingest = pipeline(app)
+
+            def process(messages):
+                with app.app_context():
+                    metrics.count_results("jt808", ingest.process(messages))
+
+        config = GatewayConfig(
+            host=host if host is not None else app.config["JT808_HOST"],
+            port=int(port if port is not None else app.config["JT808_PORT"]),
+            secret=str(app.config["SECRET_KEY"]).encode(),
+            batch_max=int(app.config["INGEST_BATCH_MAX"]),
+            batch_ms=int(app.config["INGEST_BATCH_MS"]),
+            idle_timeout_s=float(app.config["JT808_IDLE_S"]),
+            max_connections=int(app.config["JT808_MAX_CONNECTIONS"]))
+        self.gateway = Jt808Gateway(process, directory.device_of, config,
+                                    driver_cards=lambda *card: driver_card_event(app, *card))
+        self.port: int | None = None
+
+    def start(self) -> int:
+        """Start the pipeline processes, then the gateway in a thread of its own: the port
+        bound, or SystemExit saying why not."""
+        from backend.ingest_processes import PipelineProcessError
+
+        if self.processes is not None:
+            try:
+                self.processes.start()
+            except PipelineProcessError as exc:
+                raise SystemExit(f"xiaoche: {exc}") from exc
+        config = self.gateway.config
+        try:
+            self.port = self.gateway.start_in_thread()
+        except OSError as exc:
+            if self.processes is not None:
+                self.processes.stop()
+            raise SystemExit(f"xiaoche: the JT/T 808 gateway cannot listen on "
+                             f"{config.host}:{config.port}: {exc.strerror}") from exc
+        return self.port
+
+    def stop(self) -> None:
+        try:
+            self.gateway.stop_thread()  # the batch in hand commits
+        finally:
+            if self.processes is not None:
+                self.processes.stop()
+
+    @property
+    def pids(self) -> list[int | None]:
+        return self.processes.pids if self.processes is not None else []
+
+
+DRIVER_CARD = "driver_card"
+
+
+def driver_card_event(app: Flask, device_id: str, driver, received_at: float) -> None:
+    """Who drives: a JT/T 808 driver card put in or taken out (0x0702) as an event
+    ``driver_card`` of the device's vehicle, committed before the terminal is answered."""
+    from sqlalchemy import select
+
+    from backend.extensions import db
+    from backend.models import Device, Event
+
+    with app.app_context():
+        vehicle_id = db.session.scalar(select(Device.vehicle_id).where(Device.id == device_id))
+        details = {"device_id": device_id, "inserted": driver.inserted}
+        if driver.read_ok:
+            details.update(name=driver.name, certificate=driver.certificate,
+                           authority=driver.authority, valid_until=driver.valid_until)
+        db.session.add(Event(kind=DRIVER_CARD, ts=driver.ts or received_at,
+                             vehicle_id=vehicle_id, details=details, created_at=time.time()))
+        db.session.commit()
+
+
+def start_jt808(app: Flask, port: int | None = None, host: str | None = None,
+                processes: int = 0) -> Jt808Service:
+    service = Jt808Service(app, port, host, processes)
+    service.start()
+    app.extensions["xiaoche.jt808"] = service
+    return service
+
+
+def run_jt808(app: Flask, port: int | None = None, host: str | None = None) -> None:
+    """``xiaoche jt808``: the JT/T 808 gateway alone, until SIGTERM/SIGINT, its pipeline in
+    ``XIAOCHE_INGEST_PROCESSES`` processes of its own."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    processes = int(app.config.get("INGEST_PROCESSES", 0))
+    if processes < 0:
+        raise SystemExit("xiaoche: XIAOCHE_INGEST_PROCESSES must be 0 or more")
+    service = start_jt808(app, port, host, processes)
+    freeze_startup_objects()
+    where = (f", {processes} pipeline process{'es' if processes > 1 else ''} (pid "
+             f"{', '.join(str(p) for p in service.pids)})" if processes else "")
+    print(f"xiaoche: JT/T 808 gateway on {service.gateway.config.host}:{service.port}{where}",
+          flush=True)
+    try:
+        stop.wait()
+    finally:
+        service.stop()
+
+
 def run_scheduler(app: Flask) -> None:
     """``xiaoche scheduler``: run the scheduled jobs until SIGTERM/SIGINT — while this process
     holds the scheduler lease; on standby otherwise (backend.scheduler.LeasedScheduler)."""
@@ -265,17 +394,24 @@ def run_all_in_one(app: Flask, host: str, port: int, server: HttpServer | None =
         app.config["MQTT_URL"] = url
         close_channels(app)
     runner = None
+    jt808_service = None
     try:
         runner = IngestRunner(app, url)
         app.extensions["xiaoche.ingest"] = runner
         freeze_startup_objects()
         runner.start()
+        jt808 = ""
+        if app.config.get("JT808_PORT") is not None:  # off unless XIAOCHE_JT808_PORT is set
+            jt808_service = start_jt808(app)  # its pipeline in this process, as MQTT's here
+            jt808 = f", JT/T 808 on {jt808_service.gateway.config.host}:{jt808_service.port}"
         scheduler.start()
         print(f"xiaoche: API on http://{host}:{server.port}/api/v1 "
-              f"(docs /api/v1/docs), MQTT on {url.split('@')[-1]}", flush=True)
+              f"(docs /api/v1/docs), MQTT on {url.split('@')[-1]}{jt808}", flush=True)
         server.run()  # until SIGINT / SIGTERM
     finally:
         scheduler.stop()
+        if jt808_service is not None:
+            jt808_service.stop()
         if runner is not None:
             runner.stop()
         if broker is not None:

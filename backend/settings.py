@@ -167,6 +167,37 @@ SETTINGS: tuple[Setting, ...] = (
         float,
     ),
     Setting(
+        "XIAOCHE_JT808_PORT",
+        "JT808_PORT",
+        None,
+        "TCP port of the JT/T 808 gateway inside `serve` (README, JT/T 808 terminals); unset: "
+        "off. `xiaoche jt808` runs the gateway alone (on this port, or --port)",
+        int,
+    ),
+    Setting(
+        "XIAOCHE_JT808_HOST",
+        "JT808_HOST",
+        "0.0.0.0",
+        "address the JT/T 808 gateway binds: terminals connect over the mobile network, so all "
+        "interfaces once the port is set",
+    ),
+    Setting(
+        "XIAOCHE_JT808_IDLE_S",
+        "JT808_IDLE_S",
+        180.0,
+        "a JT/T 808 connection silent this long is closed: terminals send a heartbeat every "
+        "60 s by default (parameter 0x0001), so three missed ones",
+        float,
+    ),
+    Setting(
+        "XIAOCHE_JT808_MAX_CONNECTIONS",
+        "JT808_MAX_CONNECTIONS",
+        10000,
+        "open JT/T 808 connections per process; past it a new one is closed at once (the "
+        "terminal retries, as after any network loss)",
+        int,
+    ),
+    Setting(
         "XIAOCHE_AUDIT_AT",
         "AUDIT_AT",
         "00:30",

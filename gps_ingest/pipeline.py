@@ -24,7 +24,15 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from gps_ingest import decoders, store
 from gps_ingest.filters import FilterConfig, Fix, apply_filters
-from gps_ingest.records import MISSING_FIELD, Decoded, PingRecord, Reject, ScanRecord
+from gps_ingest.jt808.positions import decode_frame_hex
+from gps_ingest.records import (
+    MISSING_FIELD,
+    UNKNOWN_TERMINAL,
+    Decoded,
+    PingRecord,
+    Reject,
+    ScanRecord,
+)
 from gps_ingest.registry import DeviceInfo, DeviceRegistry
 from routing.gcj02 import gcj02_to_wgs84
 
@@ -41,13 +49,16 @@ NO_VEHICLE = "no_vehicle"
 UNSTORABLE = "unstorable"  # the database refused what the decoders let through
 
 # Message kinds
-PINGS, SCANS, OWNTRACKS, OSMAND_QUERY, OSMAND_JSON = (
-    "pings", "scans", "owntracks", "osmand_query", "osmand_json")
+PINGS, SCANS, OWNTRACKS, OSMAND_QUERY, OSMAND_JSON, JT808 = (
+    "pings", "scans", "owntracks", "osmand_query", "osmand_json", "jt808")
 
 
 @dataclass
 class Message:
-    """One payload entering the pipeline, from MQTT (topic) or HTTP (authenticated device)."""
+    """One payload entering the pipeline, from MQTT (topic), HTTP (authenticated device) or the
+    JT/T 808 gateway (kind ``jt808``: the hex of a frame's escaped content, the device the
+    connection authenticated as — None when it did not, and ``params["refused"]`` / ``["detail"]``
+    say why)."""
 
     payload: bytes
     received_at: float
@@ -179,6 +190,8 @@ class IngestPipeline:
             elif named is not None and named != device_id:
                 return self._reject_message(
                     w, DEVICE_MISMATCH, f"the request names device {named!r}, the token is {device_id!r}")
+        elif m.kind == JT808 and not self._decode_jt808(w):
+            return False
         w.device = self.registry.get(device_id)
         if w.device is None:
             return self._reject_message(w, UNKNOWN_DEVICE, f"no device {device_id!r} is registered")
@@ -188,6 +201,23 @@ class IngestPipeline:
         if w.device.vehicle_id is None and m.kind != SCANS:
             return self._reject_message(w, NO_VEHICLE,
                                         f"device {device_id!r} is not assigned to a vehicle")
+        return True
+
+    def _decode_jt808(self, w: _Work) -> bool:
+        """A JT/T 808 frame names its terminal (the phone in its header), as OsmAnd does: it is
+        decoded here. A frame that cannot be read is refused for what is wrong with it; a
+        readable one from a connection that did not authenticate, for that."""
+        m = w.message
+        params = m.params or {}
+        phone, w.decoded = decode_frame_hex(m.device_id or "", m.payload,
+                                            params.get("accept_bad_check") == "1")
+        whole = [r for r in w.decoded.rejects if r.index is None]
+        if whole and not w.decoded.pings:
+            return self._reject_message(w, whole[0].reason, whole[0].detail)
+        if m.device_id is None:
+            reason = params.get("refused", UNKNOWN_TERMINAL)
+            detail = params.get("detail") or f"no device has jt808_phone {phone!r}"
+            return self._reject_message(w, reason, detail)
         return True
 
     def _osmand_without_id(self, w: _Work) -> bool:

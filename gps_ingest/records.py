@@ -16,8 +16,21 @@ Whole message (``Reject.index`` is ``None``):
 - ``bad_json`` — the payload is not JSON (empty, truncated, a syntax error).
 - ``not_an_object`` — the JSON is not an object or an array of objects (also per item).
 - ``too_many_items`` — an array of more than 1000 items (:data:`gps_ingest.decoders.MAX_ARRAY`).
-- ``encrypted`` — an OwnTracks ``_type: encrypted`` message: xiaoche has no key, so a phone with
-  encryption switched on would otherwise lose every position without anyone noticing.
+- ``encrypted`` — an OwnTracks ``_type: encrypted`` message, or a JT/T 808 frame whose body is
+  RSA-encrypted: xiaoche has no key, so a device with encryption switched on would otherwise
+  lose every position without anyone noticing.
+
+JT/T 808 frames (:mod:`gps_ingest.jt808`; whole message, the frame as hex in the reject log):
+
+- ``not_a_frame`` — bytes outside the 0x7e delimiters (before the first, or garbage between).
+- ``frame_too_long`` — more bytes between two 0x7e than the longest frame can have.
+- ``bad_escape`` — a 0x7d not followed by 0x01 or 0x02.
+- ``truncated_frame`` — shorter than its header, or a body shorter than its message needs.
+- ``bad_checksum`` — the check byte is not the XOR of the frame (policy: refused).
+- ``bad_length`` — the body is not as long as the header says.
+- ``no_fix`` — a location whose status word says it is not positioned (bit 1 clear).
+- ``unknown_terminal`` — no device has the terminal's phone number as ``jt808_phone``.
+- ``unauthenticated`` — a location from a connection that has not authenticated (0x0102).
 
 Per item (``Reject.index`` is the position in an array payload, ``None`` for a single object):
 
@@ -86,6 +99,15 @@ TOO_OLD = "too_old"
 LOW_ACCURACY = "low_accuracy"
 IMPLAUSIBLE_JUMP = "implausible_jump"
 DUPLICATE = "duplicate"
+NOT_A_FRAME = "not_a_frame"
+FRAME_TOO_LONG = "frame_too_long"
+BAD_ESCAPE = "bad_escape"
+TRUNCATED_FRAME = "truncated_frame"
+BAD_CHECKSUM = "bad_checksum"
+BAD_LENGTH = "bad_length"
+NO_FIX = "no_fix"
+UNKNOWN_TERMINAL = "unknown_terminal"
+UNAUTHENTICATED = "unauthenticated"
 
 #: Every reason the decoders and filters give, with its meaning (the README links here).
 REASONS: dict[str, str] = {
@@ -94,7 +116,7 @@ REASONS: dict[str, str] = {
     BAD_JSON: "the payload is not JSON (empty, truncated, a syntax error)",
     NOT_AN_OBJECT: "the message (or an array item) is not a JSON object",
     TOO_MANY_ITEMS: "an array of more than 1000 items",
-    ENCRYPTED: "an encrypted OwnTracks message; xiaoche has no key to read it",
+    ENCRYPTED: "an encrypted OwnTracks message or JT/T 808 body; xiaoche has no key to read it",
     MISSING_FIELD: "a required field is absent or null",
     BAD_TYPE: "a field has the wrong JSON type",
     BAD_TS: "the time is neither epoch seconds nor ISO-8601 with an offset",
@@ -115,6 +137,15 @@ REASONS: dict[str, str] = {
     LOW_ACCURACY: "the fix's own accuracy estimate is worse than the configured maximum",
     IMPLAUSIBLE_JUMP: "too far from the neighbouring fix for the maximum speed",
     DUPLICATE: "the same device and ts twice in one batch",
+    NOT_A_FRAME: "JT/T 808: bytes outside the 0x7e delimiters",
+    FRAME_TOO_LONG: "JT/T 808: more bytes between two 0x7e than any frame has",
+    BAD_ESCAPE: "JT/T 808: a 0x7d not followed by 0x01 or 0x02",
+    TRUNCATED_FRAME: "JT/T 808: shorter than its header, or a body shorter than its message needs",
+    BAD_CHECKSUM: "JT/T 808: the check byte is not the XOR of the frame",
+    BAD_LENGTH: "JT/T 808: the body is not as long as the header says",
+    NO_FIX: "JT/T 808: the terminal says the location is not positioned (status bit 1)",
+    UNKNOWN_TERMINAL: "JT/T 808: no device has the terminal's phone number (jt808_phone)",
+    UNAUTHENTICATED: "JT/T 808: a location before the connection authenticated (0x0102)",
 }
 
 
@@ -140,17 +171,21 @@ class PingRecord:
     battery_pct: float | None = None
     seq: int | None = None
     item_index: int | None = field(default=None, compare=False, repr=False)
+    #: a JT/T 808 terminal's alarm word (its bits: :mod:`gps_ingest.jt808.alarms`); None for
+    #: the other protocols, which have none
+    alarm: int | None = None
 
 
 _new = object.__new__
 (_set_device_id, _set_ts, _set_lat, _set_lon, _set_speed, _set_heading, _set_accuracy, _set_alt,
- _set_battery, _set_seq, _set_index) = (getattr(PingRecord, name).__set__
-                                        for name in PingRecord.__slots__)
+ _set_battery, _set_seq, _set_index, _set_alarm) = (getattr(PingRecord, name).__set__
+                                                    for name in PingRecord.__slots__)
 
 
 def new_ping(device_id: str, ts: float, lat: float, lon: float, speed_kmh: float | None,
              heading_deg: float | None, accuracy_m: float | None, alt_m: float | None,
-             battery_pct: float | None, seq: int | None, item_index: int | None) -> PingRecord:
+             battery_pct: float | None, seq: int | None, item_index: int | None,
+             alarm: int | None = None) -> PingRecord:
     """``PingRecord(...)`` for the decoders' hot path, about twice as fast.
 
     A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; this sets
@@ -169,6 +204,7 @@ def new_ping(device_id: str, ts: float, lat: float, lon: float, speed_kmh: float
     _set_battery(p, battery_pct)
     _set_seq(p, seq)
     _set_index(p, item_index)
+    _set_alarm(p, alarm)
     return p
 
 

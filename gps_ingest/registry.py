@@ -85,3 +85,51 @@ class DeviceRegistry:
 
 def _info(row) -> DeviceInfo:
     return DeviceInfo(row[0], row[1], row[2], row[3] or "wgs84", bool(row[4]))
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalInfo:
+    device_id: str
+    accept_bad_check: bool = False
+
+
+class PhoneDirectory:
+    """JT/T 808 terminals: the device of a phone number (``devices.jt808_phone``), compared
+    without leading zeros (a 2013 header pads to 12 digits, a 2019 header to 20).
+
+    Reloaded every ``refresh_s``, and at once (at most every ``miss_reload_s``) for a phone it
+    does not know, so a terminal imported a moment ago can register.
+    """
+
+    def __init__(self, engine: Engine, refresh_s: float = 30.0, miss_reload_s: float = 2.0):
+        self._engine = engine
+        self._refresh_s = refresh_s
+        self._miss_reload_s = miss_reload_s
+        self._devices: dict[str, TerminalInfo] = {}
+        self._loaded_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def device_of(self, phone: str) -> TerminalInfo | None:
+        now = time.monotonic()
+        if now - self._loaded_at > self._refresh_s:
+            self.reload()
+        key = normal_phone(phone)
+        device = self._devices.get(key)
+        if device is None and now - self._loaded_at > self._miss_reload_s:
+            self.reload()
+            device = self._devices.get(key)
+        return device
+
+    def reload(self) -> None:
+        with self._lock, self._engine.connect() as conn:
+            rows = conn.execute(select(Device.jt808_phone, Device.id, Device.jt808_accept_bad_check)
+                                .where(Device.jt808_phone.is_not(None)).order_by(Device.id))
+            devices: dict[str, TerminalInfo] = {}
+            for phone, device_id, accept in rows:  # the bundle forbids twins
+                devices.setdefault(normal_phone(phone), TerminalInfo(device_id, bool(accept)))
+            self._devices = devices
+            self._loaded_at = time.monotonic()
+
+
+def normal_phone(phone: str) -> str:
+    return phone.lstrip("0")

@@ -362,7 +362,8 @@ class _Upserter:
             device["id"],
             token_hash=token_hash,
             token_bucket=bucket,
-            **_pick(device, "vehicle_id", "crs", "osmand"),
+            **_pick(device, "vehicle_id", "crs", "osmand", "jt808_phone",
+                    "jt808_accept_bad_check"),
         )
 
     def _teacher(self, teacher: dict[str, Any]) -> None:

@@ -109,7 +109,13 @@ def check_references(
         for j, route_id in enumerate(vehicle["route_ids"]):
             _ref(known.routes, route_id, f"vehicles[{i}].route_ids[{j}]", "route", add)
 
+    phones = Counter(d["jt808_phone"].lstrip("0") for _, d in numbered(bundle, positions, "devices")
+                     if d["jt808_phone"])
     for i, device in numbered(bundle, positions, "devices"):
+        phone = device["jt808_phone"]
+        if phone and phones[phone.lstrip("0")] > 1:
+            add(f"devices[{i}].jt808_phone", f'"{phone}" is the phone of {phones[phone.lstrip("0")]} '
+                "devices (leading zeros aside): the gateway could not tell them apart")
         _ref(known.vehicles, device["vehicle_id"], f"devices[{i}].vehicle_id", "vehicle", add)
         if device["token"] is None and device["id"] not in known.devices_stored:
             add(f"devices[{i}].token", "a new device needs a token")

@@ -212,6 +212,11 @@ class DeviceSchema(Strict):
     token = fields.String(load_default=None, validate=validate.Length(min=8, max=256))
     crs = fields.String(load_default="wgs84", validate=validate.OneOf(["wgs84", "gcj02"]))
     osmand = fields.Boolean(load_default=False)
+    jt808_phone = fields.String(
+        load_default=None, allow_none=True,
+        validate=validate.Regexp(r"^[0-9]{1,20}$",
+                                 error="a JT/T 808 terminal phone number: 1 to 20 digits"))
+    jt808_accept_bad_check = fields.Boolean(load_default=False)
 
 
 class StudentSchema(Strict):

@@ -42,4 +42,9 @@ class Device(db.Model):
     token_bucket: Mapped[str] = mapped_column(String(4), index=True)
     crs: Mapped[str] = mapped_column(String(8), default="wgs84")
     osmand: Mapped[bool] = mapped_column(Boolean, default=False)
+    # a JT/T 808 terminal's phone number as its frame headers carry it (digits; the gateway
+    # compares it without leading zeros: 12 digits in a 2013 header, 20 in a 2019 one)
+    jt808_phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    # its firmware computes the JT/T 808 check byte wrong: take its frames all the same
+    jt808_accept_bad_check: Mapped[bool] = mapped_column(Boolean, default=False)
     vehicle: Mapped[Vehicle | None] = relationship()

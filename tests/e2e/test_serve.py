@@ -164,3 +164,34 @@ def test_serve_pushes_a_broadcast_to_the_parents_app_over_its_embedded_broker(se
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+def test_serve_with_a_jt808_port_takes_a_terminal_into_the_same_pipeline(tmp_path):
+    """XIAOCHE_JT808_PORT turns the gateway on inside `serve`: a bundle gives bus 07's device a
+    terminal phone, the terminal registers, authenticates and reports, and the staff API shows
+    the fix as it shows an MQTT one."""
+    from gps_ingest.jt808.messages import LOCATION, OK, REG_OK
+    from tests.jt808_terminal import Terminal
+
+    jt808_port = free_port()
+    env = {"XIAOCHE_JT808_PORT": str(jt808_port), "XIAOCHE_JT808_HOST": "127.0.0.1"}
+    with running("serve", tmp_path, env) as (base, _, _, log_path):
+        assert f"JT/T 808 on 127.0.0.1:{jt808_port}" in log_path.read_text()
+        status, body = http("POST", f"{base}/api/v1/auth/token",
+                            {"username": "admin", "password": "demo-admin-1"})
+        token = json.loads(body)["access_token"]
+        status, body = http("POST", f"{base}/api/v1/admin/import", {"devices": [
+            {"id": "dev-bus-07", "vehicle_id": "bus-07", "jt808_phone": "13907310007"}]},
+            token=token)
+        assert status == 200, body
+        terminal = Terminal(jt808_port, "13907310007")
+        try:
+            result, code = terminal.register()
+            assert result == REG_OK and terminal.authenticate(code) == OK
+            ts = int(time.time()) - 20
+            serial = terminal.location(ts, 27.452, 113.231)
+            assert terminal.answer() == (serial, LOCATION, OK)
+        finally:
+            terminal.close()
+        status, body = http("GET", f"{base}/api/v1/vehicles/bus-07/track", token=token)
+        assert status == 200 and json.loads(body)["properties"]["count"] == 1

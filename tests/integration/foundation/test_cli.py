@@ -9,7 +9,7 @@ import sys
 import pytest
 
 OWN_COMMANDS = {"api", "audit", "broker-config", "demo", "dispatch", "healthcheck", "import",
-                "import-gtfs", "ingest", "migrate", "replay", "report", "scheduler", "serve"}
+                "import-gtfs", "ingest", "jt808", "migrate", "replay", "report", "scheduler", "serve"}
 
 
 def xiaoche(*args, tmp_path, **env):

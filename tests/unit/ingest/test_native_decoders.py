@@ -326,7 +326,7 @@ def test_parse_time_refuses_with_a_message_that_says_why(value, words):
 def test_the_fast_constructor_builds_the_same_frozen_record_as_the_dataclass():
     import dataclasses
 
-    fields = ("bus", 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9, 10)
+    fields = ("bus", 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9, 10, 11)
     fast, slow = records.new_ping(*fields), PingRecord(*fields)
     assert fast == slow and repr(fast) == repr(slow) and fast.item_index == 10
     assert [getattr(fast, f.name) for f in dataclasses.fields(PingRecord)] == list(fields)
