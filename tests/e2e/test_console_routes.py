@@ -92,9 +92,11 @@ def test_another_schools_staff_see_none_of_its_routes_here_either(day_site, tab,
     staff, attempted = open_screen(tab, day_site, OTHER_LOGISTICS, "routes")
     page = staff.page
     expect(page.locator("#sub-current")).to_have_text(re.compile(r"bus-12"))
-    assert page.locator("#routes-route option").all_inner_texts() == ["龙凤早班1号线"]
-    options = page.locator("#sub-buses option").evaluate_all("os => os.map(o => o.value)")
-    assert options == ["bus-12"]
+    # waited for, not read at once: the lists fill as their answers arrive
+    expect(page.locator("#routes-route option")).to_have_text(["龙凤早班1号线"])
+    expect(page.locator("#sub-buses option")).to_have_count(1)
+    assert page.locator("#sub-buses option").evaluate_all("os => os.map(o => o.value)") == \
+        ["bus-12"]
     shoot(page, artifacts, "console-routes-phone")
     page.goto(day_site.url + f"/staff#reports?date={DATE}")
     expect(page.locator("#eta tbody tr")).to_have_count(1)
