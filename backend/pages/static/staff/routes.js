@@ -11,25 +11,36 @@
   const sent = [];
   let buses = null;
 
+  /* The route and bus lists, filled once: the screen may be shown twice before the first
+   * answers arrive (its first show and a hash change), and two fills would list everything twice. */
+  let lists = null;
+  function loadLists() {
+    if (!lists) {
+      lists = (async function () {
+        const dir = await S.directory();
+        const select = $("routes-route");
+        select.textContent = "";
+        $("sub-buses").textContent = "";
+        dir.routes.forEach(function (r) {
+          const o = XC.el("option", "", r.name);
+          o.value = r.route_id;
+          select.appendChild(o);
+        });
+        buses = (await XC.api("/api/v1/vehicles/live")).filter(function (v) { return v.kind === "school_bus"; });
+        buses.forEach(function (v) {
+          const o = XC.el("option", "", v.vehicle_id + (v.plate ? " · " + v.plate : ""));
+          o.value = v.vehicle_id;
+          $("sub-buses").appendChild(o);  // a spare bus of no route is typed in: staff do not see it
+        });
+      })();
+      lists.catch(function () { lists = null; });  // a failed load is tried again on the next show
+    }
+    return lists;
+  }
+
   async function fill(params) {
-    const dir = await S.directory();
-    const select = $("routes-route");
-    if (!select.options.length) {
-      dir.routes.forEach(function (r) {
-        const o = XC.el("option", "", r.name);
-        o.value = r.route_id;
-        select.appendChild(o);
-      });
-    }
-    if (params.route) select.value = params.route;
-    if (!buses) {
-      buses = (await XC.api("/api/v1/vehicles/live")).filter(function (v) { return v.kind === "school_bus"; });
-      buses.forEach(function (v) {
-        const o = XC.el("option", "", v.vehicle_id + (v.plate ? " · " + v.plate : ""));
-        o.value = v.vehicle_id;
-        $("sub-buses").appendChild(o);  // a spare bus of no route is typed in: staff do not see it
-      });
-    }
+    await loadLists();
+    if (params.route) $("routes-route").value = params.route;
   }
 
   async function loadVehicle() {
