@@ -150,6 +150,16 @@ def test_serve_pushes_a_broadcast_to_the_parents_app_over_its_embedded_broker(se
     client.loop_start()
     try:
         subscribed.get(timeout=20)
+        # the parent keeps no quiet hours: the sample's 22:00-06:00 would hold the push (as it
+        # should) whenever this runs at night in Shanghai
+        status, body = http("POST", f"{base}/api/v1/auth/token",
+                            {"username": "zhang.lanlan", "password": "demo-parent-1"})
+        parent = json.loads(body)["access_token"]
+        status, body = http("GET", f"{base}/api/v1/me/preferences", token=parent)
+        assert status == 200, body
+        status, body = http("PUT", f"{base}/api/v1/me/preferences",
+                            {**json.loads(body), "quiet_hours": None}, token=parent)
+        assert status == 200, body
         status, body = http("POST", f"{base}/api/v1/auth/token",
                             {"username": "houqin.wang", "password": "demo-logistics-1"})
         token = json.loads(body)["access_token"]
