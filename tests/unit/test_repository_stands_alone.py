@@ -1,11 +1,15 @@
 """A clone with nothing beside it installs, runs and passes its tests: no code, test, benchmark
-or document of the repository reads or links a path outside it (e.g. the team's ../shared)."""
+or document of the repository reads or links a path outside it (the team's shared data folder
+beside the checkout, the tool library)."""
 
 import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-OUTSIDE = re.compile(r"\.\./shared|/work/shared|\.\./\.library")
+# the folders beside a checkout that a clone does not have, spelled so this file is no hit itself
+BESIDE = ("shared", ".library")
+OUTSIDE = re.compile("|".join(rf"\.\./{re.escape(name)}\b|/work/{re.escape(name)}\b"
+                              for name in BESIDE))
 CHECKED = ("backend", "gps_ingest", "routing", "notifications", "tests", "bench", "docker",
            "docs", ".ci")
 
