@@ -42,7 +42,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -50,7 +49,7 @@ from flask import Flask
 
 from backend import auth
 from backend.errors import ApiError
-from backend.logs import REQUEST_ID
+from backend.logs import request_id
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +84,9 @@ class LiveFastPath:
         body = self.answer(environ)
         if body is None:
             return self.flask_app(environ, start_response)
-        given = environ.get("HTTP_X_REQUEST_ID", "")  # as backend.logs gives Flask's answers
         start_response("200 OK", [("Content-Type", "application/json"),
                                   ("Content-Length", str(len(body))),
-                                  ("X-Request-ID", given if REQUEST_ID.match(given)
-                                   else uuid.uuid4().hex)])
+                                  ("X-Request-ID", request_id(environ.get("HTTP_X_REQUEST_ID")))])
         return [body]
 
     def answer(self, environ: dict[str, Any]) -> bytes | None:

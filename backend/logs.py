@@ -54,11 +54,16 @@ def configure_logging(level: str, fmt: str) -> None:
         handler.setFormatter(formatter)
 
 
+def request_id(given: str | None) -> str:
+    """The id of a request: the caller's ``X-Request-ID`` when plausible (a proxy's), else new.
+    Flask's answers, the ``/live`` fast path and the stream server all take it from here."""
+    return given if given and REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
 def init_request_ids(app: Flask) -> None:
     @app.before_request
     def _take_request_id() -> None:
-        given = request.headers.get(HEADER, "")
-        g.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.request_id = request_id(request.headers.get(HEADER))
 
     @app.after_request
     def _echo_request_id(response: Response) -> Response:

@@ -50,17 +50,10 @@ LAG_SECONDS = Histogram("xiaoche_ingest_lag_seconds",
 
 
 def count_results(path: str, results: Iterable[Any]) -> None:
-    """Pipeline ``MessageResult``s (or anything with accepted / duplicates / rejected)."""
-    stored = duplicates = 0
-    for r in results:
-        stored += r.accepted
-        duplicates += r.duplicates
-        for reject in r.rejected:
-            REJECTS.labels(reject.reason).inc()
-    if stored:
-        PINGS.labels(path).inc(stored)
-    if duplicates:
-        DUPLICATES.labels(path).inc(duplicates)
+    """Pipeline ``MessageResult``s of one batch on ``path`` (http, jt808 in this process)."""
+    from backend.ingest_processes import tally
+
+    count_outcome(tally(list(results)), path)
 
 
 def count_outcome(outcome: dict[str, Any], path: str = "mqtt") -> None:

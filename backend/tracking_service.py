@@ -41,9 +41,9 @@ from gps_ingest.pipeline import AfterStore, StoredPing
 from routing import model as rm
 from routing.calendar import is_service_day, local_date
 from routing.config import TrackerConfig
-from routing.eta import TODAY_WINDOW_S, StretchLog, predict
-from routing.geometry import RouteGeometry, route_geometry
-from routing.tracker import OnPing, route_of, track_owned
+from routing.eta import TODAY_WINDOW_S, StretchLog
+from routing.live import TripPredictor
+from routing.tracker import OnPing, track_owned
 from routing.tracker import TrackerState as RoutingState
 
 EVENTS = Event.__table__
@@ -380,27 +380,19 @@ def ping_eta_recorder(ctx: rm.VehicleContext, config: TrackerConfig, out: list[P
     (only for trips of ``route_ids``, when given): the predictions of
     :func:`routing.tracker.live_view`, without building a live view per ping (the route's
     geometry is looked up once per batch, not hashed per ping)."""
-    routes: dict[str, tuple[RouteGeometry, tuple[str, ...]] | None] = {}
+    predictor = TripPredictor(ctx, config)
 
     def record(state: RoutingState) -> None:
-        trip = state.trip
-        if trip is None or state.last_ts is None or \
-                (route_ids is not None and trip.route_id not in route_ids):
+        if route_ids is not None and (state.trip is None or state.trip.route_id not in route_ids):
             return
-        if trip.route_id not in routes:
-            route = route_of(ctx, trip.route_id)
-            routes[trip.route_id] = None if route is None else (
-                route_geometry(route), tuple(p.id for p in route.stops))
-        known = routes[trip.route_id]
-        if known is None:
+        made = predictor(state)
+        if made is None:
             return
-        geom, stop_ids = known
-        pred = predict(trip, geom, state.last_ts, ctx.segment_history.get(trip.run_id, ()),
-                       config, ctx.segment_observations)
+        trip, geom, pred = made.trip, made.geom, made.pred
         progress = trip.progress_m
         out.append(PingEta(
             trip.route_id, trip.trip_id, trip.run_id, ctx.vehicle_id, state.last_ts,
-            round(pred.delay_s, 1), stop_ids, pred.etas, pred.uncertainties,
+            round(pred.delay_s, 1), made.stop_ids, pred.etas, pred.uncertainties,
             tuple(None if e is None else max(0.0, a - progress)
                   for e, a in zip(pred.etas, geom.stop_along, strict=True))))
     return record

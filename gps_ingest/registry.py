@@ -44,13 +44,11 @@ class DeviceRegistry:
         self._lock = threading.Lock()
 
     def get(self, device_id: str) -> DeviceInfo | None:
-        if not _ID.match(device_id):  # no lookup for what cannot be an id (a NUL, 1 kB, …)
-            return None
         now = time.monotonic()
         if now - self._loaded_at > self._refresh_s:
             self.reload()
         info = self._devices.get(device_id)
-        if info is None:
+        if info is None and _ID.match(device_id):  # no lookup for what cannot be an id
             # imported since the last reload? One primary-key lookup, at most every
             # miss_reload_s per unknown id, so a stranger hammering us costs little
             last_miss = self._misses.get(device_id)

@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from routing.config import DEFAULT, TrackerConfig
-from routing.eta import baseline_etas, predict
-from routing.geometry import RouteGeometry, route_geometry
+from routing.eta import baseline_etas
+from routing.live import TripPredictor
 from routing.model import TripAudit, VehicleContext
 from routing.state import TrackerState
-from routing.tracker import route_of
 
 ETA_STOPS_AHEAD = (1, 3, 5)
 
@@ -32,25 +31,15 @@ class EtaRecorder:
     :func:`routing.fleet.track_fleet`) that keeps every prediction of the stops ahead."""
 
     def __init__(self, ctx: VehicleContext, cfg: TrackerConfig = DEFAULT):
-        self.ctx, self.cfg = ctx, cfg
-        self._geoms: dict[str, RouteGeometry | None] = {}
+        self._predict = TripPredictor(ctx, cfg)
         #: (trip id, stop index, stops ahead, made at, learned ETA, baseline ETA)
         self.predictions: list[tuple[str, int, int, float, float, float]] = []
 
     def __call__(self, state: TrackerState) -> None:
-        trip, now = state.trip, state.last_ts
-        if trip is None or now is None:
+        made = self._predict(state)
+        if made is None or made.pred.next_stop is None:
             return
-        if trip.route_id not in self._geoms:  # once per route, not a hash of the Route per ping
-            route = route_of(self.ctx, trip.route_id)
-            self._geoms[trip.route_id] = None if route is None else route_geometry(route)
-        geom = self._geoms[trip.route_id]
-        if geom is None:
-            return
-        pred = predict(trip, geom, now, self.ctx.segment_history.get(trip.run_id, ()), self.cfg,
-                       self.ctx.segment_observations)
-        if pred.next_stop is None:
-            return
+        trip, pred, now = made.trip, made.pred, state.last_ts
         base = baseline_etas(trip, now)
         for k in ETA_STOPS_AHEAD:
             j = pred.next_stop + k - 1

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from routing.config import DEFAULT, TrackerConfig
-from routing.eta import predict
-from routing.geometry import route_geometry
+from routing.eta import Prediction, predict
+from routing.geometry import RouteGeometry, route_geometry
 from routing.model import LiveStop, LiveView, Route, VehicleContext
-from routing.state import TrackerState
+from routing.state import TrackerState, TripState
 
 
 def route_index_of(ctx: VehicleContext, route_id: str) -> int | None:
@@ -18,6 +20,39 @@ def route_of(ctx: VehicleContext, route_id: str) -> Route | None:
     index = route_index_of(ctx, route_id)
     return None if index is None else ctx.routes[index]
 
+
+
+class TripPrediction(NamedTuple):
+    trip: TripState
+    geom: RouteGeometry
+    stop_ids: tuple[str, ...]
+    pred: Prediction
+
+
+class TripPredictor:
+    """The ETAs of a vehicle's trip as of its latest ping, for an ``on_ping`` that predicts at
+    every ping (the ingest's notifications, the audit's ETA accuracy): each route's geometry and
+    stop ids looked up once, not a live view (and a hash of the whole Route) per ping."""
+
+    def __init__(self, ctx: VehicleContext, cfg: TrackerConfig = DEFAULT):
+        self.ctx, self.cfg = ctx, cfg
+        self._routes: dict[str, tuple[RouteGeometry, tuple[str, ...]] | None] = {}
+
+    def __call__(self, state: TrackerState) -> TripPrediction | None:
+        trip = state.trip
+        if trip is None or state.last_ts is None:
+            return None
+        if trip.route_id not in self._routes:
+            route = route_of(self.ctx, trip.route_id)
+            self._routes[trip.route_id] = None if route is None else (
+                route_geometry(route), tuple(p.id for p in route.stops))
+        known = self._routes[trip.route_id]
+        if known is None:
+            return None
+        geom, stop_ids = known
+        pred = predict(trip, geom, state.last_ts, self.ctx.segment_history.get(trip.run_id, ()),
+                       self.cfg, self.ctx.segment_observations)
+        return TripPrediction(trip, geom, stop_ids, pred)
 
 def live_view(ctx: VehicleContext, state: TrackerState | None,
               cfg: TrackerConfig = DEFAULT) -> LiveView | None:

@@ -27,14 +27,13 @@ import json
 import logging
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Flask
 
-from backend.logs import REQUEST_ID
+from backend.logs import request_id
 from backend.security import TokenError, read_user_token
 from backend.streams.hub import OpenRequest, Sink, Subscriber, hub_of
 
@@ -432,11 +431,6 @@ def raise_open_files_limit() -> int:
 
 
 def _request_id(scope: dict[str, Any]) -> tuple[bytes, bytes]:
-    """The ``X-Request-ID`` header Flask's answers carry (backend.logs): the caller's when
-    plausible, else a new one."""
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            given = value.decode("latin-1")
-            if REQUEST_ID.match(given):
-                return b"x-request-id", value
-    return b"x-request-id", uuid.uuid4().hex.encode()
+    """The ``X-Request-ID`` header Flask's answers carry (:func:`backend.logs.request_id`)."""
+    given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+    return b"x-request-id", request_id(given).encode("latin-1")

@@ -294,6 +294,25 @@
   };
 
   /* ---- every page -------------------------------------------------------------------- */
+  /** The schematic maps' projection: ``points`` ([lat, lon]…) fitted into ``width`` px with
+   * ``pad`` px round them, east-west shrunk by the cosine of their mean latitude; the height
+   * follows the points' shape within [minHeight, maxHeight]. Returns {height, project(lat, lon)}. */
+  XC.fitPoints = function (points, width, pad, minHeight, maxHeight) {
+    const meanLat = points.reduce(function (sum, p) { return sum + p[0]; }, 0) / points.length;
+    const k = Math.cos(meanLat * Math.PI / 180);
+    const xs = points.map(function (p) { return p[1] * k; });
+    const ys = points.map(function (p) { return -p[0]; });
+    const minX = Math.min.apply(null, xs), maxX = Math.max.apply(null, xs);
+    const minY = Math.min.apply(null, ys), maxY = Math.max.apply(null, ys);
+    const spanX = Math.max(maxX - minX, 1e-6), spanY = Math.max(maxY - minY, 1e-6);
+    const height = Math.round(Math.min(Math.max(width * spanY / spanX, minHeight), maxHeight));
+    const scale = Math.min((width - 2 * pad) / spanX, (height - 2 * pad) / spanY);
+    const offX = (width - scale * spanX) / 2, offY = (height - scale * spanY) / 2;
+    return { height: height, project: function (lat, lon) {
+      return [offX + (lon * k - minX) * scale, offY + (-lat - minY) * scale];
+    } };
+  };
+
   XC.el = function (tag, className, text) {
     const node = document.createElement(tag);
     if (className) node.className = className;

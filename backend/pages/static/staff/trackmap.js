@@ -42,19 +42,9 @@
     what.lines.forEach(function (l) { l.points.forEach(function (p) { points.push(p); }); });
     what.marks.forEach(function (m) { points.push([m.lat, m.lon]); });
     if (!points.length) return;
-    const meanLat = points.reduce(function (s, p) { return s + p[0]; }, 0) / points.length;
-    const k = Math.cos(meanLat * Math.PI / 180);
-    const xs = points.map(function (p) { return p[1] * k; });
-    const ys = points.map(function (p) { return -p[0]; });
-    const minX = Math.min.apply(null, xs), maxX = Math.max.apply(null, xs);
-    const minY = Math.min.apply(null, ys), maxY = Math.max.apply(null, ys);
-    const spanX = Math.max(maxX - minX, 1e-6), spanY = Math.max(maxY - minY, 1e-6);
-    const height = Math.round(Math.min(Math.max(WIDTH * spanY / spanX, 240), 560));
-    const scale = Math.min((WIDTH - 2 * PAD) / spanX, (height - 2 * PAD) / spanY);
-    const offX = (WIDTH - scale * spanX) / 2, offY = (height - scale * spanY) / 2;
-    this.project = function (lat, lon) {
-      return [offX + (lon * k - minX) * scale, offY + (-lat - minY) * scale];
-    };
+    const fit = XC.fitPoints(points, WIDTH, PAD, 240, 560);
+    const height = fit.height;
+    this.project = fit.project;
     svg.setAttribute("viewBox", "0 0 " + WIDTH + " " + height);
     const self = this;
     what.lines.forEach(function (l) {
