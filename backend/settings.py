@@ -255,8 +255,9 @@ SETTINGS: tuple[Setting, ...] = (
         "STREAM_POLL_MS",
         250,
         "how often each serving process reads new positions and notifications for all its "
-        "open /stream connections at once (backend/streams/hub.py): with the ingest's 50 ms "
-        "batches it keeps publish→stream under the 1 s target",
+        "open /stream connections at once (backend/streams/hub.py); on PostgreSQL the ingest's "
+        "commits also wake it at once (LISTEN/NOTIFY, backend/streams/runner.py), so this is "
+        "the fallback for what no notice announces",
         int,
     ),
     Setting(

@@ -144,6 +144,11 @@ _PG_UPSERT_LIVE = (
 )
 
 
+# the channel on which a commit that moved a live position is announced (backend.streams.runner)
+LIVE_CHANNEL = "xiaoche_live"
+_NOTIFY_LIVE = f"NOTIFY {LIVE_CHANNEL}"
+
+
 def upsert_live_positions(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
     """Move each vehicle's live position only forward in the device's own time."""
     rows = list(rows)
@@ -161,6 +166,8 @@ def upsert_live_positions(conn: Connection, rows: Iterable[dict[str, Any]]) -> N
         arrays = [[newest[v][c] for v in sorted(newest)] for c in _LIVE_COLUMNS]
         _pg_driver(conn, _PG_UPSERT_LIVE, arrays,
                    lambda cursor: cursor.execute(_PG_UPSERT_LIVE, arrays))
+        # the API processes' stream hubs LISTEN: delivered at commit, once per transaction
+        _pg_driver(conn, _NOTIFY_LIVE, (), lambda cursor: cursor.execute(_NOTIFY_LIVE))
         return
     ins = _insert(conn, LIVE)
     columns = ("device_id", "ts", "lat", "lon", "speed_kmh", "heading_deg", "received_at")

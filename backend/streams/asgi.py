@@ -35,7 +35,8 @@ from flask import Flask
 
 from backend.logs import request_id
 from backend.security import TokenError, read_user_token
-from backend.streams.hub import OpenRequest, Sink, Subscriber, hub_of
+from backend.streams.hub import OpenRequest, Sink, Subscriber
+from backend.streams.runner import hub_of
 
 STREAM_PATH = "/api/v1/stream"
 DETACH = "xiaoche.stream.detach"  # environ key: the view opens the stream for this server

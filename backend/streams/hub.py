@@ -19,8 +19,8 @@ whose child changed route follows the new route.
 Delivery goes through a sink, so the same hub feeds blocking WSGI streams (:class:`ThreadSink`:
 a condition per stream) and the asyncio stream server (``backend.streams.asgi``: one
 ``call_soon_threadsafe`` per poll for all its streams). The hub has no thread of its own: the
-caller polls it (:func:`backend.stream_service.live_stream` in tests, :class:`HubThread` in a
-server).
+caller polls it (:func:`backend.stream_service.live_stream` in tests,
+:class:`backend.streams.runner.HubThread` in a server, woken by the store's change notices).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from sqlalchemy import func, select
@@ -52,6 +52,9 @@ from backend.stream_service import (
     read_position_events,
     resume_or_now,
 )
+
+if TYPE_CHECKING:
+    from backend.streams.runner import ChangeListener, HubThread
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +151,7 @@ class StreamHub:
         self._scope_read_at = -math.inf
         self.opening = 0  # streams between the limit check and open()'s end
         self.thread: HubThread | None = None  # what polls this hub in a server
+        self.listener: ChangeListener | None = None  # what wakes it on PostgreSQL
         self._requests: list[OpenRequest] = []
 
     # -- counting -------------------------------------------------------------------------
@@ -528,77 +532,3 @@ def _bulk_scopes(users: list[tuple[int, int | None]]
         else:
             scopes[(user_id, version)] = live_scope(db.session.get(User, user_id))
     return scopes
-
-
-class HubThread:
-    """Polls a hub every ``poll_s`` in a daemon thread of its own (one per serving process);
-    the thread ends after a while without streams and starts again with the next one."""
-
-    IDLE_EXIT_S = 10.0
-
-    def __init__(self, hub: StreamHub):
-        self.hub = hub
-        self._stop = threading.Event()
-        self._wake = threading.Event()  # a stream to open: do not wait for the next poll
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def ensure_started(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._stop.clear()
-                self._thread = threading.Thread(target=self._run, name="stream-hub",
-                                                daemon=True)
-                self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        hub = self.hub
-        poll_s = hub.config.poll_s
-        idle_since = next_poll = time.monotonic()
-        while not self._stop.is_set():
-            now = time.monotonic()
-            if hub.open_count or hub.opening or hub.requests_waiting:
-                idle_since = now
-            elif now - idle_since > self.IDLE_EXIT_S:
-                with self._lock:  # a stream opening now finds the thread gone and starts one
-                    if not (hub.open_count or hub.opening or hub.requests_waiting):
-                        self._thread = None
-                        return
-            try:
-                with hub.app.app_context():
-                    hub.open_pending()
-                    if now >= next_poll:
-                        next_poll = now + poll_s
-                        hub.poll()
-            except Exception:  # noqa: BLE001 — one failed read must not end every stream
-                log.exception("stream hub: poll failed; trying again")
-            self._wake.wait(max(0.0, next_poll - time.monotonic()))
-            self._wake.clear()
-
-
-def hub_of(app: Flask) -> StreamHub:
-    """This process's hub (and its polling thread, started on first use)."""
-    app = getattr(app, "_get_current_object", lambda: app)()  # not the current_app proxy
-    found = app.extensions.get("xiaoche.stream_hub")
-    if found is None:
-        with _CREATE:
-            found = app.extensions.get("xiaoche.stream_hub")
-            if found is None:
-                hub = StreamHub(app)
-                hub.thread = HubThread(hub)
-                found = app.extensions["xiaoche.stream_hub"] = (hub, hub.thread)
-    hub, thread = found
-    thread.ensure_started()
-    return hub
-
-
-_CREATE = threading.Lock()
