@@ -280,10 +280,20 @@ SETTINGS: tuple[Setting, ...] = (
         "XIAOCHE_STREAM_MAX",
         "STREAM_MAX",
         5000,
-        "open /stream connections per serving process (per `xiaoche api` worker): past it a "
+        "open /stream connections per serving process (each stream process of `xiaoche api`, or `serve`): past it a "
         "new one is answered 503 with Retry-After and the app polls /live; a stream costs "
         "~17 kB, and 10 000 on two workers ran on 0.55 cores of a shared 2-core machine "
         "(bench/parents.py); 0 = no limit",
+        int,
+    ),
+    Setting(
+        "XIAOCHE_STREAM_PROCESSES",
+        "STREAM_PROCESSES",
+        1,
+        "`xiaoche api`: processes of their own that serve /stream, handed each stream's "
+        "connection by the workers (backend/streams/handoff.py), so streams and REST never "
+        "share an interpreter lock; 0 = each worker serves its own streams (as it does while "
+        "a stream process is restarted)",
         int,
     ),
     Setting(

@@ -377,7 +377,8 @@ def start_api(database: str, port: int, workdir: Path, workers: int, threads: in
     if access_log:  # as `xiaoche api` does (to a file here rather than stdout)
         command += ["--access-logfile", str(workdir / "access.log"), "--access-logformat",
                     '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s']
-    command.append("backend.wsgi:app")
+    # as `xiaoche api` runs it: with the stream worker, its stream processes (XIAOCHE_STREAM_PROCESSES)
+    command += ["--config", "python:backend.streams.gunicorn_conf", "backend.wsgi:app"]
     log = open(workdir / "gunicorn.log", "wb")  # noqa: SIM115
     return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/parents.py [--parents 100,1000,10000] [--ramp-s 60] [--hold-s 30]
                                       [--workers 2] [--threads 64] [--stream-max 0]
+                                      [--stream-processes 1]
                                       [--worker-class backend.streams.worker.StreamWorker]
                                       [--mqtt-url URL] [--pg postgresql://postgres@127.0.0.1:5432/postgres]
 
@@ -17,7 +18,8 @@ time (each level: the ramp, the hold, then every connection closed; the whole ru
   one of the three routes (round robin); their tokens are signed here with the bench's secret.
 - **Broker**: an embedded Mosquitto on a free port (``--mqtt-url`` for another); the real
   ``xiaoche ingest``; the API as ``xiaoche api`` runs it: ``gunicorn -w 2 -k
-  backend.streams.worker.StreamWorker --threads 64 backend.wsgi:app``, with
+  backend.streams.worker.StreamWorker --threads 64 -c python:backend.streams.gunicorn_conf
+  backend.wsgi:app`` (``--stream-processes`` stream processes, counted with gunicorn), with
   ``XIAOCHE_STREAM_MAX=--stream-max`` (0: no limit; the limit is per worker, and the kernel does
   not share connections evenly between workers, so the bench lifts it unless asked).
 - **Buses**: each of the three publishes a ping every 5 s (``ts`` = now, in ms) through MQTT,
@@ -458,6 +460,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--worker-class", default=STREAM_WORKER)
     parser.add_argument("--stream-max", type=int, default=0, help="XIAOCHE_STREAM_MAX")
+    parser.add_argument("--stream-processes", type=int, default=1,
+                        help="XIAOCHE_STREAM_PROCESSES (0: streams on the workers, as before)")
     parser.add_argument("--mqtt-url", default=None)
     parser.add_argument("--pg", default=bench_api.DEFAULT_PG)
     parser.add_argument("--timeout-s", type=float, default=1800.0)
@@ -488,7 +492,8 @@ def main() -> None:
         port = bench_api.free_port()
         api = bench_api.start_api(database, port, workdir, args.workers, args.threads, False,
                                   args.worker_class,
-                                  [f"XIAOCHE_STREAM_MAX={args.stream_max}"])
+                                  [f"XIAOCHE_STREAM_MAX={args.stream_max}",
+                                   f"XIAOCHE_STREAM_PROCESSES={args.stream_processes}"])
         processes.append(api)
         buses = Buses(broker.url, drive)
         buses.backfill(time.time())
@@ -503,7 +508,8 @@ def main() -> None:
         deadline = time.monotonic() + 60
         while not bench_api.live_check(client)["active"] and time.monotonic() < deadline:
             time.sleep(0.5)
-        print(f"gunicorn -w {args.workers} -k {args.worker_class} --threads {args.threads} on "
+        print(f"gunicorn -w {args.workers} -k {args.worker_class} --threads {args.threads} "
+              f"(+{args.stream_processes} stream processes) on "
               f"127.0.0.1:{port}; /live active: {bench_api.live_check(client)['active']}",
               flush=True)
         client.close()

@@ -92,8 +92,12 @@ STREAM_WORKER = "backend.streams.worker.StreamWorker"
               type=click.Choice(["stream", "gthread"]),
               help="stream: /stream on each worker's event loop, REST in --threads threads; "
                    "gthread: gunicorn's threads for everything, each open /stream holds one")
+@click.option("--stream-processes", type=click.IntRange(0, 64), default=None,
+              help="processes that serve /stream, handed over by the workers (default "
+                   "XIAOCHE_STREAM_PROCESSES, 1; 0: each worker serves its own streams)")
 @with_appcontext
-def api_command(bind: str, workers: int, threads: int, worker_class: str) -> None:
+def api_command(bind: str, workers: int, threads: int, worker_class: str,
+                stream_processes: int | None) -> None:
     """The HTTP API alone under gunicorn (WSGI entry backend.wsgi:app)."""
     require_secret_key()
     from backend.database import upgrade_schema
@@ -113,8 +117,11 @@ def api_command(bind: str, workers: int, threads: int, worker_class: str) -> Non
         # the path without its query: /stream?access_token=… must not land in the log (the
         # stream worker writes its own lines, without the query too)
         "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s',
+        "--config", "python:backend.streams.gunicorn_conf",
         "backend.wsgi:app",
     ]
+    if stream_processes is not None:
+        os.environ["XIAOCHE_STREAM_PROCESSES"] = str(stream_processes)
     os.execvp(sys.executable, [sys.executable, "-m", *args])
 
 

@@ -35,6 +35,7 @@ from flask import Flask
 
 from backend.logs import request_id
 from backend.security import TokenError, read_user_token
+from backend.streams.handoff import Handoff
 from backend.streams.hub import OpenRequest, Sink, Subscriber
 from backend.streams.runner import hub_of
 
@@ -111,8 +112,9 @@ class XiaocheAsgi:
     """ASGI: ``/api/v1/stream`` on the event loop, the rest of the Flask app in threads."""
 
     def __init__(self, app: Flask, rest_threads: int = 64, handshake_threads: int = 2,
-                 log_access: bool = True):
+                 log_access: bool = True, handoff: Handoff | None = None):
         self.app = app
+        self.handoff = handoff  # stream processes to hand /stream connections to (xiaoche api)
         self.rest = ThreadPoolExecutor(rest_threads, thread_name_prefix="rest")
         self.handshakes = ThreadPoolExecutor(handshake_threads, thread_name_prefix="stream-open")
         self.log_access = log_access
@@ -127,6 +129,8 @@ class XiaocheAsgi:
             return
         began = time.monotonic()
         if scope["path"] == STREAM_PATH and scope["method"] == "GET":
+            if self.handoff is not None and await self.handoff.give(scope, send):
+                return  # a stream process answers it (and logs it)
             status, size = await self._stream(scope, receive, send)
         else:
             status, size = await self._rest(scope, receive, send)

@@ -3,13 +3,15 @@
 ``gunicorn -k backend.streams.worker.StreamWorker backend.wsgi:app`` loads the WSGI app as
 usual (the Flask app with ``/live``'s fast path) and serves it through
 ``backend.streams.asgi.XiaocheAsgi``: ``/api/v1/stream`` on the event loop, everything else in
-``--threads`` threads per worker. gunicorn keeps what it is good at (binding, forking, restarting
+``--threads`` threads per worker — or, under ``xiaoche api`` (``backend.streams.gunicorn_conf``),
+each stream handed to a stream process of its own. gunicorn keeps what it is good at (binding, forking, restarting
 workers, ``--timeout``); the access log is ours (the path without its query string).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from flask import Flask
@@ -18,6 +20,8 @@ from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
 from backend.streams.asgi import XiaocheAsgi, access_log, raise_open_files_limit
+from backend.streams.gunicorn_conf import stream_processes
+from backend.streams.handoff import Handoff
 
 
 class _Server(Server):
@@ -50,7 +54,8 @@ class StreamWorker(UvicornWorker):
             access_log.setLevel(logging.INFO)
             access_log.propagate = False
         self.wsgi = XiaocheAsgi(app, rest_threads=max(4, self.cfg.threads),
-                                log_access=logs_access)
+                                log_access=logs_access,
+                                handoff=Handoff.from_env(os.environ, stream_processes()))
 
     async def _serve(self) -> None:
         self.config.app = self.wsgi

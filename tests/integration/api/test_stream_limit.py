@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import login
-from tests.integration.api.test_stream import PARENT, Gunicorn, SseClient
+from tests.integration.api.served import Gunicorn, SseClient
+from tests.integration.api.test_stream import PARENT
 
 
 def open_raw(port: int, token: str) -> tuple[int, Any, bytes, http.client.HTTPConnection]:

@@ -1,0 +1,154 @@
+"""Streams as deployed (``served.py``): a worker serving its own streams, streams handed over to
+stream processes, a stream process that dies; pings through a real ingest process over MQTT."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.api.served import (
+    Gunicorn,
+    SseClient,
+    follow_pings_and_resume,
+    open_streams_on_both_workers,
+)
+from tests.integration.api.test_stream import LOGISTICS, PARENT
+from tests.integration.ingest.conftest import IngestProcess, mqtt_url  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def ingest(_migrated, mqtt_url, tmp_path) -> Iterator[IngestProcess]:  # noqa: F811
+    (tmp_path / "ingest").mkdir()
+    process = IngestProcess(_migrated, mqtt_url, tmp_path / "ingest",
+                            client_id=f"xiaoche-test-{uuid.uuid4().hex[:8]}")
+    process.start(XIAOCHE_MAX_PING_AGE_S="0")
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def api(_migrated, tmp_path) -> Iterator[Gunicorn]:
+    (tmp_path / "api").mkdir()
+    # each worker serves its own streams: what a worker falls back to without stream processes
+    server = Gunicorn(_migrated, tmp_path / "api", XIAOCHE_STREAM_PROCESSES="0")
+    yield server
+    server.stop()
+
+
+@pytest.mark.mqtt
+@pytest.mark.slow
+def test_streams_on_two_gunicorn_workers_follow_pings_an_ingest_process_stores(
+        imported, mqtt_url, ingest, api):  # noqa: F811
+    staff_token = api.token(LOGISTICS)
+    streams = open_streams_on_both_workers(api, staff_token)  # not handed over: on the workers
+    try:
+        follow_pings_and_resume(mqtt_url, api.port, staff_token, streams)
+    finally:
+        for s in streams:
+            s.close()
+
+
+@pytest.fixture
+def api_streams(_migrated, tmp_path) -> Iterator[Gunicorn]:
+    """As ``xiaoche api`` runs by default, with two stream processes instead of one."""
+    (tmp_path / "api").mkdir()
+    server = Gunicorn(_migrated, tmp_path / "api", XIAOCHE_STREAM_PROCESSES="2")
+    yield server
+    server.stop()
+
+
+@pytest.mark.mqtt
+@pytest.mark.slow
+def test_streams_handed_to_two_stream_processes_follow_pings_and_resume(
+        imported, mqtt_url, ingest, api_streams):  # noqa: F811
+    api = api_streams
+    staff_token = api.token(LOGISTICS)
+    streams = open_streams_on_both_workers(api, staff_token, holders=api.stream_processes)
+    try:
+        for stream in streams:  # the workers dropped their end without a word
+            assert api.worker_serving(stream.local_port) in api.stream_processes()
+        follow_pings_and_resume(mqtt_url, api.port, staff_token, streams)
+    finally:
+        for s in streams:
+            s.close()
+
+
+@pytest.mark.slow
+def test_a_stream_process_killed_for_good_is_restarted_and_no_stream_request_is_lost_meanwhile(
+        imported, _migrated, tmp_path):
+    (tmp_path / "api").mkdir()
+    api = Gunicorn(_migrated, tmp_path / "api", workers=1)  # one stream process, the default
+    try:
+        token = api.token(PARENT)
+        first = SseClient(api.port, token)
+        first.wait_for(lambda e: e.id is not None)
+        [victim] = api.stream_processes()
+        assert api.worker_serving(first.local_port) == victim
+        os.kill(victim, signal.SIGKILL)
+        # its stream ends (the client resumes with Last-Event-ID, as after any restart) ...
+        assert first.drain(10) == [] and not first.thread.is_alive() or first.thread.join(10)
+        assert not first.thread.is_alive()
+        first.close()
+        # ... and every stream asked for meanwhile is answered: by the worker itself while the
+        # stream process is down, by the new one once the master restarted it
+        answered, deadline = [], time.monotonic() + 30
+        while not (new := [p for p in api.stream_processes() if p != victim]):
+            stream = SseClient(api.port, token, last_event_id=first.last_id)
+            stream.wait_for(lambda e: e.id is not None)
+            answered.append(stream)
+            assert time.monotonic() < deadline, "the stream process was never restarted"
+            time.sleep(0.2)
+        deadline = time.monotonic() + 20
+        while True:  # the new process listens a moment after it started
+            stream = SseClient(api.port, token)
+            stream.wait_for(lambda e: e.id is not None)
+            answered.append(stream)
+            if api.worker_serving(stream.local_port) == new[0]:
+                break
+            assert time.monotonic() < deadline, "the new stream process never took a stream"
+            time.sleep(0.2)
+        assert api.request("POST", "/api/v1/auth/token",
+                           {"username": PARENT[0], "password": PARENT[1]})[0] == 200
+        for stream in answered:
+            stream.close()
+    finally:
+        api.stop()
+
+
+@pytest.mark.mqtt
+@pytest.mark.slow
+def test_a_staff_broadcast_reaches_a_parents_stream_and_a_resumed_stream_gets_only_newer_ones(
+        imported, api_streams):
+    api = api_streams
+    staff_token, parent_token = api.token(LOGISTICS), api.token(PARENT)
+    parent = SseClient(api.port, parent_token)
+    try:
+        parent.wait_for(lambda e: e.id is not None)
+        sent = time.monotonic()
+        status, _ = api.request("POST", "/api/v1/routes/zt-am-1/messages",
+                                {"title": "校车晚点", "body": "晚到约10分钟。"}, staff_token)
+        assert status == 201
+        got = parent.wait_for(lambda e: e.event == "notification")
+        print(f"\nbroadcast→parent stream: {(got.received - sent) * 1000:.0f} ms")
+        assert (got.data["kind"], got.data["title"], got.data["route_id"]) == (
+            "staff_message", "校车晚点", "zt-am-1")
+        left_at = parent.last_id
+    finally:
+        parent.close()
+
+    for title in ("改道", "恢复"):
+        assert api.request("POST", "/api/v1/routes/zt-am-1/messages",
+                           {"title": title, "body": "…"}, staff_token)[0] == 201
+    resumed = SseClient(api.port, parent_token, last_event_id=left_at)
+    try:
+        resumed.wait_for(lambda e: e.event == "notification" and e.data["title"] == "恢复")
+        titles = [e.data["title"] for e in resumed.seen + resumed.drain(1)
+                  if e.event == "notification"]
+        assert titles == ["改道", "恢复"]
+    finally:
+        resumed.close()
