@@ -206,9 +206,19 @@ class Gunicorn:
                     found.append(pid)
         return found
 
-    def worker_serving(self, client_port: int) -> int | None:
+    def worker_serving(self, client_port: int, settle_s: float = 10.0) -> int | None:
         """The pid (a worker or a stream process) holding the server side of the connection from
-        ``client_port``."""
+        ``client_port``. A worker lets go of a connection it handed over once the stream process
+        confirmed (milliseconds, or more on a busy machine): until one process alone holds it,
+        look again."""
+        deadline = time.monotonic() + settle_s
+        while True:
+            holders = self._holders(client_port)
+            if len(holders) <= 1 or time.monotonic() > deadline:
+                return holders[0] if len(holders) == 1 else None
+            time.sleep(0.05)
+
+    def _holders(self, client_port: int) -> list[int]:
         inodes = {}
         for name in ("tcp", "tcp6"):
             for line in Path(f"/proc/net/{name}").read_text().splitlines()[1:]:
@@ -216,15 +226,21 @@ class Gunicorn:
                 local, remote = cols[1].rsplit(":", 1)[1], cols[2].rsplit(":", 1)[1]
                 if int(local, 16) == self.port and int(remote, 16) == client_port:
                     inodes[cols[9]] = True
+        holders = []
         for pid, _ in self._children():
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                fds = list(Path(f"/proc/{pid}/fd").iterdir())
+            except OSError:
+                continue
+            for fd in fds:
                 try:
                     target = os.readlink(fd)
                 except OSError:
                     continue
                 if target.startswith("socket:[") and target[8:-1] in inodes:
-                    return pid
-        return None
+                    holders.append(pid)
+                    break
+        return holders
 
     def stop(self) -> None:
         if self.process.poll() is None:
