@@ -1,7 +1,8 @@
 """Tracking that holds on real buses (issue 13): the tracker judged on a real day and on hard
 generated days, against their ground truth.
 
-Run: ``.venv/bin/python bench/tracking_real.py [--quick] [--seeds 0 1 2] [--repeat N]``.
+Run: ``.venv/bin/python bench/tracking_real.py [--quick | --hsl] [--seeds 0 1 2] [--repeat N]``
+(``--hsl``: only the real day, 1 Hz and ~30 s, in a few seconds).
 Prints a table (one column per day, the issue's goal next to each measure) and writes everything
 to ``bench/results/tracking_real-<timestamp>.json``. Asserts nothing.
 
@@ -105,11 +106,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="HSL ~30 s and one small mixed day (5 buses a line, 3 runs each)")
+    parser.add_argument("--hsl", action="store_true",
+                        help="only the real HSL 510 day, 1 Hz and ~30 s (a few seconds)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--repeat", type=int, default=1, help="runs per day for the timing")
     args = parser.parse_args()
     days = []
-    if args.quick:
+    if args.hsl:
+        days.append(lambda: hsl_day(1.0))
+        days.append(lambda: hsl_day(30.0))
+    elif args.quick:
         days.append(lambda: hsl_day(30.0))
         days.append(lambda: generate(DayConfig(seed=args.seeds[0], buses_per_line=5,
                                                runs_per_bus=3)))

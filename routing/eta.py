@@ -18,7 +18,9 @@ first stop included, the unit of ``trip_completed.details["segment_s"]``):
 
 Dwell at a stop is learned alike (today's observed dwells, else :data:`DEFAULT_DWELL_SHARE` of
 the stretch), so a bus standing at a stop and a bus just gone are told apart. The next stop gets
-the remaining share (by distance) of the stretch's driving time, from now.
+what is left of the stretch's driving time, from now: the mean of the share left by distance and
+the driving time not yet spent since the bus left its stop (the time already spent in the stretch
+counts: a bus that stood at a light just past its stop has less than its whole stretch ahead).
 
 Every ETA has an **uncertainty** (seconds, one robust standard deviation): per stretch, the
 spread of today's observations (MAD) or a share of its time when there are too few, summed in
@@ -57,6 +59,9 @@ DEFAULT_DWELL_SHARE = 0.1
 #: The fastest a bus drives a stretch, on average between its stops (bounds what is left of a
 #: timetable's stretch after a long wait at its first stop).
 FASTEST_CRUISE_KMH = 50.0
+#: Between stops, the driving time left is this weighted mean of the driving time not yet spent
+#: since the departure and the share of the stretch left by distance (:func:`_drive_left`).
+ELAPSED_WEIGHT = 0.5
 #: Relative spread of a stretch's time when too few observations show it (history / timetable).
 HISTORY_SPREAD = 0.15
 SCHEDULE_SPREAD = 0.25
@@ -349,7 +354,9 @@ def predict(trip: TripState, geom: RouteGeometry, now: float,
                 drive = max(leg - (prev.departed_at - prev.arrived_at), fastest)  # dwell spent
             else:
                 drive = (1 - DEFAULT_DWELL_SHARE) * leg
-            eta = now + drive * frac
+            eta = now + _drive_left(drive, frac, now - prev.departed_at
+                                    if prev.departed_at is not None else None,
+                                    max(a1 - trip.progress_m, 0.0))
         var = (s.spread_s * max(frac, 0.3)) ** 2
     # the stops ahead at once: each adds its stretch's time and (in quadrature) its spread
     ahead = stretches[nxt:]
@@ -362,6 +369,27 @@ def predict(trip: TripState, geom: RouteGeometry, now: float,
     uncs[nxt:] = np.round(unc, 1).tolist()
     confs[nxt:] = np.round(60.0 / (60.0 + unc), 3).tolist()
     return Prediction(delay, source, tuple(etas), tuple(confs), nxt, tuple(uncs))
+
+
+def _drive_left(drive: float, frac: float, elapsed: float | None, metres_left: float) -> float:
+    """Seconds of driving left to the next stop: the share of the stretch's driving time by the
+    distance left, averaged (weight :data:`ELAPSED_WEIGHT`) with the driving time not yet spent
+    since the departure, never less than the distance left at :data:`FASTEST_CRUISE_KMH`.
+
+    By distance alone, a bus held by a light just past its stop would still have the stretch's
+    whole time ahead of it once it drives on; by time alone, a bus stuck in a queue would be
+    about to arrive. Either alone was worse on the real HSL traces (bench/README.md).
+
+    >>> _drive_left(60.0, 0.5, None, 200.0)
+    30.0
+    >>> _drive_left(60.0, 0.9, 40.0, 180.0)  # 40 s stood at a light: 54 s by distance, 20 by time
+    37.0
+    """
+    by_distance = drive * frac
+    if elapsed is None:
+        return by_distance
+    by_time = max(drive - elapsed, metres_left / (FASTEST_CRUISE_KMH / 3.6))
+    return ELAPSED_WEIGHT * by_time + (1 - ELAPSED_WEIGHT) * by_distance
 
 
 def _pace(trip: TripState, stretches: Sequence[Stretch | None], nxt: int) -> float:

@@ -146,3 +146,33 @@ def test_on_the_hsl510_day_the_learned_eta_beats_timetable_plus_delay(hsl_day):
     medians = [statistics.median(score.uncertainty[k]) for k in hsl510.AHEAD]
     assert medians == sorted(medians)
     assert 0.3 < medians[1] / score.mae(3)[0] < 3
+
+
+def test_a_slow_outlier_bus_today_does_not_drag_the_next_buses_eta():
+    # four buses took ~300 s over the stretch this last hour; the latest one, stuck behind a
+    # breakdown, took 900 s. A weighted mean would say ~440 s; the weighted median keeps ~300 s.
+    normal = [SegmentObservation(T0 - age, seg, None, f"n{age}")
+              for age, seg in ((300, 290.0), (900, 310.0), (1500, 300.0), (2100, 305.0))]
+    slow = SegmentObservation(T0 - 60, 900.0, None, "slow")
+    s = stretch_estimate([*normal, slow], T0, "t", [], 300.0)
+    assert s.today and s.seg_s == pytest.approx(300.0, abs=15.0)
+    # ... while two slow buses out of three do move it: a slow day is not an outlier
+    two = stretch_estimate([normal[0], slow, dataclasses.replace(slow, trip_id="slow-2")], T0,
+                           "t", [], 300.0)
+    assert two.seg_s > 600.0
+
+
+def test_the_time_already_spent_in_the_stretch_counts_towards_the_next_stop():
+    # stop 1 left at T0+420; the bus is 110 m into the 1 850 m between stop 1's exit radius and
+    # stop 2's circle. Just gone, or after standing 2 min at a light there: by distance alone both
+    # would have 94 % of the stretch's driving time ahead of them.
+    arrivals = [T0 + 100, T0 + 400]
+    trip = _trip(progress_m=2200, arrivals=arrivals)
+    just_gone = T0 + 430
+    held = T0 + 550
+    left_fresh = predict(trip, GEOM, just_gone, [], DEFAULT).etas[2] - just_gone
+    left_held = predict(trip, GEOM, held, [], DEFAULT).etas[2] - held
+    drive = 300.0 - 20.0  # the timetable's stretch less the dwell seen at stop 1
+    assert left_fresh == pytest.approx(drive * 1740 / 1850, rel=0.05)  # on pace: distance rules
+    assert left_held < left_fresh - 40  # part of the stretch's time is already spent ...
+    assert left_held >= 1740 / (50 / 3.6)  # ... but the rest is no faster than 50 km/h
