@@ -130,20 +130,19 @@ def report_subsidies_command(month: str, out: Path | None, xlsx: bool, lang: str
 def close_month_command(month: str, district_id: str | None, closed_by: str) -> None:
     """Close a month's books (交流补贴 and 交通补助): they never change again; later corrections
     go into the next open month."""
-    import time
-
     from sqlalchemy import select
 
     from backend.errors import ApiError
     from backend.extensions import db
     from backend.finance.books import close_month
+    from backend.live_service import clock
     from backend.models import User
 
     user = db.session.scalar(select(User).where(User.username == closed_by))
     if user is None or user.role not in ("finance", "admin"):
         raise click.ClickException(f"{closed_by!r} is no finance or admin user")
     try:
-        status = close_month(user, month, district_id, time.time())
+        status = close_month(user, month, district_id, clock())
     except ApiError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"closed {status['month']} of {status['district_id']}: "

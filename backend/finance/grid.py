@@ -86,11 +86,15 @@ def straight_km(conn: Connection, a: str, b: str) -> float:
     return float(geodesic(points[a], points[b]).km)
 
 
-def override_on(conn: Connection, school_id: str, on: dt.date) -> GridOverride | None:
-    row = conn.execute(select(GridOverride).where(
-        GridOverride.school_id == school_id, GridOverride.effective_from <= on.isoformat())
-        .order_by(GridOverride.effective_from.desc(), GridOverride.id.desc())).first()
-    return row[0] if row else None
+def override_on(conn: Connection, school_id: str, on: dt.date) -> Any | None:
+    """Finance's override of a school's distance in force on a date (the newest set of those
+    effective by then): a row with ``distance_km, effective_from, reason, set_by, set_at``."""
+    return conn.execute(select(GridOverride.distance_km, GridOverride.effective_from,
+                               GridOverride.reason, GridOverride.set_by, GridOverride.set_at)
+                        .where(GridOverride.school_id == school_id,
+                               GridOverride.effective_from <= on.isoformat())
+                        .order_by(GridOverride.effective_from.desc(), GridOverride.id.desc())
+                        ).first()
 
 
 def pair_distance(conn: Connection, a: str, b: str, on: dt.date,
@@ -131,9 +135,7 @@ def school_grid(conn: Connection, school_id: str, on: dt.date) -> dict[str, Any]
             "grade": band.grade if band else None,
             "per_month": band.per_month if band else 0.0,
             "per_trip": band.per_trip if band else 0.0,
-            "override": None if found is None else {
-                "distance_km": found.distance_km, "effective_from": found.effective_from,
-                "reason": found.reason, "set_by": found.set_by, "set_at": found.set_at},
+            "override": None if found is None else dict(found._mapping),
             "band": None if band is None else asdict(band)}
 
 
