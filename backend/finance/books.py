@@ -53,7 +53,11 @@ def close_month(user: User, month: str, district_id: str | None, now: float) -> 
     if is_closed(conn, district_id, month):
         raise ApiError(409, f"{month} is already closed")
     today = local_date(now, district_calendar(conn, district_id))
-    if month_days(month)[-1] >= today:
+    days = month_days(month)
+    if not days:
+        raise ApiError(422, f"{month} is not a month of the calendar",
+                       errors={"month": ["a month YYYY-MM"]})
+    if days[-1] >= today:
         raise ApiError(409, f"{month} is not over yet (today is {today.isoformat()})")
     frozen = 0
     for teacher in district_teachers(district_id):

@@ -23,8 +23,13 @@ def next_month(month: str) -> str:
 
 
 def month_days(month: str) -> list[dt.date]:
-    first = dt.date.fromisoformat(f"{month}-01")
-    last = dt.date.fromisoformat(f"{next_month(month)}-01")
+    """The dates of a month; none for a month a calendar cannot hold (year 0000 or 9999-12:
+    the API's YYYY-MM lets them through, and nobody was due then)."""
+    try:
+        first = dt.date.fromisoformat(f"{month}-01")
+        last = dt.date.fromisoformat(f"{next_month(month)}-01")
+    except ValueError:
+        return []
     return [first + dt.timedelta(days=k) for k in range((last - first).days)]
 
 
