@@ -246,3 +246,21 @@ def test_close_month_from_the_command_line_checks_the_role(app, november):
     assert "3 allowance lines frozen" in done.output
     again = runner.invoke(close_month_command, ["--month", "2026-11", "--by", "caiwu.li"])
     assert again.exit_code != 0 and "already closed" in again.output
+
+
+def test_a_trip_of_a_closed_month_booked_late_goes_into_the_next_open_month(app, client,
+                                                                            november):
+    finance = november["finance"]
+    assert client.post("/api/v1/subsidies/months/2026-11/close", headers=finance,
+                       json={}).status_code == 200
+    before = statement(client, finance, "2026-11")
+    # the nightly audit finds the 12th's drive to 山河 that the live run missed
+    book(app, day(12), "shanhe", 11.5)
+    assert statement(client, finance, "2026-11") == before
+    december = statement(client, finance, "2026-12")
+    late = [(e["date"], e["kind"], e["amount"], e["corrects_month"]) for e in december["entries"]]
+    assert late == [("2026-11-12", "trip", 10.0, "2026-11")]
+    # and the day it proves is November's allowance, corrected in December: 350 × 1/8
+    assert [(x["kind"], x["for_month"], x["school_id"], x["amount"])
+            for x in december["allowance"] if x["kind"] == "adjustment"] == [
+        ("adjustment", "2026-11", "shanhe", 43.75)]
