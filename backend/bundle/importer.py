@@ -372,7 +372,8 @@ class _Upserter:
 
     def _teacher(self, teacher: dict[str, Any]) -> None:
         obj, state = self._upsert_row(
-            Teacher, teacher["id"], **_pick(teacher, "name", "home_school_id", "vehicle_id")
+            Teacher, teacher["id"],
+            **_pick(teacher, "name", "home_school_id", "vehicle_id", "card_id"),
         )
         wanted = {a["school_id"]: sorted(set(a["weekdays"])) for a in teacher["assignments"]}
         current = {a.school_id: a.weekdays for a in obj.assignments}

@@ -292,3 +292,22 @@ def _check_students(bundle: dict[str, Any], positions: Positions, known: Known, 
                     f'card "{card}" already belongs to student "{card_owner[card]}"',
                 )
             card_owner[card] = student["id"]
+    _check_teacher_cards(bundle, positions, card_owner, add)
+
+
+def _check_teacher_cards(bundle: dict[str, Any], positions: Positions,
+                         student_cards: dict[str, str], add) -> None:
+    """A teacher's card is no student's and no other teacher's: a scan names one person."""
+    listed = {t["id"] for t in bundle["teachers"]}
+    owner = {card: f'teacher "{tid}"' for card, tid in db.session.execute(
+        select(Teacher.card_id, Teacher.id).where(Teacher.card_id.is_not(None))).all()
+        if tid not in listed}
+    owner.update({card: f'student "{sid}"' for card, sid in student_cards.items()})
+    for i, teacher in numbered(bundle, positions, "teachers"):
+        card = teacher.get("card_id")
+        if card is None:
+            continue
+        if card in owner and owner[card] != f'teacher "{teacher["id"]}"':
+            add(f"teachers[{i}].card_id", f'card "{card}" already belongs to {owner[card]}')
+        owner[card] = f'teacher "{teacher["id"]}"'
+

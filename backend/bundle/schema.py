@@ -243,6 +243,7 @@ class TeacherSchema(Strict):
     home_school_id = Id(required=True)
     vehicle_id = Id(load_default=None, allow_none=True)
     assignments = fields.List(fields.Nested(AssignmentSchema), load_default=list)
+    card_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
 
 
 class UserSchema(Strict):

@@ -4,7 +4,8 @@ at the member schools they are assigned to.
 A teacher is due at an assigned member school on each school day of the month whose timetable
 weekday is one of the assignment's weekdays (holidays off, 调休 days as their ``as_weekday``).
 A due day is verified by a trip of theirs arriving there that day (approved: a trip pending for
-a mock location or an impossible speed proves nothing) or by a staff confirmation. Each due day
+a mock location or an impossible speed proves nothing), a scan of their card inside the
+school's radius that day, or a staff confirmation. Each due day
 is worth ``per_month / due days of the month`` at its school's band on that day, so a grade
 changed mid-month by finance counts from its date on (:func:`routing.allowance.monthly_allowance`).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from geopy.distance import geodesic
 from sqlalchemy import Connection, select
 
 from backend.errors import ApiError, not_found
@@ -31,6 +33,7 @@ from backend.finance.grid import school_grid
 from backend.models import (
     AllowanceEntry,
     AttendanceConfirmation,
+    Scan,
     School,
     SubsidyEntry,
     Teacher,
@@ -39,7 +42,7 @@ from backend.models import (
 )
 from backend.tracking_service import district_calendar
 from routing.allowance import Band, DueDay, monthly_allowance
-from routing.calendar import timetable_weekday
+from routing.calendar import local_date, service_day_start, timetable_weekday
 
 ENTRIES = SubsidyEntry.__table__
 
@@ -60,7 +63,32 @@ def verified_days(conn: Connection, teacher_id: str, month: str) -> set[tuple[st
     days |= set(conn.execute(select(AttendanceConfirmation.school_id, AttendanceConfirmation.date)
                              .where(AttendanceConfirmation.teacher_id == teacher_id,
                                     AttendanceConfirmation.date.like(f"{month}-%"))).all())
-    return {(s, d) for s, d in days}
+    return {(s, d) for s, d in days} | scanned_days(conn, teacher_id, month)
+
+
+def scanned_days(conn: Connection, teacher_id: str, month: str) -> set[tuple[str, str]]:
+    """``(school_id, date)`` of the teacher's card scans made inside an assigned school's
+    radius (a reader at the gate, or the bus that brought them, standing in the school)."""
+    card = conn.scalar(select(Teacher.card_id).where(Teacher.id == teacher_id))
+    district_id = teacher_district(conn, teacher_id)
+    days = month_days(month)
+    if not card or district_id is None or not days:
+        return set()
+    calendar = district_calendar(conn, district_id)
+    schools = conn.execute(select(School.id, School.lat, School.lon, School.radius_m).join(
+        TeacherAssignment, TeacherAssignment.school_id == School.id).where(
+        TeacherAssignment.teacher_id == teacher_id)).all()
+    start = service_day_start(days[0], calendar)
+    end = service_day_start(days[-1], calendar) + 86400.0
+    found = set()
+    for ts, lat, lon in conn.execute(select(Scan.ts, Scan.lat, Scan.lon).where(
+            Scan.card_id == card, Scan.ts >= start, Scan.ts < end)):
+        if lat is None or lon is None:
+            continue
+        for school_id, s_lat, s_lon, radius_m in schools:
+            if geodesic((lat, lon), (s_lat, s_lon)).m <= radius_m:
+                found.add((school_id, local_date(ts, calendar).isoformat()))
+    return found
 
 
 def due_days(conn: Connection, teacher_id: str, month: str) -> list[DueDay]:

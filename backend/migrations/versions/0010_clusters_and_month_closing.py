@@ -1,5 +1,5 @@
 """clusters (教联体) and their distance grid, 三级九等 levels of the subsidy policy, exchange
-teachers' attendance confirmations, month-end closing with frozen allowance lines, export
+teachers' attendance confirmations and cards, month-end closing with frozen allowance lines, export
 snapshots; subsidy entries say what they were paid on
 
 Revision ID: 0010
@@ -102,6 +102,8 @@ def upgrade():
     with op.batch_alter_table('subsidy_policies', schema=None) as batch_op:
         batch_op.add_column(sa.Column('levels', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('road_factor', sa.Float(), nullable=True))
+    with op.batch_alter_table('teachers', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('card_id', sa.String(length=64), nullable=True))
     with op.batch_alter_table('subsidy_entries', schema=None) as batch_op:
         batch_op.add_column(sa.Column('grid_km', sa.Float(), nullable=True))
         batch_op.add_column(sa.Column('priced_km', sa.Float(), nullable=True))
@@ -114,6 +116,8 @@ def downgrade():
     with op.batch_alter_table('subsidy_entries', schema=None) as batch_op:
         for column in ('corrects_month', 'grade', 'level', 'priced_km', 'grid_km'):
             batch_op.drop_column(column)
+    with op.batch_alter_table('teachers', schema=None) as batch_op:
+        batch_op.drop_column('card_id')
     with op.batch_alter_table('subsidy_policies', schema=None) as batch_op:
         batch_op.drop_column('road_factor')
         batch_op.drop_column('levels')

@@ -264,3 +264,37 @@ def test_a_trip_of_a_closed_month_booked_late_goes_into_the_next_open_month(app,
     assert [(x["kind"], x["for_month"], x["school_id"], x["amount"])
             for x in december["allowance"] if x["kind"] == "adjustment"] == [
         ("adjustment", "2026-11", "shanhe", 43.75)]
+
+
+def test_a_card_scan_inside_the_school_verifies_the_day_and_one_outside_does_not(
+        app, client, imported, november):
+    from backend.models import Scan
+
+    teacher = next(t for t in imported["teachers"] if t["id"] == "t-liu")
+    response = client.post("/api/v1/admin/import", headers=november["admin"], json={
+        "teachers": [{**teacher, "card_id": "T-LIU-0001",
+                      "assignments": [{"school_id": "longfeng", "weekdays": [2]},
+                                      {"school_id": "shanhe", "weekdays": [4]}]}]})
+    assert response.status_code == 200, response.get_json()
+    with app.app_context():
+        for on, (lat, lon) in ((day(12), (SHANHE["lat"] + 0.0005, SHANHE["lon"])),  # 56 m
+                               (day(17), (27.4700, 113.2480))):  # 900 m short of 龙凤
+            ts = local_ts(on, "07:55:00")
+            db.session.add(Scan(device_id="gate-reader", vehicle_id=None, ts=ts,
+                                card_id="T-LIU-0001", action="board", lat=lat, lon=lon,
+                                received_at=ts))
+        db.session.commit()
+    body = statement(client, november["finance"], "2026-11")
+    assert lines(body) == [
+        ("allowance", "2026-11", "longfeng", 1, 3, 3, 4, 75.0),
+        ("allowance", "2026-11", "shanhe", 2, 2, 2, 2, 87.5),  # 350 × 2/8: the 12th now counts
+        ("allowance", "2026-11", "shanhe", 2, 3, 2, 2, 100.0)]
+
+
+def test_a_teacher_card_that_is_a_students_is_refused(client, imported, november):
+    teacher = next(t for t in imported["teachers"] if t["id"] == "t-liu")
+    card = next(s["card_id"] for s in imported["students"] if s.get("card_id"))
+    response = client.post("/api/v1/admin/import", headers=november["admin"], json={
+        "teachers": [{**teacher, "card_id": card}]})
+    assert response.status_code == 422
+    assert "already belongs to student" in str(response.get_json())
