@@ -177,7 +177,9 @@ STATUSES = {"approved": ("已批准", "Approved"), "pending": ("待审核", "Pen
             "rejected": ("已驳回", "Rejected")}
 REVIEW_REASONS = {"off_timetable": ("不在走教安排内", "Off timetable"),
                   "filtered_fixes": ("定位点被过滤", "Fixes filtered out"),
-                  "sparse_fixes": ("定位点过少", "Too few fixes")}
+                  "sparse_fixes": ("定位点过少", "Too few fixes"),
+                  "mock_location": ("疑似虚拟定位", "Mock location"),
+                  "implausible_speed": ("速度异常", "Implausible speed")}
 
 SUBSIDY_COLUMNS = (
     Column("teacher_id", "教师编号", "Teacher ID"),

@@ -19,6 +19,7 @@ from backend.models import (
 )
 
 STAFF = ("logistics", "admin")
+FINANCE = ("finance", "admin")  # the district's finance office: grid overrides, month closing
 
 
 def is_staff(user: User) -> bool:

@@ -23,6 +23,8 @@ from sqlalchemy.exc import IntegrityError
 
 from backend.errors import ApiError, not_found
 from backend.extensions import db
+from backend.finance.closing import accounting_month, teacher_district
+from backend.finance.grid import pair_distance
 from backend.finance_export import Sheet, subsidy_sheet
 from backend.models import (
     Device,
@@ -40,13 +42,15 @@ from backend.models import (
 )
 from backend.timefmt import iso
 from routing import model as rm
-from routing.subsidy import price_trip, review_reasons
+from routing.allowance import cap_amount, priced_km, trip_price
+from routing.subsidy import review_reasons
 
 ENTRIES = SubsidyEntry.__table__
 TRIP_KIND = "teacher_trip_completed"
 SAME_TRIP_S = 60.0  # two bookings of one teacher leaving within this are one trip
 # filter reasons that mean a real fix of the car was thrown away (not a duplicate or a stale one)
 FILTERED_REASONS = ("low_accuracy", "implausible_jump", "null_island")
+MOCK_REASONS = ("mock_location",)  # the phone said the fix was simulated (anti-mock)
 
 
 def trip_id_of(details: dict[str, Any]) -> str:
@@ -66,7 +70,7 @@ def month_total(conn: Connection, teacher_id: str, month: str) -> float:
 
 def active_policy(conn: Connection, teacher_id: str) -> dict[str, Any] | None:
     row = conn.execute(select(SubsidyPolicy.id, SubsidyPolicy.currency, SubsidyPolicy.monthly_cap,
-                              SubsidyPolicy.tiers)
+                              SubsidyPolicy.tiers, SubsidyPolicy.levels)
                        .join(School, School.district_id == SubsidyPolicy.district_id)
                        .join(Teacher, Teacher.home_school_id == School.id)
                        .where(Teacher.id == teacher_id, SubsidyPolicy.active.is_(True))
@@ -74,12 +78,13 @@ def active_policy(conn: Connection, teacher_id: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
-def filtered_fixes(conn: Connection, teacher_id: str, since: float, until: float) -> int:
+def filtered_fixes(conn: Connection, teacher_id: str, since: float, until: float,
+                   reasons: tuple[str, ...] = FILTERED_REASONS) -> int:
     devices = select(Device.id).join(Teacher, Teacher.vehicle_id == Device.vehicle_id).where(
         Teacher.id == teacher_id)
     return int(conn.scalar(select(func.count()).select_from(Reject).where(
         Reject.device_id.in_(devices), Reject.ts >= since, Reject.ts <= until,
-        Reject.reason.in_(FILTERED_REASONS))) or 0)
+        Reject.reason.in_(reasons))) or 0)
 
 
 def book_trips(conn: Connection, events: Iterable[rm.Event], recorded_by: str = "tracker",
@@ -101,24 +106,33 @@ def book_trip(conn: Connection, d: dict[str, Any], recorded_by: str, now: float)
             ENTRIES.c.teacher_id == teacher_id, ENTRIES.c.kind == "trip",
             ENTRIES.c.departed_at.between(departed - SAME_TRIP_S, departed + SAME_TRIP_S))):
         return False
-    policy = active_policy(conn, teacher_id)
-    month = d["service_date"][:7]
-    distance = float(d["path_km"])
-    tiers = policy["tiers"] if policy else []
-    reasons = review_reasons(d, filtered_fixes(conn, teacher_id, departed, float(d["arrived_at"])))
-    index, per_trip, _ = price_trip(distance, tiers, 0.0, None)
+    policy = active_policy(conn, teacher_id) or {}
+    service_month = d["service_date"][:7]
+    month = accounting_month(conn, teacher_district(conn, teacher_id), service_month)
+    distance, arrived = float(d["path_km"]), float(d["arrived_at"])
+    grid = pair_distance(conn, d["from_school_id"], d["to_school_id"],
+                         dt.date.fromisoformat(d["service_date"]), before=departed)
+    paid_km = priced_km(distance, grid.distance_km if grid else None)
+    reasons = review_reasons(d, filtered_fixes(conn, teacher_id, departed, arrived),
+                             mock_fixes=filtered_fixes(conn, teacher_id, departed, arrived,
+                                                       MOCK_REASONS))
+    index, band, per_trip = trip_price(paid_km, policy.get("tiers") or [],
+                                       policy.get("levels") or [])
     amount, capped = 0.0, False
     if not reasons:
-        _, amount, capped = price_trip(distance, tiers, month_total(conn, teacher_id, month),
-                                       policy["monthly_cap"] if policy else None)
+        amount, capped = cap_amount(per_trip, month_total(conn, teacher_id, month),
+                                    policy.get("monthly_cap"))
     row = {"trip_id": trip_id_of(d), "kind": "trip", "status": "pending" if reasons else "approved",
            "teacher_id": teacher_id, "month": month, "service_date": d["service_date"],
            "from_school_id": d["from_school_id"], "to_school_id": d["to_school_id"],
-           "departed_at": departed, "arrived_at": float(d["arrived_at"]), "distance_km": distance,
+           "departed_at": departed, "arrived_at": arrived, "distance_km": distance,
            "tier": None if index is None else index + 1, "per_trip": per_trip, "amount": amount,
-           "cap_applied": capped, "policy_id": policy["id"] if policy else None,
-           "currency": policy["currency"] if policy else "CNY", "review_reasons": ",".join(reasons),
-           "reason": "", "recorded_by": recorded_by, "recorded_at": now}
+           "cap_applied": capped, "policy_id": policy.get("id"),
+           "currency": policy.get("currency") or "CNY", "review_reasons": ",".join(reasons),
+           "reason": "", "recorded_by": recorded_by, "recorded_at": now,
+           "grid_km": grid.distance_km if grid else None, "priced_km": paid_km,
+           "level": band.level if band else None, "grade": band.grade if band else None,
+           "corrects_month": service_month if month != service_month else None}
     inserted = conn.execute(_insert(conn).returning(ENTRIES.c.id), [row]).first() is not None
     if inserted and reasons:
         _tell_logistics(conn, row, now)
@@ -147,8 +161,9 @@ def _tell_logistics(conn: Connection, row: dict[str, Any], now: float) -> None:
 
 def visible_teacher_ids(user: User) -> set[str] | None:
     """Teachers whose ledger the user may read; None: all (admin). Logistics staff see the
-    teachers whose home or assigned school is theirs; a teacher sees themselves."""
-    if user.role == "admin":
+    teachers whose home or assigned school is theirs; a teacher sees themselves; the finance
+    office everyone."""
+    if user.role in ("admin", "finance"):
         return None
     if user.role == "teacher":
         return {user.teacher_id} if user.teacher_id else set()
@@ -189,14 +204,18 @@ def decide(user: User, entry_id: int, approve: bool, reason: str, now: float) ->
         raise ApiError(409, f"trip {trip.trip_id} is already rejected")
     conn = db.session.connection()
     base = {c: getattr(trip, c) for c in (
-        "trip_id", "teacher_id", "month", "service_date", "from_school_id", "to_school_id",
+        "trip_id", "teacher_id", "service_date", "from_school_id", "to_school_id",
         "departed_at", "arrived_at", "distance_km", "tier", "per_trip", "policy_id", "currency",
-        "review_reasons")}
+        "review_reasons", "grid_km", "priced_km", "level", "grade")}
+    # a decision on a trip of a closed month is booked into the first open month after it
+    base["month"] = accounting_month(conn, teacher_district(conn, trip.teacher_id), trip.month)
+    base["corrects_month"] = trip.corrects_month or (
+        trip.month if base["month"] != trip.month else None)
     if approve:
         policy = db.session.get(SubsidyPolicy, trip.policy_id) if trip.policy_id else None
-        _, amount, capped = price_trip(trip.distance_km, policy.tiers if policy else [],
-                                       month_total(conn, trip.teacher_id, trip.month),
-                                       policy.monthly_cap if policy else None)
+        amount, capped = cap_amount(trip.per_trip, month_total(conn, trip.teacher_id,
+                                                               base["month"]),
+                                    policy.monthly_cap if policy else None)
         kind, new_status = "approval", "approved"
     else:
         amount, capped = -sum(r.amount for r in rows), False
@@ -221,6 +240,8 @@ def entry_body(r: SubsidyEntry) -> dict[str, Any]:
             "to_school_id": r.to_school_id, "departed_at": iso(r.departed_at),
             "arrived_at": iso(r.arrived_at), "distance_km": r.distance_km, "tier": r.tier,
             "amount": round(r.amount, 2), "cap_applied": r.cap_applied,
+            "grid_km": r.grid_km, "priced_km": r.priced_km, "level": r.level, "grade": r.grade,
+            "corrects_month": r.corrects_month,
             "policy_id": r.policy_id, "review_reasons": r.review_reasons, "reason": r.reason,
             "recorded_by": r.recorded_by, "recorded_at": iso(r.recorded_at)}
 
@@ -232,12 +253,19 @@ def statement(teacher: Teacher, month: str) -> dict[str, Any]:
         .order_by(SubsidyEntry.departed_at, SubsidyEntry.id)))
     policy = active_policy(db.session.connection(), teacher.id)
     last_status: dict[str, str] = {r.trip_id: r.status for r in rows}
+    from backend.finance.allowances import allowance_of  # it reads the ledger this module books
+
+    total = round(sum(r.amount for r in rows), 2)
+    allowance = allowance_of(teacher.id, month)
     return {"teacher_id": teacher.id, "teacher_name": teacher.name, "month": month,
             "currency": rows[0].currency if rows else (policy["currency"] if policy else "CNY"),
             "entries": [entry_body(r) for r in rows],
-            "total": round(sum(r.amount for r in rows), 2),
+            "total": total,
             "cap_applied": any(r.cap_applied for r in rows),
-            "pending": sum(1 for s in last_status.values() if s == "pending")}
+            "pending": sum(1 for s in last_status.values() if s == "pending"),
+            "closed": allowance["closed"], "allowance": allowance["lines"],
+            "allowance_total": allowance["total"],
+            "grand_total": round(total + allowance["total"], 2)}
 
 
 def export_sheet(statements: list[dict[str, Any]], month: str) -> Sheet:

@@ -82,10 +82,14 @@ def price_trip(distance_km: float, policy_tiers: Sequence[Mapping[str, Any]],
 OFF_TIMETABLE = "off_timetable"  # on no weekday of the teacher's assignments (or a holiday)
 FILTERED_FIXES = "filtered_fixes"  # fixes of the car during the trip were filtered out
 SPARSE_FIXES = "sparse_fixes"  # too few fixes for the distance to be trusted
+MOCK_LOCATION = "mock_location"  # the phone reported simulated fixes during the trip
+IMPLAUSIBLE_SPEED = "implausible_speed"  # faster on average than a car on county roads
+MAX_AVERAGE_KMH = 100.0  # county roads: a school-to-school average above this is not a drive
 
 
 def review_reasons(details: Mapping[str, Any], filtered_fixes: int,
-                   max_s_per_fix: float = 180.0) -> list[str]:
+                   max_s_per_fix: float = 180.0, mock_fixes: int = 0,
+                   max_average_kmh: float = MAX_AVERAGE_KMH) -> list[str]:
     """The reasons a ``teacher_trip_completed`` needs a person's review; empty when none.
 
     Parameters
@@ -98,6 +102,10 @@ def review_reasons(details: Mapping[str, Any], filtered_fixes: int,
         (inaccurate, a jump): the path between the kept ones is a guess.
     max_s_per_fix : float
         Longest average time between the trip's fixes before its path is not trusted.
+    mock_fixes : int
+        Fixes of the car inside the trip's window refused as simulated (anti-mock).
+    max_average_kmh : float
+        Highest plausible average speed of the trip (``path_km`` over ``duration_s``).
 
     Examples
     --------
@@ -112,6 +120,12 @@ def review_reasons(details: Mapping[str, Any], filtered_fixes: int,
     if filtered_fixes > 0:
         reasons.append(FILTERED_FIXES)
     count = int(details.get("ping_count") or 0)
-    if count == 0 or float(details.get("duration_s") or 0.0) / count > max_s_per_fix:
+    duration_s = float(details.get("duration_s") or 0.0)
+    if count == 0 or duration_s / count > max_s_per_fix:
         reasons.append(SPARSE_FIXES)
+    if mock_fixes > 0:
+        reasons.append(MOCK_LOCATION)
+    path_km = float(details.get("path_km") or 0.0)
+    if path_km > 0 and (duration_s <= 0 or path_km / (duration_s / 3600.0) > max_average_kmh):
+        reasons.append(IMPLAUSIBLE_SPEED)
     return reasons

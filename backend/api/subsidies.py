@@ -54,11 +54,35 @@ class EntrySchema(Schema):
     amount = fields.Float(required=True, metadata={"description": "what this row adds to the "
                                                                   "month (a reversal is < 0)"})
     cap_applied = fields.Boolean(required=True)
+    grid_km = fields.Float(allow_none=True, metadata={
+        "description": "the grid distance between the trip's two schools (null: not in one "
+                       "cluster)"})
+    priced_km = fields.Float(allow_none=True, metadata={
+        "description": "what the trip is paid on: min(distance_km, grid_km)"})
+    level = fields.Integer(allow_none=True, metadata={"description": "三级九等 level of "
+                                                                     "priced_km"})
+    grade = fields.Integer(allow_none=True)
+    corrects_month = fields.String(allow_none=True, metadata={
+        "description": "booked into this month because the trip's own month was closed"})
     policy_id = fields.String(allow_none=True, required=True)
     review_reasons = fields.String(required=True)
     reason = fields.String(required=True)
     recorded_by = fields.String(required=True)
     recorded_at = fields.String(required=True)
+
+
+class AllowanceLineSchema(Schema):
+    entry_id = fields.Integer(allow_none=True, metadata={"description": "null while open"})
+    kind = fields.String(validate=validate.OneOf(["allowance", "adjustment"]))
+    for_month = fields.String(metadata={"description": "the month the days were worked"})
+    school_id = fields.String()
+    level = fields.Integer()
+    grade = fields.Integer()
+    per_month = fields.Float()
+    days_present = fields.Integer()
+    days_due = fields.Integer()
+    amount = fields.Float()
+    corrects_entry_id = fields.Integer(allow_none=True)
 
 
 class StatementSchema(Schema):
@@ -70,6 +94,12 @@ class StatementSchema(Schema):
     total = fields.Float(required=True)
     cap_applied = fields.Boolean(required=True)
     pending = fields.Integer(required=True, metadata={"description": "trips awaiting review"})
+    closed = fields.Boolean(metadata={"description": "the month is closed: its books are final"})
+    allowance = fields.List(fields.Nested(AllowanceLineSchema), metadata={
+        "description": "交流补贴: the monthly allowance, per school and band (plus adjustments "
+                       "of earlier closed months)"})
+    allowance_total = fields.Float()
+    grand_total = fields.Float(metadata={"description": "total (交通补助) + allowance_total"})
 
 
 @blp.get("")
@@ -85,7 +115,7 @@ class StatementSchema(Schema):
 @blp.alt_response(200, schema=TEXT, content_type="text/csv", success=True)
 @blp.alt_response(200, schema=BINARY, content_type=XLSX_MIMETYPE, success=True)
 @blp.problems(401, 403, 404)
-@require_role("teacher", *STAFF)
+@require_role("teacher", *STAFF, "finance")
 def get_subsidies(query):
     user = current_user()
     teacher_id = query["teacher_id"]

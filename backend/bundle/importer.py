@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from backend.bundle.references import check_references
 from backend.bundle.schema import SECTIONS
@@ -15,6 +15,8 @@ from backend.errors import flatten_errors
 from backend.extensions import db
 from backend.models import (
     CalendarDay,
+    Cluster,
+    ClusterMember,
     Device,
     District,
     Route,
@@ -242,6 +244,8 @@ class _Upserter:
             self._user(user)
         if b["subsidy_policy"] is not None:
             self._subsidy_policy(b["subsidy_policy"])
+        for cluster in b["clusters"]:
+            self._cluster(cluster)
 
     # -- sections ---------------------------------------------------------------------------
 
@@ -368,7 +372,8 @@ class _Upserter:
 
     def _teacher(self, teacher: dict[str, Any]) -> None:
         obj, state = self._upsert_row(
-            Teacher, teacher["id"], **_pick(teacher, "name", "home_school_id", "vehicle_id")
+            Teacher, teacher["id"],
+            **_pick(teacher, "name", "home_school_id", "vehicle_id", "card_id"),
         )
         wanted = {a["school_id"]: sorted(set(a["weekdays"])) for a in teacher["assignments"]}
         current = {a.school_id: a.weekdays for a in obj.assignments}
@@ -417,7 +422,7 @@ class _Upserter:
             policy["id"],
             district_id=self.district_id,
             active=True,
-            **_pick(policy, "currency", "monthly_cap", "tiers"),
+            **_pick(policy, "currency", "monthly_cap", "tiers", "levels", "road_factor"),
         )
         db.session.flush()
         others = db.session.scalars(
@@ -430,6 +435,22 @@ class _Upserter:
         for other in others:
             other.active = False
             self.summary.deactivated["subsidy_policy"] += 1
+
+    def _cluster(self, cluster: dict[str, Any]) -> None:
+        """A cluster's members are exactly those listed (a school leaves by being left out)."""
+        state = self._upsert_row(Cluster, cluster["id"], district_id=self.district_id,
+                               **_pick(cluster, "name", "core_school_id"))[1]
+        db.session.flush()
+        current = set(db.session.scalars(select(ClusterMember.school_id).where(
+            ClusterMember.cluster_id == cluster["id"])))
+        wanted = set(cluster["member_school_ids"])
+        changed = current != wanted
+        if changed:
+            db.session.execute(delete(ClusterMember).where(
+                ClusterMember.cluster_id == cluster["id"]))
+            db.session.add_all(ClusterMember(cluster_id=cluster["id"], school_id=s)
+                               for s in sorted(wanted))
+        self._count("clusters", state, changed)
 
     # -- generic upsert ----------------------------------------------------------------------
 

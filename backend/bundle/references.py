@@ -14,6 +14,8 @@ from sqlalchemy import select
 
 from backend.extensions import db
 from backend.models import (
+    Cluster,
+    ClusterMember,
     Device,
     District,
     Route,
@@ -122,6 +124,7 @@ def check_references(
 
     _check_students(bundle, positions, known, add)
 
+    _check_clusters(bundle, positions, known, add)
     for i, teacher in numbered(bundle, positions, "teachers"):
         _ref(
             known.schools, teacher["home_school_id"], f"teachers[{i}].home_school_id", "school", add
@@ -155,6 +158,24 @@ def check_references(
                 _ref(ids, ref, f"users[{i}].{field}[{j}]", what, add)
         _ref(known.teachers, user["teacher_id"], f"users[{i}].teacher_id", "teacher", add)
     return errors
+
+
+def _check_clusters(bundle: dict[str, Any], positions: Positions, known: Known, add) -> None:
+    """Every school a cluster names exists; a school is in one cluster at most."""
+    listed = {c["id"] for c in bundle["clusters"]}
+    owner = {school: cluster for school, cluster in db.session.execute(
+        select(ClusterMember.school_id, ClusterMember.cluster_id)).all() if cluster not in listed}
+    owner.update({core: cluster for cluster, core in db.session.execute(
+        select(Cluster.id, Cluster.core_school_id)).all() if cluster not in listed})
+    for i, cluster in numbered(bundle, positions, "clusters"):
+        schools = [("core_school_id", cluster["core_school_id"])] + [
+            (f"member_school_ids[{j}]", s) for j, s in enumerate(cluster["member_school_ids"])]
+        for field, school in schools:
+            path = f"clusters[{i}].{field}"
+            if _ref(known.schools, school, path, "school", add):
+                other = owner.setdefault(school, cluster["id"])
+                if other != cluster["id"]:
+                    add(path, f'school "{school}" is already in cluster "{other}"')
 
 
 def _ref(known: set[str], ref: str | None, path: str, what: str, add) -> bool:
@@ -271,3 +292,22 @@ def _check_students(bundle: dict[str, Any], positions: Positions, known: Known, 
                     f'card "{card}" already belongs to student "{card_owner[card]}"',
                 )
             card_owner[card] = student["id"]
+    _check_teacher_cards(bundle, positions, card_owner, add)
+
+
+def _check_teacher_cards(bundle: dict[str, Any], positions: Positions,
+                         student_cards: dict[str, str], add) -> None:
+    """A teacher's card is no student's and no other teacher's: a scan names one person."""
+    listed = {t["id"] for t in bundle["teachers"]}
+    owner = {card: f'teacher "{tid}"' for card, tid in db.session.execute(
+        select(Teacher.card_id, Teacher.id).where(Teacher.card_id.is_not(None))).all()
+        if tid not in listed}
+    owner.update({card: f'student "{sid}"' for card, sid in student_cards.items()})
+    for i, teacher in numbered(bundle, positions, "teachers"):
+        card = teacher.get("card_id")
+        if card is None:
+            continue
+        if card in owner and owner[card] != f'teacher "{teacher["id"]}"':
+            add(f"teachers[{i}].card_id", f'card "{card}" already belongs to {owner[card]}')
+        owner[card] = f'teacher "{teacher["id"]}"'
+

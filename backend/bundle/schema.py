@@ -20,7 +20,8 @@ from marshmallow import (
     validates_schema,
 )
 
-from gps_ingest.records import ID_RE  # one rule for ids: the ingest checks it too
+from gps_ingest.records import ID_RE
+from routing.allowance import check_levels  # one rule for ids: the ingest checks it too
 
 ID_MESSAGE = "must be 1-64 characters of A-Z a-z 0-9 . _ -"
 TIME_RE = re.compile(r"^(\d{1,2}):([0-5]\d)(?::([0-5]\d))?$")
@@ -242,6 +243,7 @@ class TeacherSchema(Strict):
     home_school_id = Id(required=True)
     vehicle_id = Id(load_default=None, allow_none=True)
     assignments = fields.List(fields.Nested(AssignmentSchema), load_default=list)
+    card_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
 
 
 class UserSchema(Strict):
@@ -249,7 +251,8 @@ class UserSchema(Strict):
     password = fields.String(load_default=None, validate=validate.Length(min=8, max=256))
     role = fields.String(
         required=True,
-        validate=validate.OneOf(["parent", "driver", "teacher", "logistics", "admin"]),
+        validate=validate.OneOf(["parent", "driver", "teacher", "logistics", "finance",
+                                 "admin"]),
     )
     student_ids = fields.List(Id(), load_default=list)
     vehicle_ids = fields.List(Id(), load_default=list)
@@ -273,15 +276,35 @@ class TierSchema(Strict):
     per_trip = fields.Float(required=True, validate=validate.Range(min=0))
 
 
+class GradeSchema(Strict):
+    min_km = fields.Float(required=True, validate=validate.Range(min=0))
+    max_km = fields.Float(load_default=None, allow_none=True)
+    per_month = fields.Float(required=True, validate=validate.Range(min=0))
+    per_trip = fields.Float(load_default=0.0, validate=validate.Range(min=0))
+
+
+class LevelSchema(Strict):
+    name = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 50))
+    grades = fields.List(fields.Nested(GradeSchema), required=True)
+
+
 class SubsidyPolicySchema(Strict):
     id = Id(required=True)
     currency = fields.String(load_default="CNY", validate=validate.Regexp(r"^[A-Z]{3}$"))
     monthly_cap = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0))
-    tiers = fields.List(fields.Nested(TierSchema), required=True, validate=validate.Length(min=1))
+    tiers = fields.List(fields.Nested(TierSchema), load_default=list)
+    # 三级九等 by distance from the cluster's core school (routing/allowance.py)
+    levels = fields.List(fields.Nested(LevelSchema), load_default=None, allow_none=True)
+    road_factor = fields.Float(load_default=None, allow_none=True,
+                               validate=validate.Range(min=1.0, max=3.0))
 
     @validates_schema
     def _contiguous_tiers(self, data, **kwargs):
         tiers = data["tiers"]
+        if not tiers:
+            if not data.get("levels"):
+                raise ValidationError("a policy has tiers, levels or both", "tiers")
+            return
         if tiers[0]["min_km"] != 0:
             raise ValidationError("the first tier starts at 0 km", "tiers")
         for i, tier in enumerate(tiers):
@@ -292,6 +315,30 @@ class SubsidyPolicySchema(Strict):
                 raise ValidationError(f"tier {i}: max_km must exceed min_km", "tiers")
             if not last and tiers[i + 1]["min_km"] != tier["max_km"]:
                 raise ValidationError(f"tier {i + 1} must start where tier {i} ends", "tiers")
+
+    @validates_schema
+    def _three_levels_of_three_grades(self, data, **kwargs):
+        if data.get("levels") is not None:
+            problems = check_levels(data["levels"])
+            if problems:
+                raise ValidationError(problems, "levels")
+
+
+class ClusterSchema(Strict):
+    """A 教联体 / 学区: a core school and the member schools graded by their distance from it."""
+
+    id = Id(required=True)
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    core_school_id = Id(required=True)
+    member_school_ids = fields.List(Id(), required=True, validate=validate.Length(min=1))
+
+    @validates_schema
+    def _core_is_no_member(self, data, **kwargs):
+        if data["core_school_id"] in data["member_school_ids"]:
+            raise ValidationError("the core school is not one of its own members",
+                                  "member_school_ids")
+        if len(set(data["member_school_ids"])) != len(data["member_school_ids"]):
+            raise ValidationError("a member school is listed twice", "member_school_ids")
 
 
 # The bundle's sections in import order: (schema, is a list).
@@ -306,4 +353,5 @@ SECTIONS: dict[str, tuple[Schema, bool]] = {
     "teachers": (TeacherSchema(), True),
     "users": (UserSchema(), True),
     "subsidy_policy": (SubsidyPolicySchema(), False),
+    "clusters": (ClusterSchema(), True),
 }

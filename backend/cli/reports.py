@@ -98,11 +98,55 @@ def report_meals_command(month: str, out: Path | None, xlsx: bool, lang: str) ->
 @report_command("subsidies", lang=True)
 def report_subsidies_command(month: str, out: Path | None, xlsx: bool, lang: str) -> None:
     """Every teacher's subsidy ledger rows of the month, as GET /subsidies lists them, with
-    teacher and school names, the car's plate, local times, amounts in yuan and a totals row."""
+    teacher and school names, the car's plate, local times, amounts in yuan and a totals row;
+    prints each teacher's 交通补助 + 交流补贴 totals, and writes the allowance lines next to it
+    (``…-allowances``). Recorded as the month's export (GET /subsidies/changes compares to it)."""
+    import time
+
+    from backend.finance.books import record_export
+    from backend.finance.export import allowance_sheet
     from backend.subsidy_service import export_sheet, month_statements
 
-    _write_sheet(export_sheet(month_statements(month), month), out, f"subsidies-{month}.csv",
-                 xlsx, lang)
+    statements = month_statements(month)
+    _write_sheet(export_sheet(statements, month), out, f"subsidies-{month}.csv", xlsx, lang)
+    path = out or Path(f"subsidies-{month}.csv")
+    _write_sheet(allowance_sheet(statements, month),
+                 path.with_name(f"{path.stem}-allowances{path.suffix}"), "", xlsx, lang)
+    for s in statements:
+        click.echo(f"{s['teacher_id']} {s['teacher_name']}: 交通补助 {s['total']:.2f} + "
+                   f"交流补贴 {s['allowance_total']:.2f} = {s['grand_total']:.2f} "
+                   f"{s['currency']}" + (f" ({s['pending']} pending)" if s["pending"] else ""))
+    grand = round(sum(s["grand_total"] for s in statements), 2)
+    state = "closed" if statements and statements[0]["closed"] else "open"
+    click.echo(f"total {month} ({state}): {grand:.2f}")
+    record_export(month, "cli", time.time())
+
+
+@main.command("close-month")
+@click.option("--month", required=True, callback=lambda _c, _p, v: _month(v), metavar="YYYY-MM")
+@click.option("--district", "district_id", default=None, help="when there are several")
+@click.option("--by", "closed_by", required=True, help="the finance officer closing it")
+@with_appcontext
+def close_month_command(month: str, district_id: str | None, closed_by: str) -> None:
+    """Close a month's books (交流补贴 and 交通补助): they never change again; later corrections
+    go into the next open month."""
+    from sqlalchemy import select
+
+    from backend.errors import ApiError
+    from backend.extensions import db
+    from backend.finance.books import close_month
+    from backend.live_service import clock
+    from backend.models import User
+
+    user = db.session.scalar(select(User).where(User.username == closed_by))
+    if user is None or user.role not in ("finance", "admin"):
+        raise click.ClickException(f"{closed_by!r} is no finance or admin user")
+    try:
+        status = close_month(user, month, district_id, clock())
+    except ApiError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"closed {status['month']} of {status['district_id']}: "
+               f"{status['allowance_lines_frozen']} allowance lines frozen")
 
 
 @report_command("eta")

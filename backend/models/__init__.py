@@ -11,6 +11,15 @@ from backend.models.district import (
     SubsidyPolicy,
 )
 from backend.models.events import Event, TripAudit
+from backend.models.finance import (
+    AllowanceEntry,
+    AttendanceConfirmation,
+    Cluster,
+    ClusterMember,
+    FinanceExport,
+    GridOverride,
+    MonthClosing,
+)
 from backend.models.fleet import Device, Vehicle, vehicle_routes
 from backend.models.meals import MealReport
 from backend.models.outbox import (
@@ -33,6 +42,13 @@ from backend.models.subsidies import SubsidyEntry
 from backend.models.tracking import LivePosition, Ping, Reject, Scan, TrackerState
 
 __all__ = [
+    "AllowanceEntry",
+    "AttendanceConfirmation",
+    "Cluster",
+    "ClusterMember",
+    "FinanceExport",
+    "GridOverride",
+    "MonthClosing",
     "NotificationDelivery",
     "SchedulerLease",
     "VehicleWatch",

@@ -109,3 +109,6 @@ class SubsidyPolicy(db.Model):
     monthly_cap: Mapped[float | None] = mapped_column(Float)
     tiers: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # 三级九等: [{name, grades: [{min_km, max_km, per_month, per_trip}] × 3}] × 3; None: tiers only
+    levels: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
+    road_factor: Mapped[float | None] = mapped_column(Float, default=None)

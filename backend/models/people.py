@@ -34,6 +34,9 @@ class Teacher(db.Model):
     name: Mapped[str] = mapped_column(String(100))
     home_school_id: Mapped[str] = mapped_column(ForeignKey("schools.id"))
     vehicle_id: Mapped[str | None] = mapped_column(ForeignKey("vehicles.id"), index=True)
+    # a card the teacher taps on a reader (a bus's or a school gate's): a scan at an assigned
+    # school verifies a day there for the exchange allowance
+    card_id: Mapped[str | None] = mapped_column(String(64), default=None)
     assignments: Mapped[list[TeacherAssignment]] = relationship(
         cascade="all, delete-orphan", order_by="TeacherAssignment.school_id"
     )

@@ -44,6 +44,13 @@ class SubsidyEntry(db.Model):
     reason: Mapped[str] = mapped_column(Text, default="")  # a decision's reason
     recorded_by: Mapped[str] = mapped_column(String(64))  # "tracker", "audit" or a username
     recorded_at: Mapped[float] = mapped_column(Float)
+    # what the trip was paid on: min(driven, grid distance between its schools); None: driven
+    grid_km: Mapped[float | None] = mapped_column(Float, default=None)
+    priced_km: Mapped[float | None] = mapped_column(Float, default=None)
+    level: Mapped[int | None] = mapped_column(Integer, default=None)  # 三级九等 band of priced_km
+    grade: Mapped[int | None] = mapped_column(Integer, default=None)
+    # a row booked into a later open month because its trip's month was closed
+    corrects_month: Mapped[str | None] = mapped_column(String(7), default=None)
     __table_args__ = (
         UniqueConstraint("trip_id", "kind", name="uq_subsidy_entries_trip_kind"),
         Index("ix_subsidy_entries_teacher_month", "teacher_id", "month"),

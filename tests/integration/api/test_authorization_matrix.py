@@ -24,15 +24,16 @@ USERS = {
     "driver": ("driver.zhao", "demo-driver-1"),  # bus-07
     "teacher": ("liu.sheng", "demo-teacher-1"),
     "logistics": ("houqin.wang", "demo-logistics-1"),  # 朱亭学校
+    "finance": ("caiwu.li", "demo-finance-1"),  # the district's finance office: every teacher
     "admin": ("admin", "demo-admin-1"),
 }
 ROLES = ("anonymous", *USERS)
 
 # what "own" and "other" mean for each kind of object, seen from the users above
 OWN = {"route": "zt-am-1", "vehicle": "bus-07", "trip": "20261109-zt-am-1-bus-07",
-       "school": "zhuting", "teacher": "t-liu", "entry": "9001"}
+       "school": "zhuting", "teacher": "t-liu", "entry": "9001", "member": "longfeng"}
 OTHER = {"route": "lf-am-1", "vehicle": "bus-12", "trip": "20261109-lf-am-1-bus-12",
-         "school": "longfeng", "teacher": "t-other", "entry": "9002"}
+         "school": "longfeng", "teacher": "t-other", "entry": "9002", "member": "no-such-school"}
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,29 @@ def subsidy_ledger(app, ref: dict[str, str]) -> None:
         db.session.commit()
 
 
+def assigned_elsewhere(app, ref: dict[str, str]) -> None:
+    """t-other (outside 朱亭's scope) is assigned to 龙凤 too, so only scope tells them apart."""
+    from backend.models import TeacherAssignment
+
+    subsidy_ledger(app, ref)
+    with app.app_context():
+        db.session.merge(TeacherAssignment(teacher_id="t-other", school_id="longfeng",
+                                           weekdays=[2]))
+        db.session.commit()
+
+
+def reopen_october(app, ref: dict[str, str]) -> None:
+    """October open again before each request (closing it is what is tried)."""
+    from backend.models import AllowanceEntry, MonthClosing
+
+    with app.app_context():
+        db.session.execute(MonthClosing.__table__.delete())
+        db.session.execute(AllowanceEntry.__table__.delete())
+        db.session.commit()
+
+
 STAFF_OWN_AND_ALL = {"logistics": (200, 404), "admin": (200, 200)}
+FINANCE_ALL = {"finance": (200, 200), "admin": (200, 200)}
 
 MATRIX = [
     Case("GET", "/api/v1/me", "/api/v1/me", everyone(200)),
@@ -138,12 +161,27 @@ MATRIX = [
     Case("GET", "/api/v1/audit/meals", "/api/v1/audit/meals",
          only(STAFF_OWN_AND_ALL), query={"date": "2026-11-09", "school_id": "{school}"}),
     Case("GET", "/api/v1/subsidies", "/api/v1/subsidies",
-         only({"teacher": (200, 404), **STAFF_OWN_AND_ALL}),
+         only({"teacher": (200, 404), **STAFF_OWN_AND_ALL, **FINANCE_ALL}),
          query={"teacher_id": "{teacher}", "month": "2026-11"}, setup=subsidy_ledger),
     Case("POST", "/api/v1/subsidies/<int:entry_id>/approve", "/api/v1/subsidies/{entry}/approve",
          only(STAFF_OWN_AND_ALL), body={}, setup=subsidy_ledger),
     Case("POST", "/api/v1/subsidies/<int:entry_id>/reject", "/api/v1/subsidies/{entry}/reject",
          only(STAFF_OWN_AND_ALL), body={"reason": "没有走教安排"}, setup=subsidy_ledger),
+    Case("GET", "/api/v1/subsidies/grid", "/api/v1/subsidies/grid",
+         only({"logistics": (200, None), **FINANCE_ALL})),
+    Case("PUT", "/api/v1/subsidies/grid/<school_id>", "/api/v1/subsidies/grid/{member}",
+         only({"finance": (200, 404), "admin": (200, 404)}),
+         body={"distance_km": 6.5, "reason": "实测", "effective_from": "2026-11-01"}),
+    Case("POST", "/api/v1/subsidies/attendance", "/api/v1/subsidies/attendance",
+         only({"logistics": (201, 404), "admin": (201, 201)}), setup=assigned_elsewhere,
+         body={"teacher_id": "{teacher}", "school_id": "longfeng", "date": "2026-11-10"}),
+    Case("GET", "/api/v1/subsidies/months/<month>", "/api/v1/subsidies/months/2026-10",
+         only({"finance": (200, None), "admin": (200, None)})),
+    Case("POST", "/api/v1/subsidies/months/<month>/close",
+         "/api/v1/subsidies/months/2026-10/close",
+         only({"finance": (200, None), "admin": (200, None)}), body={}, setup=reopen_october),
+    Case("GET", "/api/v1/subsidies/changes", "/api/v1/subsidies/changes",
+         only({"finance": (200, None), "admin": (200, None)}), query={"month": "2026-11"}),
     Case("POST", "/api/v1/admin/import", "/api/v1/admin/import",
          only({"admin": (200, None)}), body={"stops": []}),
 ]

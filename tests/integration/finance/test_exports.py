@@ -138,7 +138,9 @@ def test_the_api_gives_the_same_export_and_its_json_is_unchanged(october, client
     query = {"teacher_id": "t-liu", "month": "2026-10"}
     body = client.get("/api/v1/subsidies", headers=admin, query_string=query).get_json()
     assert set(body) == {"teacher_id", "teacher_name", "month", "currency", "entries", "total",
-                         "cap_applied", "pending"}
+                         "cap_applied", "pending",
+                         # added by issue 18 items 2-3 (the allowance and the month's closing)
+                         "closed", "allowance", "allowance_total", "grand_total"}
     assert body["entries"][0]["departed_at"].endswith("Z") and body["total"] == 130.0
     as_json_en = client.get("/api/v1/subsidies", headers=admin,
                             query_string={**query, "lang": "en"}).get_json()

@@ -30,6 +30,18 @@ def trip(day: dt.date, km: float, hour: int = 8, on_timetable: bool = True) -> E
                      "service_date": day.isoformat()})
 
 
+@pytest.fixture
+def no_cluster(app, imported):
+    """The old per-trip tiers alone: 朱亭 and 龙凤 in no cluster, so a trip between them is paid
+    on what was driven (in a cluster the grid distance caps it: test_allowance_month.py)."""
+    from backend.models import Cluster, ClusterMember
+
+    with app.app_context():
+        db.session.execute(ClusterMember.__table__.delete())
+        db.session.execute(Cluster.__table__.delete())
+        db.session.commit()
+
+
 def book(app, events):
     with app.app_context(), db.engine.begin() as conn:
         return book_trips(conn, events)
@@ -41,7 +53,7 @@ def entries(app):
             SubsidyEntry).order_by(SubsidyEntry.departed_at)]
 
 
-def test_tier_boundaries_belong_to_the_higher_tier(app, imported):
+def test_tier_boundaries_belong_to_the_higher_tier(app, imported, no_cluster):
     day = dt.date(2026, 10, 13)
     book(app, [trip(day, km, hour) for hour, km in
                [(7, 4.999), (8, 5.0), (9, 14.999), (10, 15.0), (11, 0.0)]])
@@ -50,7 +62,8 @@ def test_tier_boundaries_belong_to_the_higher_tier(app, imported):
                             (0.0, 1, 0.0, False)]
 
 
-def test_the_monthly_cap_cuts_the_trip_that_crosses_it_and_grants_nothing_after(app, imported):
+def test_the_monthly_cap_cuts_the_trip_that_crosses_it_and_grants_nothing_after(app, imported,
+                                                                               no_cluster):
     days = [dt.date(2026, 10, d) for d in (8, 13, 15, 20, 22, 27, 29, 30)]
     events = [trip(day, 22.0, hour) for day in days for hour in (7, 9, 11, 13)]  # 32 x 20
     assert len(book(app, events)) == 32
@@ -63,7 +76,7 @@ def test_the_monthly_cap_cuts_the_trip_that_crosses_it_and_grants_nothing_after(
     assert entries(app)[-1][2:] == (20.0, False)
 
 
-def test_a_capped_month_shows_cap_applied(app, client, imported):
+def test_a_capped_month_shows_cap_applied(app, client, imported, no_cluster):
     app.config["CLOCK"] = lambda: local_ts(dt.date(2026, 11, 2), "09:00:00")
     book(app, [trip(dt.date(2026, 10, d), 22.0, h) for d in (8, 13, 15, 20, 22, 27, 29, 30)
                for h in (7, 9, 11, 13)])

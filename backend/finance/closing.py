@@ -1,0 +1,63 @@
+"""Month-end closing: finance closes a month; from then on its books never change.
+
+Closing a month freezes every exchange teacher's allowance lines of that month as
+:class:`~backend.models.AllowanceEntry` rows, together with the adjustments of earlier closed
+months that were waiting in it. Anything learnt later about a closed month — a trip booked
+late, a trip approved or reversed, a staff confirmation, a grid override back-dated into it —
+goes into the first open month after it, naming the month it corrects (transport rows:
+``corrects_month``; allowance rows: ``for_month`` and ``corrects_entry_id``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Connection, select
+
+from backend.models import District, MonthClosing, School, Teacher
+
+
+def next_month(month: str) -> str:
+    year, mon = int(month[:4]), int(month[5:7])
+    return f"{year + mon // 12:04d}-{mon % 12 + 1:02d}"
+
+
+def month_days(month: str) -> list[dt.date]:
+    """The dates of a month; none for a month a calendar cannot hold (year 0000 or 9999-12:
+    the API's YYYY-MM lets them through, and nobody was due then)."""
+    try:
+        first = dt.date.fromisoformat(f"{month}-01")
+        last = dt.date.fromisoformat(f"{next_month(month)}-01")
+    except ValueError:
+        return []
+    return [first + dt.timedelta(days=k) for k in range((last - first).days)]
+
+
+def closed_months(conn: Connection, district_id: str) -> set[str]:
+    return set(conn.scalars(select(MonthClosing.month).where(
+        MonthClosing.district_id == district_id)))
+
+
+def is_closed(conn: Connection, district_id: str, month: str) -> bool:
+    return month in closed_months(conn, district_id)
+
+
+def accounting_month(conn: Connection, district_id: str | None, month: str) -> str:
+    """The month whose books take what happened in ``month``: itself while open, else the
+    first open month after it."""
+    if district_id is None:
+        return month
+    closed = closed_months(conn, district_id)
+    while month in closed:
+        month = next_month(month)
+    return month
+
+
+def teacher_district(conn: Connection, teacher_id: str) -> str | None:
+    return conn.scalar(select(School.district_id).join(
+        Teacher, Teacher.home_school_id == School.id).where(Teacher.id == teacher_id))
+
+
+def only_district(conn: Connection) -> str | None:
+    ids = list(conn.scalars(select(District.id).order_by(District.id)))
+    return ids[0] if len(ids) == 1 else None
