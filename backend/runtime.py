@@ -232,6 +232,7 @@ class Jt808Service:
         from backend.extensions import db
         from backend.ingest_processes import PipelineProcesses
         from backend.ingest_service import pipeline
+        from backend.jt808_texts import TextOutbox
         from gps_ingest.jt808_gateway import GatewayConfig, Jt808Gateway
         from gps_ingest.registry import PhoneDirectory
 
@@ -261,9 +262,13 @@ class Jt808Service:
             batch_max=int(app.config["INGEST_BATCH_MAX"]),
             batch_ms=int(app.config["INGEST_BATCH_MS"]),
             idle_timeout_s=float(app.config["JT808_IDLE_S"]),
-            max_connections=int(app.config["JT808_MAX_CONNECTIONS"]))
+            max_connections=int(app.config["JT808_MAX_CONNECTIONS"]),
+            text_poll_s=float(app.config["JT808_TEXT_POLL_S"]))
+        with app.app_context():
+            texts = TextOutbox(db.engine)
         self.gateway = Jt808Gateway(process, directory.device_of, config,
-                                    driver_cards=lambda *card: driver_card_event(app, *card))
+                                    driver_cards=lambda *card: driver_card_event(app, *card),
+                                    texts=texts)
         self.port: int | None = None
 
     def start(self) -> int:

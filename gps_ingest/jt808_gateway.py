@@ -18,6 +18,8 @@ thread). Per connection:
   transaction, as the MQTT ingest's batches do. Each location's 0x8001 goes out **after its
   batch committed**: a terminal that gets no answer sends the location again, so a crash or a
   database that is down loses nothing, and the duplicate is dropped on (device, ts).
+- texts to the driver (0x8300) queued by the staff are sent to the terminals connected here,
+  and their answers recorded (:mod:`gps_ingest.jt808_downlink`, through the database);
 - a frame that cannot be read (bad check byte, escapes, lengths, garbage between frames) is
   handed to the pipeline too, which keeps it as a reject with its reason; the terminal gets
   0x8001 "message error" for it when its header could be read.
@@ -59,12 +61,15 @@ from gps_ingest.jt808.messages import (
     REGISTRATION,
     REGISTRATION_ANSWER,
     Driver,
+    GeneralResponse,
     decode_authentication,
     decode_driver,
+    decode_general_response,
     encode_general_response,
     encode_registration_answer,
 )
 from gps_ingest.jt808.reassembly import Reassembled, Reassembler
+from gps_ingest.jt808_downlink import Downlink, TextStore
 from gps_ingest.pipeline import JT808, Message
 from gps_ingest.records import UNAUTHENTICATED, UNKNOWN_TERMINAL
 
@@ -93,6 +98,7 @@ class GatewayConfig:
     max_connections: int = 10_000
     max_inflight: int = 64
     max_bad_frames: int = 50
+    text_poll_s: float = 1.0  # how often the texts queued for the terminals here are looked for
 
 
 @dataclass
@@ -115,6 +121,8 @@ class _Session:
     inflight: int = 0  # locations handed to the pipeline, not answered yet
     room: asyncio.Future[None] | None = None  # set when inflight drops below the maximum
     last_read: float = 0.0  # loop time
+    version: int | None = None  # the authenticated terminal's header version (2019: 1)
+    texts: dict[int, int] = field(default_factory=dict)  # serial → id of a text not answered
 
     def next_serial(self) -> int:
         self.serial = (self.serial + 1) & 0xFFFF
@@ -135,11 +143,12 @@ def auth_code(secret: bytes, phone: str) -> str:
 class Jt808Gateway:
     def __init__(self, process: Process, lookup: Lookup, config: GatewayConfig,
                  clock: Callable[[], float] = time.time,
-                 driver_cards: DriverCards | None = None) -> None:
+                 driver_cards: DriverCards | None = None,
+                 texts: TextStore | None = None) -> None:
         """``process`` runs a batch of messages through the pipeline and returns once committed
         (``IngestPipeline.process``, or the pipeline processes), raising if it was not;
         ``lookup`` gives the device of a phone number (it may query the database: it runs in a
-        worker thread)."""
+        worker thread); ``texts``, the outbox of texts to the drivers (none: none are sent)."""
         self.process = process
         self.lookup = lookup
         self.driver_cards = driver_cards
@@ -149,6 +158,10 @@ class Jt808Gateway:
         self.stats = {"connections": 0, "frames": 0, "positions": 0, "rejected_frames": 0,
                       "batches": 0, "refused_connections": 0}
         self._sessions: set[_Session] = set()
+        self._by_device: dict[str, _Session] = {}  # the authenticated connections
+        self.downlink = (Downlink(texts, config.text_poll_s, self._by_device,  # type: ignore[arg-type]
+                                  self._send, clock) if texts is not None else None)
+        self._poller: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[_Pending] | None = None
         self._full: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
@@ -173,6 +186,8 @@ class Jt808Gateway:
         self.port = self._server.sockets[0].getsockname()[1]
         self._batcher = asyncio.create_task(self._batches())
         self._sweeper = asyncio.create_task(self._sweep_idle())
+        if self.downlink is not None:
+            self._poller = asyncio.create_task(self.downlink.run())
         return self.port
 
     async def close(self) -> None:
@@ -186,6 +201,8 @@ class Jt808Gateway:
                 await asyncio.wait_for(self._server.wait_closed(), 5)
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._poller is not None:
+            self._poller.cancel()
         if self._batcher is not None:
             self._batcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -307,6 +324,10 @@ class Jt808Gateway:
         finally:
             self._sessions.discard(session)
             writer.close()
+            if self.downlink is not None:
+                await self.downlink.on_close(session)
+            elif self._by_device.get(session.device_id or "") is session:
+                del self._by_device[session.device_id]  # type: ignore[arg-type]
 
     async def _sweep_idle(self) -> None:
         """Close the connections silent for longer than the idle timeout (one timer for all,
@@ -353,8 +374,11 @@ class Jt808Gateway:
             await self._register(session, content, header)
         elif mid == AUTHENTICATION:
             await self._authenticate(session, content, header, frame.body)
-        elif mid == GENERAL_RESPONSE:
-            pass  # the terminal's answer to one of ours: nothing to do yet
+        elif mid == GENERAL_RESPONSE:  # the terminal's answer to one of ours (a text)
+            response = decode_general_response(frame.body)
+            if (self.downlink is not None and isinstance(response, GeneralResponse)
+                    and header.phone == session.phone):
+                await self.downlink.on_response(session, response)
         elif mid == DRIVER:
             await self._driver_card(session, content, header, frame.body, serials)
         else:
@@ -392,6 +416,8 @@ class Jt808Gateway:
             return
         session.phone, session.device_id = header.phone, terminal.device_id
         session.accept_bad_check = session.frames.accept_bad_check = terminal.accept_bad_check
+        session.version = header.version
+        self._by_device[terminal.device_id] = session  # a newer connection of it takes over
         self._answer(session, header, [header.serial], OK)
 
     async def _driver_card(self, session: _Session, content: bytes, header: Header, body: bytes,
@@ -474,6 +500,17 @@ class Jt808Gateway:
         for serial in serials:
             self._write(session, header, PLATFORM_RESPONSE,
                         encode_general_response(serial, header.message_id, result))
+
+    def _send(self, session: _Session, message_id: int, body: Callable[[int | None], bytes],
+              serial: int) -> bool:
+        """A message of the platform's own (a text) to an authenticated terminal, in its header
+        version; False if the connection is closing."""
+        writer = session.writer
+        if writer.is_closing() or session.phone is None:
+            return False
+        writer.write(encode_frame(message_id, session.phone, serial, body(session.version),
+                                  session.version))
+        return True
 
     def _write(self, session: _Session, header: Header, message_id: int, body: bytes) -> None:
         writer = session.writer
