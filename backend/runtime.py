@@ -348,9 +348,22 @@ def run_jt808(app: Flask, port: int | None = None, host: str | None = None) -> N
              f"{', '.join(str(p) for p in service.pids)})" if processes else "")
     print(f"xiaoche: JT/T 808 gateway on {service.gateway.config.host}:{service.port}{where}",
           flush=True)
+    from backend import jt808_health
+
+    interval_s = float(app.config["INGEST_HEARTBEAT_S"])
+    beat = jt808_health.heartbeat_path(app.instance_path)
     try:
-        stop.wait()
+        while True:
+            try:  # `xiaoche healthcheck jt808` reads it
+                jt808_health.write(app.instance_path,
+                                   jt808_health.heartbeat(service.gateway, service.port or 0,
+                                                          interval_s))
+            except OSError as exc:
+                log.warning("could not write the heartbeat %s: %s", beat, exc)
+            if stop.wait(interval_s):
+                break
     finally:
+        beat.unlink(missing_ok=True)  # stopped: unhealthy at once
         service.stop()
 
 

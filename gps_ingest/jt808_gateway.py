@@ -157,6 +157,8 @@ class Jt808Gateway:
         self.port: int | None = None
         self.stats = {"connections": 0, "frames": 0, "positions": 0, "rejected_frames": 0,
                       "batches": 0, "refused_connections": 0}
+        self.last_batch_at: float | None = None
+        self.failing: tuple[float, str] | None = None  # since when batches fail, and why
         self._sessions: set[_Session] = set()
         self._by_device: dict[str, _Session] = {}  # the authenticated connections
         self.downlink = (Downlink(texts, config.text_poll_s, self._by_device,  # type: ignore[arg-type]
@@ -248,6 +250,22 @@ class Jt808Gateway:
             future.result(timeout_s)
         self._thread.join(timeout_s)
 
+    def probe(self, timeout_s: float = 5.0) -> dict | None:
+        """From another thread: the gateway's state, read on its event loop (so an answer also
+        says the loop is alive), or None if the loop did not answer within ``timeout_s``."""
+        if self._loop is None:
+            return None
+
+        async def read() -> dict:
+            return {"connections": len(self._sessions), "authenticated": len(self._by_device),
+                    "last_batch_at": self.last_batch_at, "failing": self.failing,
+                    **self.stats}
+
+        try:
+            return asyncio.run_coroutine_threadsafe(read(), self._loop).result(timeout_s)
+        except Exception:  # noqa: BLE001 - a loop that is gone or hangs: no answer
+            return None
+
     @property
     def connections(self) -> int:
         return len(self._sessions)
@@ -280,11 +298,14 @@ class Jt808Gateway:
                 await self._loop.run_in_executor(self._executor, self.process, messages)
             except Exception as exc:  # the database is down: nothing is answered, all is resent
                 log.error("a batch of %d JT/T 808 messages failed: %s", len(batch), exc)
+                if self.failing is None:
+                    self.failing = (self.clock(), str(exc))
                 for p in batch:
                     if not p.future.done():
                         p.future.set_exception(exc)
                 continue
             self.stats["batches"] += 1
+            self.last_batch_at, self.failing = self.clock(), None
             for p in batch:
                 if not p.future.done():
                     p.future.set_result(None)
