@@ -12,7 +12,7 @@ from backend.models.district import (
 )
 from backend.models.events import Event, TripAudit
 from backend.models.fleet import Device, Vehicle, vehicle_routes
-from backend.models.jt808 import Jt808Text
+from backend.models.jt808 import DeviceModel, Jt808Text
 from backend.models.meals import MealReport
 from backend.models.outbox import (
     NotificationDelivery,
@@ -34,6 +34,7 @@ from backend.models.subsidies import SubsidyEntry
 from backend.models.tracking import LivePosition, Ping, Reject, Scan, TrackerState
 
 __all__ = [
+    "DeviceModel",
     "Jt808Text",
     "NotificationDelivery",
     "SchedulerLease",

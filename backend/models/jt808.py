@@ -1,4 +1,6 @@
-"""Texts to JT/T 808 terminals (0x8300): the outbox between the API and the gateway.
+"""JT/T 808 tables: device models (their firmware's quirks) and the texts to the terminals.
+
+Texts to JT/T 808 terminals (0x8300) are the outbox between the API and the gateway.
 
 The API and the gateway holding a terminal's TCP connection may be different processes (or
 hosts), so a text goes through the database: the API inserts a row ``queued``; the gateway
@@ -24,6 +26,17 @@ from backend.models.tracking import BigId
 TEXT_STATUSES = ("queued", "sent", "ok", "failed", "unsupported", "expired")
 #: the statuses that will not change any more
 FINAL_STATUSES = ("ok", "failed", "unsupported", "expired")
+
+
+class DeviceModel(db.Model):
+    """A device model (the bundle's ``device_models``): what holds for every device of it. A
+    model whose firmware computes the JT/T 808 check byte wrong has ``jt808_accept_bad_check``:
+    its terminals' frames are taken anyway once authenticated, as with the device's own flag."""
+
+    __tablename__ = "device_models"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str | None] = mapped_column(Unicode(200))
+    jt808_accept_bad_check: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Jt808Text(db.Model):

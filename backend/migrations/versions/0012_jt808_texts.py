@@ -1,4 +1,5 @@
-"""jt808_texts: texts to JT/T 808 terminals (0x8300), the outbox the gateway sends from
+"""jt808_texts: texts to JT/T 808 terminals (0x8300), the outbox the gateway sends from;
+device_models and devices.model: a device model whose firmware computes the check byte wrong
 
 Revision ID: 0012
 Revises: 0009
@@ -38,9 +39,21 @@ def upgrade():
     )
     op.create_index('ix_jt808_texts_vehicle_id', 'jt808_texts', ['vehicle_id'], unique=False)
     op.create_index('ix_jt808_texts_status', 'jt808_texts', ['status'], unique=False)
+    op.create_table(
+        'device_models',
+        sa.Column('id', sa.String(length=64), nullable=False),
+        sa.Column('name', sa.Unicode(length=200), nullable=True),
+        sa.Column('jt808_accept_bad_check', sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    with op.batch_alter_table('devices', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('model', sa.String(length=64), nullable=True))
 
 
 def downgrade():
+    with op.batch_alter_table('devices', schema=None) as batch_op:
+        batch_op.drop_column('model')
+    op.drop_table('device_models')
     op.drop_index('ix_jt808_texts_status', table_name='jt808_texts')
     op.drop_index('ix_jt808_texts_vehicle_id', table_name='jt808_texts')
     op.drop_table('jt808_texts')
