@@ -35,17 +35,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gps_ingest.jt808.frame import BadFrame, Frame, FrameReader, Header, encode_frame
+from gps_ingest.jt808.frame import BadFrame, Frame, Header, encode_frame
 from gps_ingest.jt808.messages import (
     AUTHENTICATION,
     BATCH,
@@ -68,8 +66,16 @@ from gps_ingest.jt808.messages import (
     encode_general_response,
     encode_registration_answer,
 )
-from gps_ingest.jt808.reassembly import Reassembled, Reassembler
+from gps_ingest.jt808.reassembly import Reassembled
 from gps_ingest.jt808_downlink import Downlink, TextStore
+from gps_ingest.jt808_session import (
+    GatewayConfig,
+    LoopThread,
+    Pending,
+    Session,
+    auth_code,
+    seen,
+)
 from gps_ingest.pipeline import JT808, Message
 from gps_ingest.records import UNAUTHENTICATED, UNKNOWN_TERMINAL
 
@@ -87,60 +93,7 @@ DriverCards = Callable[[str, "Driver", float], object]
 Lookup = Callable[[str], "TerminalInfo | None"]
 
 
-@dataclass(frozen=True)
-class GatewayConfig:
-    host: str = "127.0.0.1"
-    port: int = 0  # 0: a free port (tests, the bench)
-    secret: bytes = b""  # signs the auth codes
-    batch_max: int = 2000
-    batch_ms: int = 50
-    idle_timeout_s: float = 180.0
-    max_connections: int = 10_000
-    max_inflight: int = 64
-    max_bad_frames: int = 50
-    text_poll_s: float = 1.0  # how often the texts queued for the terminals here are looked for
-
-
-@dataclass
-class _Pending:
-    message: Message
-    future: asyncio.Future[None]
-
-
-@dataclass(eq=False)  # one per connection, kept in a set by identity
-class _Session:
-    writer: asyncio.StreamWriter
-    peer: str
-    frames: FrameReader = field(default_factory=FrameReader)
-    packages: Reassembler = field(default_factory=Reassembler)
-    phone: str | None = None  # the authenticated terminal's phone, as its headers carry it
-    device_id: str | None = None
-    accept_bad_check: bool = False  # the device's firmware gets the check byte wrong
-    serial: int = 0  # the platform's own message serial
-    bad_in_a_row: int = 0
-    inflight: int = 0  # locations handed to the pipeline, not answered yet
-    room: asyncio.Future[None] | None = None  # set when inflight drops below the maximum
-    last_read: float = 0.0  # loop time
-    version: int | None = None  # the authenticated terminal's header version (2019: 1)
-    texts: dict[int, int] = field(default_factory=dict)  # serial → id of a text not answered
-
-    def next_serial(self) -> int:
-        self.serial = (self.serial + 1) & 0xFFFF
-        return self.serial
-
-
-def _seen(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-def auth_code(secret: bytes, phone: str) -> str:
-    """The auth code of a terminal: stable across restarts, useless for another phone."""
-    digest = hmac.new(secret, b"jt808:" + phone.lstrip("0").encode(), hashlib.sha256)
-    return digest.hexdigest()[:16]
-
-
-class Jt808Gateway:
+class Jt808Gateway(LoopThread):
     def __init__(self, process: Process, lookup: Lookup, config: GatewayConfig,
                  clock: Callable[[], float] = time.time,
                  driver_cards: DriverCards | None = None,
@@ -159,12 +112,12 @@ class Jt808Gateway:
                       "batches": 0, "refused_connections": 0}
         self.last_batch_at: float | None = None
         self.failing: tuple[float, str] | None = None  # since when batches fail, and why
-        self._sessions: set[_Session] = set()
-        self._by_device: dict[str, _Session] = {}  # the authenticated connections
+        self._sessions: set[Session] = set()
+        self._by_device: dict[str, Session] = {}  # the authenticated connections
         self.downlink = (Downlink(texts, config.text_poll_s, self._by_device,  # type: ignore[arg-type]
                                   self._send, clock) if texts is not None else None)
         self._poller: asyncio.Task[None] | None = None
-        self._queue: asyncio.Queue[_Pending] | None = None
+        self._queue: asyncio.Queue[Pending] | None = None
         self._full: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
         self._batcher: asyncio.Task[None] | None = None
@@ -215,41 +168,6 @@ class Jt808Gateway:
         if self._stopped is not None:
             self._stopped.set()
 
-    def start_in_thread(self) -> int:
-        """Run the gateway on an event loop of its own in a daemon thread (``serve``); the port
-        bound, or the bind's error raised here."""
-        started: dict[str, object] = {}
-        ready = threading.Event()
-
-        def run() -> None:
-            async def main() -> None:
-                try:
-                    started["port"] = await self.start()
-                except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
-                    started["error"] = exc
-                    ready.set()
-                    return
-                ready.set()
-                assert self._stopped is not None
-                await self._stopped.wait()
-
-            asyncio.run(main())
-
-        self._thread = threading.Thread(target=run, name="jt808-gateway", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if "error" in started:
-            raise started["error"]  # type: ignore[misc]
-        return started["port"]  # type: ignore[return-value]
-
-    def stop_thread(self, timeout_s: float = 30.0) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        future = asyncio.run_coroutine_threadsafe(self.close(), self._loop)
-        with contextlib.suppress(Exception):
-            future.result(timeout_s)
-        self._thread.join(timeout_s)
-
     def probe(self, timeout_s: float = 5.0) -> dict | None:
         """From another thread: the gateway's state, read on its event loop (so an answer also
         says the loop is alive), or None if the loop did not answer within ``timeout_s``."""
@@ -274,8 +192,8 @@ class Jt808Gateway:
 
     async def _submit(self, message: Message) -> asyncio.Future[None]:
         assert self._queue is not None and self._full is not None and self._loop is not None
-        pending = _Pending(message, self._loop.create_future())
-        pending.future.add_done_callback(_seen)  # a failed batch's error is logged once, there
+        pending = Pending(message, self._loop.create_future())
+        pending.future.add_done_callback(seen)  # a failed batch's error is logged once, there
         await self._queue.put(pending)  # waits while the queue is full: back-pressure
         if self._queue.qsize() >= self.config.batch_max:
             self._full.set()
@@ -321,7 +239,7 @@ class Jt808Gateway:
             log.warning("JT/T 808: %s refused, %d connections open", peer, len(self._sessions))
             writer.close()
             return
-        session = _Session(writer, peer)
+        session = Session(writer, peer)
         self._sessions.add(session)
         self.stats["connections"] += 1
         try:
@@ -364,7 +282,7 @@ class Jt808Gateway:
                              session.phone, idle)
                     session.writer.close()
 
-    async def _on_frame(self, session: _Session, content: bytes,
+    async def _on_frame(self, session: Session, content: bytes,
                         frame: Frame | BadFrame) -> None:
         self.stats["frames"] += 1
         if isinstance(frame, BadFrame):
@@ -405,7 +323,7 @@ class Jt808Gateway:
         else:
             self._answer(session, header, serials, OK)  # heartbeat, deregistration, others
 
-    async def _register(self, session: _Session, content: bytes, header: Header) -> None:
+    async def _register(self, session: Session, content: bytes, header: Header) -> None:
         terminal = await asyncio.to_thread(self.lookup, header.phone)
         if terminal is None:
             self._write(session, header, REGISTRATION_ANSWER,
@@ -418,7 +336,7 @@ class Jt808Gateway:
         self._write(session, header, REGISTRATION_ANSWER,
                     encode_registration_answer(header.serial, REG_OK, code))
 
-    async def _authenticate(self, session: _Session, content: bytes, header: Header,
+    async def _authenticate(self, session: Session, content: bytes, header: Header,
                             body: bytes) -> None:
         terminal = await asyncio.to_thread(self.lookup, header.phone)
         code = decode_authentication(body, header.version)
@@ -441,7 +359,7 @@ class Jt808Gateway:
         self._by_device[terminal.device_id] = session  # a newer connection of it takes over
         self._answer(session, header, [header.serial], OK)
 
-    async def _driver_card(self, session: _Session, content: bytes, header: Header, body: bytes,
+    async def _driver_card(self, session: Session, content: bytes, header: Header, body: bytes,
                            serials: list[int]) -> None:
         """0x0702, a driver's card in or out: stored (who drives), then answered."""
         if header.phone != session.phone or session.device_id is None:
@@ -466,14 +384,14 @@ class Jt808Gateway:
                 return
         self._answer(session, header, serials, OK)
 
-    async def _refuse(self, session: _Session, content: bytes, header: Header, reason: str,
+    async def _refuse(self, session: Session, content: bytes, header: Header, reason: str,
                       detail: str) -> None:
         """Into the reject log, through the pipeline; nothing waits for it."""
         await self._submit(Message(payload=content.hex().encode(), received_at=self.clock(),
                                    kind=JT808, topic=f"jt808:{header.phone}",
                                    params={"refused": reason, "detail": detail}))
 
-    async def _to_pipeline(self, session: _Session, content: bytes, header: Header | None,
+    async def _to_pipeline(self, session: Session, content: bytes, header: Header | None,
                            serials: list[int], bad: bool = False) -> None:
         """A location (or an unreadable frame) through the pipeline; its answer after commit.
 
@@ -507,7 +425,7 @@ class Jt808Gateway:
             session.room = self._loop.create_future()  # type: ignore[union-attr]
             await session.room
 
-    def _committed(self, session: _Session, header: Header, serials: list[int],
+    def _committed(self, session: Session, header: Header, serials: list[int],
                    future: asyncio.Future[None], code: int) -> None:
         """A location's batch is done: answer it if it was committed."""
         session.inflight -= 1
@@ -517,12 +435,12 @@ class Jt808Gateway:
             return  # not committed: no answer, the terminal sends it again
         self._answer(session, header, serials, code)
 
-    def _answer(self, session: _Session, header: Header, serials: list[int], result: int) -> None:
+    def _answer(self, session: Session, header: Header, serials: list[int], result: int) -> None:
         for serial in serials:
             self._write(session, header, PLATFORM_RESPONSE,
                         encode_general_response(serial, header.message_id, result))
 
-    def _send(self, session: _Session, message_id: int, body: Callable[[int | None], bytes],
+    def _send(self, session: Session, message_id: int, body: Callable[[int | None], bytes],
               serial: int) -> bool:
         """A message of the platform's own (a text) to an authenticated terminal, in its header
         version; False if the connection is closing."""
@@ -533,7 +451,7 @@ class Jt808Gateway:
                                   session.version))
         return True
 
-    def _write(self, session: _Session, header: Header, message_id: int, body: bytes) -> None:
+    def _write(self, session: Session, header: Header, message_id: int, body: bytes) -> None:
         writer = session.writer
         if writer.is_closing():
             return
