@@ -172,3 +172,35 @@ def test_texts_are_refused_with_reasons_and_outside_a_staff_members_scope(app, c
         assert field in response.get_json()["errors"], response.get_json()
     assert client.get("/api/v1/vehicles/bus-07/texts/999", headers=staff).status_code == 404
     assert client.get("/api/v1/vehicles/bus-07/texts", headers=other_school).status_code == 404
+
+
+def test_a_text_never_answered_is_sent_again_later_three_times_at_most(app, client, gateway):
+    from backend.extensions import db
+    from backend.jt808_texts import MAX_ATTEMPTS, RESEND_AFTER_S
+    from backend.models import Jt808Text
+
+    staff = login(client, "houqin.wang", "demo-logistics-1")
+    terminal = connect(gateway.port)
+    text_id = client.post("/api/v1/vehicles/bus-07/texts", headers=staff,
+                          json={"text": "请回电"}).get_json()["id"]
+    serials = [read_text(terminal)[0]]  # the terminal shows it but never answers
+    for attempt in range(2, MAX_ATTEMPTS + 1):
+        with app.app_context():  # the answer did not come for longer than RESEND_AFTER_S
+            row = db.session.get(Jt808Text, text_id)
+            assert (row.status, row.attempts) == ("sent", attempt - 1)
+            row.sent_at -= RESEND_AFTER_S + 1
+            db.session.commit()
+        serials.append(read_text(terminal)[0])
+    assert len(set(serials)) == MAX_ATTEMPTS  # each send under a serial of its own
+    with app.app_context():
+        row = db.session.get(Jt808Text, text_id)
+        row.sent_at -= RESEND_AFTER_S + 1
+        db.session.commit()
+    terminal.sock.settimeout(0.6)
+    with pytest.raises(socket.timeout):
+        read_text(terminal)  # no fourth time
+    terminal.sock.settimeout(15)
+    respond(terminal, serials[0], TEXT, OK)  # a late answer to the first send still counts
+    body = wait_status(client, staff, text_id, "ok")
+    assert body["attempts"] == MAX_ATTEMPTS
+    terminal.close()
