@@ -46,6 +46,7 @@ class AlarmStep:
         if not by_device:
             return
         rows = []
+        events: list[rm.Event] = []  # the same, for the notification rules
         now = time.time()
         for device_id, pings in by_device.items():
             pings.sort(key=lambda s: s.ping.ts)
@@ -54,20 +55,20 @@ class AlarmStep:
             backlog = [s for s in pings if s.ping.ts <= last_ts]
             for group, previous in ((backlog, 0), (newer, last_word)):
                 at = {s.ping.ts: s for s in group}
-                edges, _ = alarm_edges(previous, [(s.ping.ts, s.ping.alarm) for s in group])
+                edges, _ = alarm_edges(previous, [(s.ping.ts, s.ping.alarm or 0) for s in group])
                 for ts, name in edges:
                     s = at[ts]
+                    details = {"alarm": name, "device_id": device_id, "lat": s.ping.lat,
+                               "lon": s.ping.lon, "alarm_word": s.ping.alarm,
+                               "speed_kmh": s.ping.speed_kmh}
                     rows.append({"kind": TERMINAL_ALARM, "ts": ts, "vehicle_id": s.vehicle_id,
-                                 "details": {"alarm": name, "device_id": device_id,
-                                             "lat": s.ping.lat, "lon": s.ping.lon,
-                                             "alarm_word": s.ping.alarm,
-                                             "speed_kmh": s.ping.speed_kmh},
-                                 "created_at": now})
+                                 "details": details, "created_at": now})
+                    if s.vehicle_id is not None:
+                        events.append(rm.Event(TERMINAL_ALARM, ts, s.vehicle_id,
+                                               details=details))
             if newer:
                 self._last[device_id] = (newer[-1].ping.ts, newer[-1].ping.alarm or 0)
         if rows:
             conn.execute(insert(Event), rows)
-            if self.notify is not None:
-                self.notify(conn, [rm.Event(r["kind"], r["ts"], r["vehicle_id"],
-                                            details=r["details"])
-                                   for r in rows if r["vehicle_id"] is not None], {})
+            if self.notify is not None and events:
+                self.notify(conn, events, {})

@@ -114,8 +114,10 @@ class Jt808Gateway(LoopThread):
         self.failing: tuple[float, str] | None = None  # since when batches fail, and why
         self._sessions: set[Session] = set()
         self._by_device: dict[str, Session] = {}  # the authenticated connections
+        # a Session is the downlink's Terminal (device_id, texts, next_serial)
         self.downlink = (Downlink(texts, config.text_poll_s, self._by_device,  # type: ignore[arg-type]
-                                  self._send, clock) if texts is not None else None)
+                                  self._send, clock)  # type: ignore[arg-type]
+                         if texts is not None else None)
         self._poller: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[Pending] | None = None
         self._full: asyncio.Event | None = None

@@ -127,7 +127,7 @@ class PhoneDirectory:
                                 .where(Device.jt808_phone.is_not(None)).order_by(Device.id))
             devices: dict[str, TerminalInfo] = {}
             for phone, device_id, accept, model_accepts in rows:  # the bundle forbids twins
-                devices.setdefault(normal_phone(phone),
+                devices.setdefault(normal_phone(str(phone)),
                                    TerminalInfo(device_id, bool(accept or model_accepts)))
             self._devices = devices
             self._loaded_at = time.monotonic()
