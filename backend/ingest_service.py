@@ -52,14 +52,16 @@ def ingest_steps(app: Flask) -> tuple[list[AfterStore], list[AfterScans]]:
     from backend.notify_service import notification_steps
     from backend.tracking_service import TrackingStep, tracking_steps
 
-    after_store = tracking_steps(app) + [AlarmStep()]
+    after_store: list[AfterStore] = list(tracking_steps(app))
     after_scans: list[AfterScans] = []
+    notify = None
     for step in after_store:
         if isinstance(step, TrackingStep):
             notify, scans = notification_steps(step.contexts)
             step.batch_steps.append(notify)
             after_scans.append(scans)
             app.extensions["xiaoche.audience"] = notify.audience
+    after_store.append(AlarmStep(notify))  # its staff are told through the same audience
     return after_store, after_scans
 
 

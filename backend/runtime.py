@@ -232,6 +232,7 @@ class Jt808Service:
         from backend.extensions import db
         from backend.ingest_processes import PipelineProcesses
         from backend.ingest_service import pipeline
+        from backend.jt808_texts import TextOutbox
         from gps_ingest.jt808_gateway import GatewayConfig, Jt808Gateway
         from gps_ingest.registry import PhoneDirectory
 
@@ -261,9 +262,13 @@ class Jt808Service:
             batch_max=int(app.config["INGEST_BATCH_MAX"]),
             batch_ms=int(app.config["INGEST_BATCH_MS"]),
             idle_timeout_s=float(app.config["JT808_IDLE_S"]),
-            max_connections=int(app.config["JT808_MAX_CONNECTIONS"]))
+            max_connections=int(app.config["JT808_MAX_CONNECTIONS"]),
+            text_poll_s=float(app.config["JT808_TEXT_POLL_S"]))
+        with app.app_context():
+            texts = TextOutbox(db.engine)
         self.gateway = Jt808Gateway(process, directory.device_of, config,
-                                    driver_cards=lambda *card: driver_card_event(app, *card))
+                                    driver_cards=lambda *card: driver_card_event(app, *card),
+                                    texts=texts)
         self.port: int | None = None
 
     def start(self) -> int:
@@ -343,9 +348,22 @@ def run_jt808(app: Flask, port: int | None = None, host: str | None = None) -> N
              f"{', '.join(str(p) for p in service.pids)})" if processes else "")
     print(f"xiaoche: JT/T 808 gateway on {service.gateway.config.host}:{service.port}{where}",
           flush=True)
+    from backend import jt808_health
+
+    interval_s = float(app.config["INGEST_HEARTBEAT_S"])
+    beat = jt808_health.heartbeat_path(app.instance_path)
     try:
-        stop.wait()
+        while True:
+            try:  # `xiaoche healthcheck jt808` reads it
+                jt808_health.write(app.instance_path,
+                                   jt808_health.heartbeat(service.gateway, service.port or 0,
+                                                          interval_s))
+            except OSError as exc:
+                log.warning("could not write the heartbeat %s: %s", beat, exc)
+            if stop.wait(interval_s):
+                break
     finally:
+        beat.unlink(missing_ok=True)  # stopped: unhealthy at once
         service.stop()
 
 

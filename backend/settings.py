@@ -198,6 +198,15 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
+        "XIAOCHE_JT808_TEXT_POLL_S",
+        "JT808_TEXT_POLL_S",
+        1.0,
+        "how often a JT/T 808 gateway looks in the database for texts queued to the drivers of "
+        "its connected terminals (POST /vehicles/{id}/texts): one small query, only while a "
+        "terminal is connected",
+        float,
+    ),
+    Setting(
         "XIAOCHE_AUDIT_AT",
         "AUDIT_AT",
         "00:30",

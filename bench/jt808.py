@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/jt808.py [--terminals 1000] [--positions 20] [--window 4]
                                     [--idle 0] [--runs 1] [--mqtt-rate PINGS_PER_S]
+                                    [--texts 0]
                                     [--pg postgresql://postgres@127.0.0.1:5432/postgres]
 
 Numbers only, no assertions (except that every answered position must be stored: a run that
@@ -22,6 +23,12 @@ loses positions is reported as LOST). Loopback only.
    (first sent → last answered), measured by the client, so it includes the answer path.
 5. ``count(*)`` of ``pings`` must equal what was answered, and ``rejects`` must be empty.
 
+``--texts N``: as the stream begins, N texts to the drivers (0x8300) are queued in the database
+(``jt808_texts``, as ``POST /vehicles/{id}/texts`` does) for N different terminals; each
+terminal answers its text (0x0001) as it reads it. Printed: the delay from queueing to the
+terminal reading it (median, max: the gateway's poll, ``XIAOCHE_JT808_TEXT_POLL_S``, plus
+the claim), and how many texts the database then says are ``ok``.
+
 ``--mqtt-rate``: the MQTT ingest's single-ping rate on the same machine (bench/ingest.py,
 "(b) ingest single, tracking on, plain"), to print the ratio; the issue's goal is ≥ 0.6.
 Results also go to ``bench/results/jt808-<timestamp>.json``.
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -48,14 +56,17 @@ sys.path.insert(0, str(ROOT))
 from gps_ingest.jt808.frame import Frame, FrameReader, encode_frame  # noqa: E402
 from gps_ingest.jt808.messages import (  # noqa: E402
     AUTHENTICATION,
+    GENERAL_RESPONSE,
     HEARTBEAT,
     LOCATION,
     OK,
     PLATFORM_RESPONSE,
     REGISTRATION,
     REGISTRATION_ANSWER,
+    TEXT,
     decode_general_response,
     decode_registration_answer,
+    encode_general_response,
 )
 from tests.jt808_terminal import location_body, registration_body  # noqa: E402
 
@@ -125,6 +136,11 @@ class Client:
         self.frames = FrameReader()
         self.inbox: list[Frame] = []
         self.serial = 0
+        self.text_at: float | None = None  # when a text (0x8300) was read
+
+    def on_text(self, frame: Frame) -> None:
+        self.text_at = time.time()
+        self.send(GENERAL_RESPONSE, encode_general_response(frame.header.serial, TEXT, OK))
 
     def send(self, message_id: int, body: bytes) -> int:
         self.serial = (self.serial + 1) & 0xFFFF
@@ -156,6 +172,8 @@ class Client:
             sent += 1
         while answered < len(fixes):
             frame = await self.read()
+            if frame.header.message_id == TEXT:
+                self.on_text(frame)
             if frame.header.message_id != PLATFORM_RESPONSE:
                 continue
             if decode_general_response(frame.body).result != OK:
@@ -166,6 +184,29 @@ class Client:
                 sent += 1
         return answered
 
+    async def wait_text(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            async with asyncio.timeout(timeout_s):
+                while self.text_at is None:
+                    frame = await self.read()
+                    if frame.header.message_id == TEXT:
+                        self.on_text(frame)
+
+
+def queue_texts(pg: str, devices: list[int]) -> float:
+    """Queue a text for each terminal number, as the API does; the time they were queued."""
+    import psycopg
+
+    now = time.time()
+    with psycopg.connect(psycopg_url(pg, DB_NAME)) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO jt808_texts (vehicle_id, device_id, text, emergency, status, created_at,"
+            " created_by, expires_at, attempts) VALUES (%s, %s, %s, false, 'queued', %s, "
+            "'bench', %s, 0)",
+            [(f"jt-v{i:05d}", f"jt-d{i:05d}", "请给学校办公室回电话", now, now + 3600)
+             for i in devices])
+    return now
+
 
 async def connect(port: int, number: str) -> Client:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -173,7 +214,7 @@ async def connect(port: int, number: str) -> Client:
 
 
 async def drive(port: int, terminals: int, idle: int, positions: int, window: int,
-                pid: int) -> dict:
+                pid: int, pg: str, texts: int) -> dict:
     out: dict = {"rss_kb_start": rss_kb(pid)}
     t = time.perf_counter()
     clients: list[Client] = []
@@ -197,9 +238,20 @@ async def drive(port: int, terminals: int, idle: int, positions: int, window: in
     fixes = [[location_body(base + 5 * k, 27.40 + n * 1e-4, 113.10 + k * 4e-4, 30.0)
               for k in range(positions)] for n in range(terminals)]
     t = time.perf_counter()
-    answered = await asyncio.gather(*(c.stream(f, window) for c, f in zip(clients, fixes, strict=True)))
+    streams = asyncio.gather(*(c.stream(f, window) for c, f in zip(clients, fixes, strict=True)))
+    texted = [clients[n * terminals // texts] for n in range(texts)] if texts else []
+    if texted:
+        queued_at = await asyncio.to_thread(
+            queue_texts, pg, [n * terminals // texts for n in range(texts)])
+    answered = await streams
     out["stream_s"] = time.perf_counter() - t
     out["answered"] = sum(answered)
+    if texted:
+        await asyncio.gather(*(c.wait_text(15) for c in texted))
+        delays = sorted(c.text_at - queued_at for c in texted if c.text_at is not None)
+        out["texts_read"] = len(delays)
+        out["text_delay_s"] = ([statistics.median(delays), delays[-1]] if delays else None)
+        await asyncio.sleep(1)  # their answers recorded
     out["rss_kb_after"] = rss_kb(pid)
     for c in clients + idlers:
         c.writer.close()
@@ -223,13 +275,15 @@ def run_once(args) -> dict:
             time.sleep(0.1)
         load = os.getloadavg()[0]
         result = asyncio.run(drive(port, args.terminals, args.idle, args.positions,
-                                   args.window, process.pid))
+                                   args.window, process.pid, args.pg, args.texts))
     finally:
         process.terminate()
         process.wait(30)
         log.close()
     result["stored"] = count(args.pg, "pings")
     result["rejects"] = count(args.pg, "rejects")
+    if args.texts:
+        result["texts_ok"] = count(args.pg, "jt808_texts WHERE status = 'ok'")
     result["rate"] = result["answered"] / result["stream_s"]
     result["load_before"] = load
     return result
@@ -244,6 +298,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--mqtt-rate", type=float, default=None)
     parser.add_argument("--pg", default=DEFAULT_PG)
+    parser.add_argument("--texts", type=int, default=0)
     args = parser.parse_args()
     runs = [run_once(args) for _ in range(args.runs)]
     rate = statistics.median(r["rate"] for r in runs)
@@ -261,6 +316,12 @@ def main() -> None:
               f"{r['rejects']} | {r['connect_s']:.1f} | {r['rss_kb_start'] / 1024:.0f} / "
               f"{r['rss_kb_connected'] / 1024:.0f} / {r['rss_kb_after'] / 1024:.0f} | "
               f"{per:.1f} |")
+    for n, r in enumerate(runs, 1):
+        if args.texts:
+            delay = r["text_delay_s"]
+            print(f"run {n}: texts read {r['texts_read']}/{args.texts}, recorded ok "
+                  f"{r['texts_ok']}; queue → terminal "
+                  + (f"median {delay[0]:.2f} s, max {delay[1]:.2f} s" if delay else "none"))
     if args.mqtt_rate:
         print(f"ratio to the MQTT ingest ({args.mqtt_rate:,.0f} pings/s): "
               f"**{rate / args.mqtt_rate:.2f}**")

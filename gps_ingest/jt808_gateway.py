@@ -18,6 +18,8 @@ thread). Per connection:
   transaction, as the MQTT ingest's batches do. Each location's 0x8001 goes out **after its
   batch committed**: a terminal that gets no answer sends the location again, so a crash or a
   database that is down loses nothing, and the duplicate is dropped on (device, ts).
+- texts to the driver (0x8300) queued by the staff are sent to the terminals connected here,
+  and their answers recorded (:mod:`gps_ingest.jt808_downlink`, through the database);
 - a frame that cannot be read (bad check byte, escapes, lengths, garbage between frames) is
   handed to the pipeline too, which keeps it as a reject with its reason; the terminal gets
   0x8001 "message error" for it when its header could be read.
@@ -33,17 +35,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gps_ingest.jt808.frame import BadFrame, Frame, FrameReader, Header, encode_frame
+from gps_ingest.jt808.frame import BadFrame, Frame, Header, encode_frame
 from gps_ingest.jt808.messages import (
     AUTHENTICATION,
     BATCH,
@@ -59,12 +59,23 @@ from gps_ingest.jt808.messages import (
     REGISTRATION,
     REGISTRATION_ANSWER,
     Driver,
+    GeneralResponse,
     decode_authentication,
     decode_driver,
+    decode_general_response,
     encode_general_response,
     encode_registration_answer,
 )
-from gps_ingest.jt808.reassembly import Reassembled, Reassembler
+from gps_ingest.jt808.reassembly import Reassembled
+from gps_ingest.jt808_downlink import Downlink, TextStore
+from gps_ingest.jt808_session import (
+    GatewayConfig,
+    LoopThread,
+    Pending,
+    Session,
+    auth_code,
+    seen,
+)
 from gps_ingest.pipeline import JT808, Message
 from gps_ingest.records import UNAUTHENTICATED, UNKNOWN_TERMINAL
 
@@ -82,64 +93,15 @@ DriverCards = Callable[[str, "Driver", float], object]
 Lookup = Callable[[str], "TerminalInfo | None"]
 
 
-@dataclass(frozen=True)
-class GatewayConfig:
-    host: str = "127.0.0.1"
-    port: int = 0  # 0: a free port (tests, the bench)
-    secret: bytes = b""  # signs the auth codes
-    batch_max: int = 2000
-    batch_ms: int = 50
-    idle_timeout_s: float = 180.0
-    max_connections: int = 10_000
-    max_inflight: int = 64
-    max_bad_frames: int = 50
-
-
-@dataclass
-class _Pending:
-    message: Message
-    future: asyncio.Future[None]
-
-
-@dataclass(eq=False)  # one per connection, kept in a set by identity
-class _Session:
-    writer: asyncio.StreamWriter
-    peer: str
-    frames: FrameReader = field(default_factory=FrameReader)
-    packages: Reassembler = field(default_factory=Reassembler)
-    phone: str | None = None  # the authenticated terminal's phone, as its headers carry it
-    device_id: str | None = None
-    accept_bad_check: bool = False  # the device's firmware gets the check byte wrong
-    serial: int = 0  # the platform's own message serial
-    bad_in_a_row: int = 0
-    inflight: int = 0  # locations handed to the pipeline, not answered yet
-    room: asyncio.Future[None] | None = None  # set when inflight drops below the maximum
-    last_read: float = 0.0  # loop time
-
-    def next_serial(self) -> int:
-        self.serial = (self.serial + 1) & 0xFFFF
-        return self.serial
-
-
-def _seen(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-def auth_code(secret: bytes, phone: str) -> str:
-    """The auth code of a terminal: stable across restarts, useless for another phone."""
-    digest = hmac.new(secret, b"jt808:" + phone.lstrip("0").encode(), hashlib.sha256)
-    return digest.hexdigest()[:16]
-
-
-class Jt808Gateway:
+class Jt808Gateway(LoopThread):
     def __init__(self, process: Process, lookup: Lookup, config: GatewayConfig,
                  clock: Callable[[], float] = time.time,
-                 driver_cards: DriverCards | None = None) -> None:
+                 driver_cards: DriverCards | None = None,
+                 texts: TextStore | None = None) -> None:
         """``process`` runs a batch of messages through the pipeline and returns once committed
         (``IngestPipeline.process``, or the pipeline processes), raising if it was not;
         ``lookup`` gives the device of a phone number (it may query the database: it runs in a
-        worker thread)."""
+        worker thread); ``texts``, the outbox of texts to the drivers (none: none are sent)."""
         self.process = process
         self.lookup = lookup
         self.driver_cards = driver_cards
@@ -148,8 +110,16 @@ class Jt808Gateway:
         self.port: int | None = None
         self.stats = {"connections": 0, "frames": 0, "positions": 0, "rejected_frames": 0,
                       "batches": 0, "refused_connections": 0}
-        self._sessions: set[_Session] = set()
-        self._queue: asyncio.Queue[_Pending] | None = None
+        self.last_batch_at: float | None = None
+        self.failing: tuple[float, str] | None = None  # since when batches fail, and why
+        self._sessions: set[Session] = set()
+        self._by_device: dict[str, Session] = {}  # the authenticated connections
+        # a Session is the downlink's Terminal (device_id, texts, next_serial)
+        self.downlink = (Downlink(texts, config.text_poll_s, self._by_device,  # type: ignore[arg-type]
+                                  self._send, clock)  # type: ignore[arg-type]
+                         if texts is not None else None)
+        self._poller: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[Pending] | None = None
         self._full: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
         self._batcher: asyncio.Task[None] | None = None
@@ -173,6 +143,8 @@ class Jt808Gateway:
         self.port = self._server.sockets[0].getsockname()[1]
         self._batcher = asyncio.create_task(self._batches())
         self._sweeper = asyncio.create_task(self._sweep_idle())
+        if self.downlink is not None:
+            self._poller = asyncio.create_task(self.downlink.run())
         return self.port
 
     async def close(self) -> None:
@@ -186,6 +158,8 @@ class Jt808Gateway:
                 await asyncio.wait_for(self._server.wait_closed(), 5)
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._poller is not None:
+            self._poller.cancel()
         if self._batcher is not None:
             self._batcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -196,40 +170,21 @@ class Jt808Gateway:
         if self._stopped is not None:
             self._stopped.set()
 
-    def start_in_thread(self) -> int:
-        """Run the gateway on an event loop of its own in a daemon thread (``serve``); the port
-        bound, or the bind's error raised here."""
-        started: dict[str, object] = {}
-        ready = threading.Event()
+    def probe(self, timeout_s: float = 5.0) -> dict | None:
+        """From another thread: the gateway's state, read on its event loop (so an answer also
+        says the loop is alive), or None if the loop did not answer within ``timeout_s``."""
+        if self._loop is None:
+            return None
 
-        def run() -> None:
-            async def main() -> None:
-                try:
-                    started["port"] = await self.start()
-                except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
-                    started["error"] = exc
-                    ready.set()
-                    return
-                ready.set()
-                assert self._stopped is not None
-                await self._stopped.wait()
+        async def read() -> dict:
+            return {"connections": len(self._sessions), "authenticated": len(self._by_device),
+                    "last_batch_at": self.last_batch_at, "failing": self.failing,
+                    **self.stats}
 
-            asyncio.run(main())
-
-        self._thread = threading.Thread(target=run, name="jt808-gateway", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if "error" in started:
-            raise started["error"]  # type: ignore[misc]
-        return started["port"]  # type: ignore[return-value]
-
-    def stop_thread(self, timeout_s: float = 30.0) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        future = asyncio.run_coroutine_threadsafe(self.close(), self._loop)
-        with contextlib.suppress(Exception):
-            future.result(timeout_s)
-        self._thread.join(timeout_s)
+        try:
+            return asyncio.run_coroutine_threadsafe(read(), self._loop).result(timeout_s)
+        except Exception:  # noqa: BLE001 - a loop that is gone or hangs: no answer
+            return None
 
     @property
     def connections(self) -> int:
@@ -239,8 +194,8 @@ class Jt808Gateway:
 
     async def _submit(self, message: Message) -> asyncio.Future[None]:
         assert self._queue is not None and self._full is not None and self._loop is not None
-        pending = _Pending(message, self._loop.create_future())
-        pending.future.add_done_callback(_seen)  # a failed batch's error is logged once, there
+        pending = Pending(message, self._loop.create_future())
+        pending.future.add_done_callback(seen)  # a failed batch's error is logged once, there
         await self._queue.put(pending)  # waits while the queue is full: back-pressure
         if self._queue.qsize() >= self.config.batch_max:
             self._full.set()
@@ -263,11 +218,14 @@ class Jt808Gateway:
                 await self._loop.run_in_executor(self._executor, self.process, messages)
             except Exception as exc:  # the database is down: nothing is answered, all is resent
                 log.error("a batch of %d JT/T 808 messages failed: %s", len(batch), exc)
+                if self.failing is None:
+                    self.failing = (self.clock(), str(exc))
                 for p in batch:
                     if not p.future.done():
                         p.future.set_exception(exc)
                 continue
             self.stats["batches"] += 1
+            self.last_batch_at, self.failing = self.clock(), None
             for p in batch:
                 if not p.future.done():
                     p.future.set_result(None)
@@ -283,7 +241,7 @@ class Jt808Gateway:
             log.warning("JT/T 808: %s refused, %d connections open", peer, len(self._sessions))
             writer.close()
             return
-        session = _Session(writer, peer)
+        session = Session(writer, peer)
         self._sessions.add(session)
         self.stats["connections"] += 1
         try:
@@ -307,6 +265,10 @@ class Jt808Gateway:
         finally:
             self._sessions.discard(session)
             writer.close()
+            if self.downlink is not None:
+                await self.downlink.on_close(session)
+            elif self._by_device.get(session.device_id or "") is session:
+                del self._by_device[session.device_id]  # type: ignore[arg-type]
 
     async def _sweep_idle(self) -> None:
         """Close the connections silent for longer than the idle timeout (one timer for all,
@@ -322,7 +284,7 @@ class Jt808Gateway:
                              session.phone, idle)
                     session.writer.close()
 
-    async def _on_frame(self, session: _Session, content: bytes,
+    async def _on_frame(self, session: Session, content: bytes,
                         frame: Frame | BadFrame) -> None:
         self.stats["frames"] += 1
         if isinstance(frame, BadFrame):
@@ -353,14 +315,17 @@ class Jt808Gateway:
             await self._register(session, content, header)
         elif mid == AUTHENTICATION:
             await self._authenticate(session, content, header, frame.body)
-        elif mid == GENERAL_RESPONSE:
-            pass  # the terminal's answer to one of ours: nothing to do yet
+        elif mid == GENERAL_RESPONSE:  # the terminal's answer to one of ours (a text)
+            response = decode_general_response(frame.body)
+            if (self.downlink is not None and isinstance(response, GeneralResponse)
+                    and header.phone == session.phone):
+                await self.downlink.on_response(session, response)
         elif mid == DRIVER:
             await self._driver_card(session, content, header, frame.body, serials)
         else:
             self._answer(session, header, serials, OK)  # heartbeat, deregistration, others
 
-    async def _register(self, session: _Session, content: bytes, header: Header) -> None:
+    async def _register(self, session: Session, content: bytes, header: Header) -> None:
         terminal = await asyncio.to_thread(self.lookup, header.phone)
         if terminal is None:
             self._write(session, header, REGISTRATION_ANSWER,
@@ -373,7 +338,7 @@ class Jt808Gateway:
         self._write(session, header, REGISTRATION_ANSWER,
                     encode_registration_answer(header.serial, REG_OK, code))
 
-    async def _authenticate(self, session: _Session, content: bytes, header: Header,
+    async def _authenticate(self, session: Session, content: bytes, header: Header,
                             body: bytes) -> None:
         terminal = await asyncio.to_thread(self.lookup, header.phone)
         code = decode_authentication(body, header.version)
@@ -392,9 +357,11 @@ class Jt808Gateway:
             return
         session.phone, session.device_id = header.phone, terminal.device_id
         session.accept_bad_check = session.frames.accept_bad_check = terminal.accept_bad_check
+        session.version = header.version
+        self._by_device[terminal.device_id] = session  # a newer connection of it takes over
         self._answer(session, header, [header.serial], OK)
 
-    async def _driver_card(self, session: _Session, content: bytes, header: Header, body: bytes,
+    async def _driver_card(self, session: Session, content: bytes, header: Header, body: bytes,
                            serials: list[int]) -> None:
         """0x0702, a driver's card in or out: stored (who drives), then answered."""
         if header.phone != session.phone or session.device_id is None:
@@ -419,14 +386,14 @@ class Jt808Gateway:
                 return
         self._answer(session, header, serials, OK)
 
-    async def _refuse(self, session: _Session, content: bytes, header: Header, reason: str,
+    async def _refuse(self, session: Session, content: bytes, header: Header, reason: str,
                       detail: str) -> None:
         """Into the reject log, through the pipeline; nothing waits for it."""
         await self._submit(Message(payload=content.hex().encode(), received_at=self.clock(),
                                    kind=JT808, topic=f"jt808:{header.phone}",
                                    params={"refused": reason, "detail": detail}))
 
-    async def _to_pipeline(self, session: _Session, content: bytes, header: Header | None,
+    async def _to_pipeline(self, session: Session, content: bytes, header: Header | None,
                            serials: list[int], bad: bool = False) -> None:
         """A location (or an unreadable frame) through the pipeline; its answer after commit.
 
@@ -460,7 +427,7 @@ class Jt808Gateway:
             session.room = self._loop.create_future()  # type: ignore[union-attr]
             await session.room
 
-    def _committed(self, session: _Session, header: Header, serials: list[int],
+    def _committed(self, session: Session, header: Header, serials: list[int],
                    future: asyncio.Future[None], code: int) -> None:
         """A location's batch is done: answer it if it was committed."""
         session.inflight -= 1
@@ -470,12 +437,23 @@ class Jt808Gateway:
             return  # not committed: no answer, the terminal sends it again
         self._answer(session, header, serials, code)
 
-    def _answer(self, session: _Session, header: Header, serials: list[int], result: int) -> None:
+    def _answer(self, session: Session, header: Header, serials: list[int], result: int) -> None:
         for serial in serials:
             self._write(session, header, PLATFORM_RESPONSE,
                         encode_general_response(serial, header.message_id, result))
 
-    def _write(self, session: _Session, header: Header, message_id: int, body: bytes) -> None:
+    def _send(self, session: Session, message_id: int, body: Callable[[int | None], bytes],
+              serial: int) -> bool:
+        """A message of the platform's own (a text) to an authenticated terminal, in its header
+        version; False if the connection is closing."""
+        writer = session.writer
+        if writer.is_closing() or session.phone is None:
+            return False
+        writer.write(encode_frame(message_id, session.phone, serial, body(session.version),
+                                  session.version))
+        return True
+
+    def _write(self, session: Session, header: Header, message_id: int, body: bytes) -> None:
         writer = session.writer
         if writer.is_closing():
             return

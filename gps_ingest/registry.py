@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from backend.models import Device, Vehicle
+from backend.models import Device, DeviceModel, Vehicle
 from gps_ingest.records import ID_RE
 
 
@@ -120,11 +120,15 @@ class PhoneDirectory:
 
     def reload(self) -> None:
         with self._lock, self._engine.connect() as conn:
-            rows = conn.execute(select(Device.jt808_phone, Device.id, Device.jt808_accept_bad_check)
+            # the device's own flag, or its model's: firmware that gets the check byte wrong
+            rows = conn.execute(select(Device.jt808_phone, Device.id, Device.jt808_accept_bad_check,
+                                       DeviceModel.jt808_accept_bad_check)
+                                .outerjoin(DeviceModel, DeviceModel.id == Device.model)
                                 .where(Device.jt808_phone.is_not(None)).order_by(Device.id))
             devices: dict[str, TerminalInfo] = {}
-            for phone, device_id, accept in rows:  # the bundle forbids twins
-                devices.setdefault(normal_phone(phone), TerminalInfo(device_id, bool(accept)))
+            for phone, device_id, accept, model_accepts in rows:  # the bundle forbids twins
+                devices.setdefault(normal_phone(str(phone)),
+                                   TerminalInfo(device_id, bool(accept or model_accepts)))
             self._devices = devices
             self._loaded_at = time.monotonic()
 

@@ -14,9 +14,11 @@ from routing.calendar import zone
 #: must do *now* (walk to the stop), and loses its value by the end of the window. Village runs
 #: start before 06:00 and boarders travel late on Sunday evenings, inside the default 22:00-06:00.
 #: A broadcast and the staff's operational alerts wait: they stay in the in-app list, unpushed.
+#: A terminal's alarm does not: a terminal raises one only on a bus that is driving (an
+#: emergency button pressed on the 05:40 village run must ring at once).
 PIERCES_QUIET_HOURS = frozenset({
     "bus_approaching", "bus_arrived_stop", "bus_arrived_school", "rider_boarded",
-    "rider_alighted", "trip_delayed", "rider_wrong_bus",
+    "rider_alighted", "trip_delayed", "rider_wrong_bus", "terminal_alarm",
 })
 
 

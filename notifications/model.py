@@ -20,7 +20,7 @@ PARENT_KINDS = frozenset({
 #: What staff are told (SPEC §5); the last two come from other jobs (meals, subsidies).
 STAFF_KINDS = frozenset({
     "route_deviation", "overspeed", "stop_missed", "rider_wrong_bus", "device_offline",
-    "device_online", "meal_report_missing", "subsidy_pending",
+    "device_online", "meal_report_missing", "subsidy_pending", "terminal_alarm",
 })
 NOTIFICATION_KINDS = PARENT_KINDS | STAFF_KINDS
 

@@ -301,6 +301,18 @@ def device_status(event: Event, subscribers: Sequence[Subscriber], ctx: NotifyCo
             for sub in _staff(subscribers, event)]
 
 
+def terminal_alarm(event: Event, subscribers: Sequence[Subscriber], ctx: NotifyContext,
+                   cfg: NotifyConfig = DEFAULT) -> list[Message]:
+    """A JT/T 808 terminal's alarm beginning (``terminal_alarm``: the driver's emergency
+    button, the terminal's overspeed, fatigue driving, main power cut) → staff who see the
+    vehicle, once per (vehicle, alarm, time); the text names the alarm (its variant)."""
+    alarm = str(event.details.get("alarm", ""))
+    fields = _staff_fields(event, ctx) | {"speed_kmh": _int(event.details.get("speed_kmh"))}
+    return [_event_message(sub, "terminal_alarm", alarm, fields, event, None,
+                           subject=f"{event.vehicle_id}:{alarm}@{_at(event.ts)}")
+            for sub in _staff(subscribers, event)]
+
+
 EVENT_RULES: Mapping[str, tuple[EventRule, ...]] = {
     "stop_arrived": (bus_arrived_stop, bus_arrived_school, trip_delayed_from_event),
     "trip_started": (trip_delayed_from_event,),
@@ -313,6 +325,7 @@ EVENT_RULES: Mapping[str, tuple[EventRule, ...]] = {
     "stop_missed": (stop_missed,),
     "device_offline": (device_status,),
     "device_online": (device_status,),
+    "terminal_alarm": (terminal_alarm,),
 }
 
 

@@ -89,6 +89,31 @@ TEMPLATES: Mapping[tuple[str, str], Mapping[str, Text]] = {
         "en": ("Tracker back online", "The tracker of {plate} reports again since {time}, after "
                "about {offline_min} min offline."),
     },
+    ("terminal_alarm", ""): {
+        "zh-CN": ("车载终端报警", "{plate}的车载终端于{time}报警，请联系驾驶员。"),
+        "en": ("Terminal alarm", "The terminal of {plate} raised an alarm at {time}; call the "
+               "driver."),
+    },
+    ("terminal_alarm", "emergency"): {
+        "zh-CN": ("紧急报警", "{plate}的驾驶员于{time}按下紧急报警按钮，请立即联系驾驶员。"),
+        "en": ("Emergency alarm", "The driver of {plate} pressed the emergency button at "
+               "{time}; call the driver now."),
+    },
+    ("terminal_alarm", "overspeed"): {
+        "zh-CN": ("终端超速报警", "{plate}的车载终端于{time}报告超速，车速{speed_kmh}公里/小时。"),
+        "en": ("Terminal overspeed alarm", "The terminal of {plate} reported speeding at {time} "
+               "({speed_kmh} km/h)."),
+    },
+    ("terminal_alarm", "fatigue"): {
+        "zh-CN": ("疲劳驾驶报警", "{plate}的车载终端于{time}报告驾驶员疲劳驾驶，请联系驾驶员。"),
+        "en": ("Fatigue alarm", "The terminal of {plate} reported a tired driver at {time}; "
+               "call the driver."),
+    },
+    ("terminal_alarm", "power_cut"): {
+        "zh-CN": ("终端主电源断开", "{plate}的车载终端于{time}报告主电源断开，定位可能中断。"),
+        "en": ("Terminal power cut", "The terminal of {plate} lost its main power at {time}; "
+               "tracking may stop."),
+    },
     ("meal_report_missing", ""): {
         "zh-CN": ("营养餐未上报", "{school_name}{date}的营养餐数据尚未上报。"),
         "en": ("Meal report missing", "{school_name} has not reported meals for {date}."),

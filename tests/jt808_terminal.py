@@ -132,3 +132,21 @@ def driver_card_body(ts: float, name: str | None, certificate: str = "",
     return (b"\x01" + bcd + b"\x00" + bytes([len(gbk_name)]) + gbk_name
             + certificate.encode().ljust(20, b"\x00") + bytes([len(gbk_authority)])
             + gbk_authority + bytes.fromhex(valid_until))
+
+
+def read_text(terminal: Terminal) -> tuple[int, bool, str]:
+    """The next frame as a 0x8300 text: (its serial, emergency?, the text)."""
+    from gps_ingest.jt808.messages import TEXT, decode_text
+
+    frame = terminal.read()
+    assert frame.header.message_id == TEXT, hex(frame.header.message_id)
+    flag, text = decode_text(frame.body, terminal.version)
+    emergency = bool(flag & 1) if terminal.version is None else flag & 3 == 2
+    return frame.header.serial, emergency, text
+
+
+def respond(terminal: Terminal, serial: int, message_id: int, result: int = 0) -> None:
+    """The terminal's general response 0x0001 to a message of the platform."""
+    from gps_ingest.jt808.messages import GENERAL_RESPONSE, encode_general_response
+
+    terminal.send(GENERAL_RESPONSE, encode_general_response(serial, message_id, result))

@@ -17,6 +17,9 @@ def register_blueprints(app: Flask, api: Api) -> None:
     api.register_blueprint(admin.blp, url_prefix="/api/v1/admin")
     api.register_blueprint(ingest.blp, url_prefix="/api/v1/ingest")
     api.register_blueprint(vehicles.blp, url_prefix="/api/v1/vehicles")
+    from backend.api import texts
+
+    api.register_blueprint(texts.blp, url_prefix="/api/v1/vehicles")
     api.register_blueprint(me.blp, url_prefix="/api/v1/me")
     api.register_blueprint(routes.blp, url_prefix="/api/v1/routes")
     api.register_blueprint(trips.blp, url_prefix="/api/v1/trips")

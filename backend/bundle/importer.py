@@ -18,6 +18,7 @@ from backend.models import (
     Cluster,
     ClusterMember,
     Device,
+    DeviceModel,
     District,
     Route,
     RouteRun,
@@ -228,6 +229,10 @@ class _Upserter:
             self._route(route, school_ids)
         for vehicle in b["vehicles"]:
             self._vehicle(vehicle)
+        for model in b["device_models"]:
+            self._upsert(DeviceModel, "device_models", model["id"],
+                         **_pick(model, "name", "jt808_accept_bad_check"))
+        db.session.flush()
         for device in b["devices"]:
             self._device(device)
         for student in b["students"]:
@@ -366,7 +371,7 @@ class _Upserter:
             device["id"],
             token_hash=token_hash,
             token_bucket=bucket,
-            **_pick(device, "vehicle_id", "crs", "osmand", "jt808_phone",
+            **_pick(device, "vehicle_id", "model", "crs", "osmand", "jt808_phone",
                     "jt808_accept_bad_check"),
         )
 
@@ -454,12 +459,12 @@ class _Upserter:
 
     # -- generic upsert ----------------------------------------------------------------------
 
-    def _upsert(self, model, section: str, key: str, **values: Any):
+    def _upsert(self, model, section: str, key: str, /, **values: Any):
         obj, state = self._upsert_row(model, key, **values)
         self._count(section, state, False)
         return obj
 
-    def _upsert_row(self, model, key: str, **values: Any) -> tuple[Any, str]:
+    def _upsert_row(self, model, key: str, /, **values: Any) -> tuple[Any, str]:
         """Create or update the row ``key``; returns it and ``created``/``updated``/``unchanged``
         (counted by the caller, which may have nested changes to add)."""
         obj = db.session.get(model, key)

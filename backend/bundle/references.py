@@ -17,6 +17,7 @@ from backend.models import (
     Cluster,
     ClusterMember,
     Device,
+    DeviceModel,
     District,
     Route,
     RouteRun,
@@ -62,6 +63,7 @@ class Known:
         self.vehicles = ids(Vehicle, "vehicles")
         self.students = ids(Student, "students")
         self.teachers = ids(Teacher, "teachers")
+        self.device_models = ids(DeviceModel, "device_models")
         self.devices_stored = set(db.session.scalars(select(Device.id)))
         self.users_stored = set(db.session.scalars(select(User.username)))
         self.vehicle_kind = dict(db.session.execute(select(Vehicle.id, Vehicle.kind)).all())
@@ -119,6 +121,7 @@ def check_references(
             add(f"devices[{i}].jt808_phone", f'"{phone}" is the phone of {phones[phone.lstrip("0")]} '
                 "devices (leading zeros aside): the gateway could not tell them apart")
         _ref(known.vehicles, device["vehicle_id"], f"devices[{i}].vehicle_id", "vehicle", add)
+        _ref(known.device_models, device["model"], f"devices[{i}].model", "device model", add)
         if device["token"] is None and device["id"] not in known.devices_stored:
             add(f"devices[{i}].token", "a new device needs a token")
 

@@ -207,9 +207,16 @@ class VehicleSchema(Strict):
     speed_limit_kmh = fields.Float(load_default=None, validate=validate.Range(min=5, max=200))
 
 
+class DeviceModelSchema(Strict):
+    id = Id(required=True)
+    name = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 200))
+    jt808_accept_bad_check = fields.Boolean(load_default=False)
+
+
 class DeviceSchema(Strict):
     id = Id(required=True)
     vehicle_id = Id(load_default=None, allow_none=True)
+    model = Id(load_default=None, allow_none=True)
     token = fields.String(load_default=None, validate=validate.Length(min=8, max=256))
     crs = fields.String(load_default="wgs84", validate=validate.OneOf(["wgs84", "gcj02"]))
     osmand = fields.Boolean(load_default=False)
@@ -348,6 +355,7 @@ SECTIONS: dict[str, tuple[Schema, bool]] = {
     "stops": (StopSchema(), True),
     "routes": (RouteSchema(), True),
     "vehicles": (VehicleSchema(), True),
+    "device_models": (DeviceModelSchema(), True),
     "devices": (DeviceSchema(), True),
     "students": (StudentSchema(), True),
     "teachers": (TeacherSchema(), True),

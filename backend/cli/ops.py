@@ -29,7 +29,7 @@ def migrate_command() -> None:
 
 
 @main.command("healthcheck")
-@click.argument("role", type=click.Choice(["api", "ingest", "scheduler"]))
+@click.argument("role", type=click.Choice(["api", "ingest", "scheduler", "jt808"]))
 @click.option("--url", default="http://127.0.0.1:8000/healthz", show_default=True,
               help="api: the health endpoint to ask")
 @with_appcontext
@@ -38,7 +38,8 @@ def healthcheck_command(role: str, url: str) -> None:
 
     api: GET /healthz answers 200. ingest: its heartbeat in the instance folder is fresh and
     names no problem (connected to the broker, no batch stuck). scheduler: a scheduler holds the
-    lease and renews it (the clock jobs run).
+    lease and renews it (the clock jobs run). jt808: the gateway's heartbeat in the instance
+    folder is fresh and names no problem (its event loop answers, batches commit).
     """
     from backend import health
 
@@ -46,6 +47,10 @@ def healthcheck_command(role: str, url: str) -> None:
         ok, reason = health.check_api(url)
     elif role == "ingest":
         ok, reason = health.check_ingest(current_app.instance_path)
+    elif role == "jt808":
+        from backend.jt808_health import check_jt808
+
+        ok, reason = check_jt808(current_app.instance_path)
     else:
         from backend.extensions import db
 

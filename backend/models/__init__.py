@@ -21,6 +21,7 @@ from backend.models.finance import (
     MonthClosing,
 )
 from backend.models.fleet import Device, Vehicle, vehicle_routes
+from backend.models.jt808 import DeviceModel, Jt808Text
 from backend.models.meals import MealReport
 from backend.models.outbox import (
     NotificationDelivery,
@@ -49,6 +50,8 @@ __all__ = [
     "FinanceExport",
     "GridOverride",
     "MonthClosing",
+    "DeviceModel",
+    "Jt808Text",
     "NotificationDelivery",
     "SchedulerLease",
     "VehicleWatch",

@@ -47,4 +47,6 @@ class Device(db.Model):
     jt808_phone: Mapped[str | None] = mapped_column(String(20), index=True)
     # its firmware computes the JT/T 808 check byte wrong: take its frames all the same
     jt808_accept_bad_check: Mapped[bool] = mapped_column(Boolean, default=False)
+    # its model (``device_models.id``): what holds for every device of that model
+    model: Mapped[str | None] = mapped_column(ID)
     vehicle: Mapped[Vehicle | None] = relationship()

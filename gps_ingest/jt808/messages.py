@@ -12,6 +12,7 @@ id       message                              here
 0x0702   driver identity (card in / out)      :func:`decode_driver`
 0x8001   platform general response            :func:`encode_general_response`
 0x8100   registration answer (+ auth code)    :func:`encode_registration_answer`
+0x8300   text message to the driver           :func:`encode_text`
 =======  ===================================  =====================================
 
 Times in a body are BCD ``YYMMDDhhmmss`` in GMT+8 (Beijing time, the standard's own clock);
@@ -36,6 +37,7 @@ BATCH = 0x0704
 DRIVER = 0x0702
 PLATFORM_RESPONSE = 0x8001
 REGISTRATION_ANSWER = 0x8100
+TEXT = 0x8300
 
 BEIJING = timezone(timedelta(hours=8))
 
@@ -55,6 +57,11 @@ OK, FAILURE, MESSAGE_ERROR, UNSUPPORTED = 0, 1, 2, 3
 REG_OK, REG_VEHICLE_TAKEN, REG_NO_VEHICLE, REG_TERMINAL_TAKEN, REG_NO_TERMINAL = 0, 1, 2, 3, 4
 
 BASIC_LOCATION = 28
+
+# 0x8300 flags (2013 table 38): shown on the terminal's screen and read aloud (TTS)
+TEXT_DISPLAY = 1 << 2
+TEXT_TTS = 1 << 3
+TEXT_MAX_BYTES = 1000  # GBK bytes; the body, with its flag (and 2019 type) bytes, stays < 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,3 +304,29 @@ def decode_registration_answer(body: bytes) -> tuple[int, int, str] | BodyError:
         return BodyError(TRUNCATED_FRAME, f"a registration answer of {len(body)} bytes")
     return (int.from_bytes(body[0:2], "big"), body[2],
             body[3:].decode("ascii", errors="replace"))
+
+
+def encode_text(text: str, version: int | None, emergency: bool = False) -> bytes:
+    """The body of 0x8300, a text shown and read aloud to the driver: ``flag BYTE`` (2013:
+    bit 0 emergency; 2019: bits 0-1 the kind, 2 emergency, 3 notice), in 2019 ``type BYTE``
+    (1, a notice), then the text in GBK. Raises ``UnicodeEncodeError`` for a text GBK cannot
+    carry and ``ValueError`` past :data:`TEXT_MAX_BYTES` (the API refuses both first).
+
+    >>> encode_text("请回电", None).hex()
+    '0cc7ebbbd8b5e7'
+    >>> encode_text("请回电", 1, emergency=True)[:2].hex()
+    '0e01'
+    """
+    data = text.encode("gbk")
+    if len(data) > TEXT_MAX_BYTES:
+        raise ValueError(f"a text of {len(data)} GBK bytes; at most {TEXT_MAX_BYTES}")
+    flag = TEXT_DISPLAY | TEXT_TTS
+    if version is None:
+        return bytes([flag | (1 if emergency else 0)]) + data
+    return bytes([flag | (2 if emergency else 3), 1]) + data
+
+
+def decode_text(body: bytes, version: int | None) -> tuple[int, str]:
+    """(flag, text) of a 0x8300 body — what a terminal reads (tests)."""
+    start = 1 if version is None else 2
+    return body[0], body[start:].decode("gbk", errors="replace")

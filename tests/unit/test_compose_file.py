@@ -39,14 +39,14 @@ def test_the_secrets_are_required():
 def test_every_service_waits_for_the_one_shot_migration(services):
     assert services["migrate"]["command"] == ["migrate"]
     assert services["migrate"]["restart"] == "no"
-    for name in ("api", "ingest", "scheduler", "import", "broker-config"):
+    for name in ("api", "ingest", "scheduler", "jt808", "import", "broker-config"):
         assert services[name]["depends_on"]["migrate"] == {
             "condition": "service_completed_successfully"}, name
         assert services[name]["depends_on"]["postgres"] == {"condition": "service_healthy"}
 
 
 def test_each_role_has_a_health_check_of_its_own(services):
-    for role in ("api", "ingest", "scheduler"):
+    for role in ("api", "ingest", "scheduler", "jt808"):
         assert services[role]["healthcheck"]["test"] == ["CMD", "xiaoche", "healthcheck", role]
     for one_shot in ("migrate", "import", "broker-config"):
         # `disable: true`, which docker-compose 1.29 prints as the equivalent test NONE
@@ -90,3 +90,13 @@ def test_the_ingest_keeps_one_client_id_across_recreations(services):
     env = services["ingest"]["environment"]
     assert env["XIAOCHE_INGEST_CLIENT_ID"] == "xiaoche-ingest-1"
     assert env["XIAOCHE_INGEST_SHARED_GROUP"] == "xiaoche"
+
+
+def test_the_jt808_gateway_listens_on_a_published_port(services):
+    gateway = services["jt808"]
+    assert gateway["command"] == ["jt808", "--port", "7808"]
+    assert gateway["image"] == services["api"]["image"]  # the same image, another role
+    published = [p if isinstance(p, dict) else {"published": p.split(":")[0],
+                                                "target": p.split(":")[-1]}
+                 for p in gateway["ports"]]
+    assert [(str(p["published"]), str(p["target"])) for p in published] == [("7808", "7808")]

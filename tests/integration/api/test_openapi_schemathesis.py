@@ -42,7 +42,7 @@ ADMIN = ("admin", "demo-admin-1")
 PARENT = ("zhang.lanlan", "demo-parent-1")  # 李明 rides zt-am-1, the route bus-07 is driving
 DEVICE_TOKEN = "demo-token-bus-07"
 KNOWN_IDS = {"route_id": "zt-am-1", "vehicle_id": "bus-07", "trip_id": "20261109-zt-am-1-bus-07",
-             "entry_id": 1, "school_id": "longfeng", "month": "2026-10"}
+             "entry_id": 1, "school_id": "longfeng", "month": "2026-10", "text_id": 1}
 
 CHECKS = [
     not_a_server_error,
