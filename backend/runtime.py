@@ -53,35 +53,62 @@ class IngestRunner:
             PipelineProcesses,
             default_pipeline,
         )
-        from gps_ingest.mqtt_client import MqttIngestClient
-
         factory = pipeline_factory or default_pipeline
         self._pipeline = (PipelineProcesses(app, processes, factory) if processes > 0
                           else InProcessPipeline(app, factory))
         group = app.config.get("INGEST_SHARED_GROUP")
         client_id = app.config["INGEST_CLIENT_ID"]
-        self._slot = None
+        self._app = app
+        self._mqtt_url = mqtt_url
+        self._group = group or None
+        #: one batch at a time into the pipeline: the adopted slots' clients share it
+        self._pipeline_lock = threading.Lock()
+        self.member = None
+        #: set to stop ``xiaoche ingest``: by a signal, or when another member took our slot
+        self.stopping = threading.Event()
+        self.slot_taken = False
         if group and client_id == "xiaoche-ingest":
-            # members of one shared group need distinct ids, each stable across its restarts
-            # (its broker session holds what was queued for it): a slot on this host
-            from backend.ingest_member import take_slot
+            # members of one shared group need distinct ids, and every id's broker session a
+            # consumer even after its member died for good: group-wide slots, adopted by the
+            # survivors (backend.ingest_member)
+            from backend.extensions import db
+            from backend.ingest_member import GroupMember
 
-            self._slot = take_slot(client_id, group)
-            client_id = self._slot.client_id
-        self.client = MqttIngestClient(
-            mqtt_url, client_id=client_id, topics=INGEST_TOPICS, handle_batch=self.handle_batch,
-            batch_max=int(app.config["INGEST_BATCH_MAX"]),
-            # room for the next batch to arrive while one commits (MQTT 5 Receive Maximum)
-            max_inflight=min(65535, max(1000, 2 * int(app.config["INGEST_BATCH_MAX"]))),
-            batch_ms=int(app.config["INGEST_BATCH_MS"]), shared_group=group or None,
-            session_expiry_s=int(app.config["INGEST_SESSION_EXPIRY_S"]),
-            handler_ready=lambda: database_answers(app))
+            with app.app_context():
+                engine = db.engine
+            self.member = GroupMember(engine, client_id, group,
+                                      float(app.config["INGEST_SLOT_TTL_S"]),
+                                      make_client=self._slot_client,
+                                      on_lost=self._slot_taken)
+        self.client = self._slot_client(client_id)
         self.last_batch_at: float | None = None  # when the last batch was committed
         self._busy_since: float | None = None  # when the batch in hand began
+
+    def _slot_taken(self) -> None:
+        self.slot_taken = True
+        self.stopping.set()
+
+    def _slot_client(self, client_id: str, may_connect: Callable[[], bool] | None = None):
+        """An MQTT client of this ingest (its own, or one of an adopted slot) on the pipeline."""
+        from gps_ingest.mqtt_client import MqttIngestClient
+
+        app = self._app
+        return MqttIngestClient(
+            self._mqtt_url, client_id=client_id, topics=INGEST_TOPICS,
+            handle_batch=self.handle_batch, batch_max=int(app.config["INGEST_BATCH_MAX"]),
+            # room for the next batch to arrive while one commits (MQTT 5 Receive Maximum)
+            max_inflight=min(65535, max(1000, 2 * int(app.config["INGEST_BATCH_MAX"]))),
+            batch_ms=int(app.config["INGEST_BATCH_MS"]), shared_group=self._group,
+            session_expiry_s=int(app.config["INGEST_SESSION_EXPIRY_S"]),
+            handler_ready=lambda: database_answers(app), may_connect=may_connect)
 
     def handle_batch(self, messages) -> None:
         from backend import metrics
 
+        with self._pipeline_lock:
+            self._handle_batch(messages, metrics)
+
+    def _handle_batch(self, messages, metrics) -> None:
         self._busy_since = time.time()
         try:
             outcome = self._pipeline.process([(m.topic, m.payload, m.received_at)
@@ -130,18 +157,24 @@ class IngestRunner:
     def start(self) -> None:
         self._pipeline.start()  # before the first message can arrive
         try:
+            if self.member is not None:
+                self.client.client_id = self.member.take_slot()
             self.client.start()
+            if self.member is not None:
+                self.member.start()  # renews our slot, adopts the slots of dead members
         except BaseException:
             self._pipeline.stop()
             raise
 
     def stop(self) -> None:
         try:
-            self.client.stop()  # finishes, commits and acks what it received
+            if self.member is not None:
+                self.member.stop()  # adopted slots handed back (drained and acked), ours lapses
         finally:
-            self._pipeline.stop()
-            if self._slot is not None:
-                self._slot.release()
+            try:
+                self.client.stop()  # finishes, commits and acks what it received
+            finally:
+                self._pipeline.stop()
 
 
 def mqtt_url_or_embedded(app: Flask):
@@ -188,7 +221,7 @@ def run_ingest(app: Flask, pipeline_factory: Callable[[Flask], Any] | None = Non
     serve_ingest_metrics(int(app.config.get("METRICS_PORT") or 0))
     freeze_startup_objects()
     app.extensions["xiaoche.ingest"] = runner
-    stop = threading.Event()
+    stop = runner.stopping
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
@@ -200,7 +233,8 @@ def run_ingest(app: Flask, pipeline_factory: Callable[[Flask], Any] | None = Non
     pids = ", ".join(str(pid) for pid in runner.pipeline_pids)
     where = (f", {processes} pipeline process{'es' if processes > 1 else ''} (pid {pids})"
              if processes else "")
-    print(f"xiaoche: ingest subscribed on {url.split('@')[-1]}{where}", flush=True)
+    print(f"xiaoche: ingest subscribed on {url.split('@')[-1]} as {runner.client.client_id}"
+          f"{where}", flush=True)
     from backend.health import heartbeat_path, write_heartbeat
 
     beat = heartbeat_path(app.instance_path)
@@ -218,6 +252,10 @@ def run_ingest(app: Flask, pipeline_factory: Callable[[Flask], Any] | None = Non
         runner.stop()
         if broker is not None:
             broker.stop()
+    if runner.slot_taken:
+        raise SystemExit("xiaoche: another member of the shared group took this ingest's slot "
+                         "(was the database unreachable for longer than "
+                         "XIAOCHE_INGEST_SLOT_TTL_S?); start it again to take a free one")
 
 
 class Jt808Service:

@@ -101,6 +101,7 @@ class MqttIngestClient(BatchWorker):
         reconnect_max_s: float = 30.0,
         start_timeout_s: float = 10.0,
         handler_ready: Callable[[], bool] | None = None,
+        may_connect: Callable[[], bool] | None = None,
     ) -> None:
         if protocol not in ("auto", "5", "3.1.1"):
             raise ValueError(f"protocol must be 'auto', '5' or '3.1.1', not {protocol!r}")
@@ -126,6 +127,10 @@ class MqttIngestClient(BatchWorker):
         #: after a failed batch, asked every READY_POLL_S during the back-off: True (what the
         #: handler needs, e.g. the database, answers again) ends the back-off at once
         self.handler_ready = handler_ready
+        #: asked before every connection attempt: False ends the client's connecting for good
+        #: (an adopted slot whose own member is back: two clients with one id would take it
+        #: from each other in turn, since the broker closes the older one)
+        self.may_connect = may_connect
         self._protocol_wanted = protocol
         self._protocol = paho.MQTTv311 if protocol == "3.1.1" else paho.MQTTv5
 
@@ -266,6 +271,11 @@ class MqttIngestClient(BatchWorker):
             self._wake.clear()
             self._reconnect_requested = False
             began = time.monotonic()
+            if not self._connect_allowed():
+                log.info("MQTT client %s: not connecting again (its slot is someone else's)",
+                         self.client_id)
+                self._first_outcome.set()
+                return
             client: paho.Client | None = None
             try:
                 self._resolve_protocol()
@@ -318,6 +328,15 @@ class MqttIngestClient(BatchWorker):
                 self._wait_until_ready(delay)
             else:
                 self._stop.wait(delay)
+
+    def _connect_allowed(self) -> bool:
+        if self.may_connect is None:
+            return True
+        try:
+            return bool(self.may_connect())
+        except Exception:  # noqa: BLE001 - a check that fails does not stop the client
+            log.exception("MQTT client %s: may_connect failed", self.client_id)
+            return True
 
     def _wait_until_ready(self, delay: float) -> None:
         """The back-off after a failed batch, ended as soon as ``handler_ready`` says that what
