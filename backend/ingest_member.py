@@ -210,6 +210,7 @@ class GroupMember:
             if owner is not None and owner.expires_at >= now:
                 log.info("ingest group %s: slot %d's member is back; handing it over", self.group, n)
                 self._give_back(n)
+                self._renew_own()  # a hand-over may take a while: keep our own slot
             elif not lease.renew(now):
                 log.warning("ingest group %s: lost the adoption of slot %d", self.group, n)
                 self._give_back(n, release=False)
@@ -217,28 +218,31 @@ class GroupMember:
             n = self._slot_number(name)
             if n is None or n == self.slot or n in self.adopted or state.expires_at >= now:
                 continue
-            self._adopt(n, leases.get(name + ":a"), now)
+            if self._adopt(n, leases.get(name + ":a"), now):
+                self._renew_own()
 
     def _slot_number(self, name: str) -> int | None:
         tail = name[len(f"ing:{self._key}:"):]
         return int(tail) if tail.isdigit() else None
 
-    def _adopt(self, n: int, adoption_state: LeaseState | None, now: float) -> None:
+    def _adopt(self, n: int, adoption_state: LeaseState | None, now: float) -> bool:
+        """Adopt slot ``n`` unless a live member has already: whether we tried."""
         if adoption_state is not None and adoption_state.expires_at >= now:
-            return  # adopted by a live member already
+            return False  # adopted by a live member already
         lease = Lease(self.engine, self.slot_name(n) + ":a", self.holder, self.ttl_s)
         if not lease.try_acquire(now):
-            return
+            return False
         client = self.make_client(self.client_id(n), lambda: self._owner_away(n))
         try:
             client.start()
         except Exception:
             log.exception("ingest group %s: could not adopt slot %d", self.group, n)
             lease.release()
-            return
+            return True
         self.adopted[n] = (lease, client)
         log.warning("ingest group %s: adopted slot %d (%s) whose member is gone; draining its "
                     "session", self.group, n, self.client_id(n))
+        return True
 
     def _owner_away(self, n: int) -> bool:
         """May the adopted client of slot ``n`` (re)connect: is the slot's lease still lapsed?"""

@@ -169,3 +169,53 @@ def test_a_member_killed_for_good_loses_no_acknowledged_ping_and_doubles_no_even
     finally:
         victim.stop()
         survivor.stop()
+
+
+def wait_for_output(process: IngestProcess, text: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in process.output(None):
+        if time.monotonic() > deadline or not process.running:
+            raise AssertionError(f"no {text!r} within {timeout_s} s:\n{process.output()}")
+        time.sleep(0.1)
+
+
+@pytest.mark.usefixtures("imported")
+def test_a_new_member_takes_the_dead_slot_back_from_its_adopter_and_nothing_is_lost(
+        app, fleet, mqtt_url, _migrated, tmp_path):
+    require_shared_subscriptions(mqtt_url)
+    group = f"g{uuid.uuid4().hex[:8]}"
+    survivor, victim, newcomer = members(_migrated, mqtt_url, tmp_path, 3)
+    env = {"XIAOCHE_INGEST_SHARED_GROUP": group, "XIAOCHE_INGEST_PROCESSES": "0",
+           "XIAOCHE_INGEST_SLOT_TTL_S": str(SLOT_TTL_S)}
+    messages = single_ping_messages(fleet[:10], 150, time.time() - 3600)
+    try:
+        survivor.start(**env)
+        victim.start(**env)
+        published = threading.Event()
+
+        def publish():
+            publish_all(mqtt_url, messages, pause_every=25, pause_s=0.1)  # ≈ 6 s
+            published.set()
+
+        thread = threading.Thread(target=publish)
+        thread.start()
+        wait_for_count(app, fleet[:10], len(messages) // 5, 60, victim)
+        victim.kill9()
+        wait_for_output(survivor, "adopted slot 1", 4 * SLOT_TTL_S)
+        newcomer.start(**env)  # mid-stream: takes slot 1 back from the adopter
+        assert f"as xiaoche-ingest-{group}-1" in newcomer.output(None)
+        wait_for_output(survivor, "slot 1's member is back; handing it over", 2 * SLOT_TTL_S)
+        thread.join(120)
+        assert published.is_set(), "the broker did not acknowledge every publish"
+        count = wait_for_count(app, fleet[:10], len(messages), STORED_WITHIN_S, survivor)
+        print(f"\nacknowledged {len(messages)}, stored {count} (slot 1 adopted, then handed to "
+              "a new member mid-stream)")
+        assert count == len(messages)
+        time.sleep(1.0)
+        assert count_pings(app, fleet[:10]) == len(messages)
+        for member in (survivor, newcomer):
+            assert member.running, member.output()
+            assert "reconnecting" not in member.output(None), member.output()
+    finally:
+        for member in (victim, newcomer, survivor):
+            member.stop()
