@@ -8,6 +8,7 @@ tests fail saying so — they run with Mosquitto, the system one (``XIAOCHE_TEST
 the embedded one wherever its binary is installed.
 """
 
+import datetime as dt
 import threading
 import time
 import uuid
@@ -159,6 +160,7 @@ def test_a_member_killed_for_good_loses_no_acknowledged_ping_and_doubles_no_even
         thread.start()
         wait_for_count(app, devices, len(messages) // 4, 60, victim)
         victim.kill9()  # and it never comes back
+        killed_at = time.time()
         stored_at_kill = count_pings(app, devices)
         thread.join(120)
         assert published.is_set(), "the broker did not acknowledge every publish"
@@ -167,7 +169,8 @@ def test_a_member_killed_for_good_loses_no_acknowledged_ping_and_doubles_no_even
         count = wait_for_count(app, devices, acknowledged, STORED_WITHIN_S, survivor)
         took_s = time.monotonic() - done_at
         print(f"\nacknowledged {acknowledged}, stored {count} ({stored_at_kill} when one member "
-              f"was killed); all stored {took_s:.1f} s after the last PUBACK "
+              f"was killed); its slot adopted {adopted_after(survivor, killed_at):.1f} s after "
+              f"the kill; all stored {took_s:.1f} s after the last PUBACK "
               f"(bound {STORED_WITHIN_S:.0f} s, slot ttl {SLOT_TTL_S:g} s)")
         got = stored(app, devices)
         extra = {d: sorted(set(got.get(d, [])) - set(ts)) for d, ts in sent.items()}
@@ -188,6 +191,14 @@ def test_a_member_killed_for_good_loses_no_acknowledged_ping_and_doubles_no_even
     finally:
         victim.stop()
         survivor.stop()
+
+
+def adopted_after(member: IngestProcess, since: float) -> float:
+    """Seconds from ``since`` to the member's log line saying it adopted a slot (-1: none)."""
+    for line in member.output(None).splitlines():
+        if "adopted slot" in line:
+            return dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp() - since
+    return -1.0
 
 
 def wait_for_output(process: IngestProcess, text: str, timeout_s: float) -> None:
