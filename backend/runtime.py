@@ -80,6 +80,11 @@ class IngestRunner:
                                       float(app.config["INGEST_SLOT_TTL_S"]),
                                       make_client=self._slot_client,
                                       on_lost=self._slot_taken)
+        elif group:
+            log.warning("ingest group %s with the fixed client id %s: if this member dies for "
+                        "good, nobody drains what the broker keeps queueing for it; leave "
+                        "XIAOCHE_INGEST_CLIENT_ID unset so the group's members adopt each other's "
+                        "slots", group, client_id)
         self.client = self._slot_client(client_id)
         self.last_batch_at: float | None = None  # when the last batch was committed
         self._busy_since: float | None = None  # when the batch in hand began
