@@ -174,19 +174,24 @@ class GroupMember:
         self._thread.start()
 
     def stop(self) -> None:
-        """Hand the adopted slots back (each client drains and acks), then let our own slot's
-        lease lapse so a survivor adopts it at its next look."""
+        """Stop looking and hand the adopted slots back (each client drains and acks); our own
+        slot stays ours until :meth:`leave`, called once our own client has stopped."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         for n in list(self.adopted):
             self._give_back(n)
-        if self._own is not None:
-            try:
-                self._own.expire()
-            except SQLAlchemyError as exc:
-                log.warning("ingest group %s: could not let slot %s lapse (it expires by itself "
-                            "in %.0f s): %s", self.group, self.slot, self.ttl_s, exc)
+
+    def leave(self) -> None:
+        """Let our slot's lease lapse now (the row stays), so a survivor adopts the slot at its
+        next look rather than a ttl later: its session still gets its share of the stream."""
+        if self._own is None:
+            return
+        try:
+            self._own.expire()
+        except SQLAlchemyError as exc:
+            log.warning("ingest group %s: could not let slot %s lapse (it expires by itself in "
+                        "%.0f s): %s", self.group, self.slot, self.ttl_s, exc)
 
     def _run(self) -> None:
         while not self._stop.wait(self.ttl_s / 3):

@@ -174,12 +174,14 @@ class IngestRunner:
     def stop(self) -> None:
         try:
             if self.member is not None:
-                self.member.stop()  # adopted slots handed back (drained and acked), ours lapses
+                self.member.stop()  # adopted slots handed back, drained and acked
         finally:
             try:
                 self.client.stop()  # finishes, commits and acks what it received
             finally:
                 self._pipeline.stop()
+                if self.member is not None:
+                    self.member.leave()  # our slot lapses: a survivor adopts its session
 
 
 def mqtt_url_or_embedded(app: Flask):
