@@ -128,6 +128,16 @@ class Lease:
         with self.engine.begin() as conn:
             return conn.execute(stmt).rowcount == 1
 
+    def expire(self, now: float | None = None) -> bool:
+        """Let the lease lapse now but keep its row (its holder's name stays readable): unlike
+        :meth:`release`, which removes it, for work that others take over once it expired."""
+        now = time.time() if now is None else now
+        stmt = (update(_LEASES)
+                .where(_LEASES.c.name == self.name, _LEASES.c.holder == self.holder)
+                .values(expires_at=now - 0.001))
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
     def current(self) -> LeaseState | None:
         """Who holds (or last held) the lease, and until when; ``None`` if nobody does."""
         stmt = select(_LEASES.c.holder, _LEASES.c.acquired_at, _LEASES.c.expires_at).where(
@@ -248,3 +258,12 @@ class LeaseKeeper:
 
 def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def leases_named(engine: Engine, prefix: str) -> dict[str, LeaseState]:
+    """Every lease whose name starts with ``prefix``, by name (held, expired or handed back)."""
+    stmt = select(_LEASES.c.name, _LEASES.c.holder, _LEASES.c.acquired_at,
+                  _LEASES.c.expires_at).where(_LEASES.c.name.startswith(prefix, autoescape=True))
+    with engine.connect() as conn:
+        return {row.name: LeaseState(row.holder, row.acquired_at, row.expires_at)
+                for row in conn.execute(stmt)}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import signal
 import threading
 import time
@@ -18,130 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
+from backend.ingest_runner import INGEST_TOPICS, IngestRunner, database_answers
+
 if TYPE_CHECKING:
     from backend.streams.serve import HttpServer
 
 log = logging.getLogger(__name__)
-
-INGEST_TOPICS = ("xiaoche/v1/devices/+/pings", "xiaoche/v1/devices/+/scans", "owntracks/+/+")
-
-
-def database_answers(app: Flask) -> bool:
-    """Whether the database answers a ``SELECT 1`` now (a fresh connection from the pool)."""
-    from sqlalchemy import text
-
-    from backend.extensions import db
-
-    with app.app_context():
-        try:
-            with db.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            return True
-        except Exception:  # noqa: BLE001 - any failure means "not yet"
-            return False
-
-
-class IngestRunner:
-    """MQTT → pipeline; acks each batch only after the pipeline committed it."""
-
-    def __init__(self, app: Flask, mqtt_url: str, processes: int = 0,
-                 pipeline_factory: Callable[[Flask], Any] | None = None):
-        """``processes`` ≥ 1: the pipeline runs in that many processes of its own
-        (``backend.ingest_processes``); 0: here, in this process."""
-        from backend.ingest_processes import (
-            InProcessPipeline,
-            PipelineProcesses,
-            default_pipeline,
-        )
-        from gps_ingest.mqtt_client import MqttIngestClient
-
-        factory = pipeline_factory or default_pipeline
-        self._pipeline = (PipelineProcesses(app, processes, factory) if processes > 0
-                          else InProcessPipeline(app, factory))
-        group = app.config.get("INGEST_SHARED_GROUP")
-        client_id = app.config["INGEST_CLIENT_ID"]
-        self._slot = None
-        if group and client_id == "xiaoche-ingest":
-            # members of one shared group need distinct ids, each stable across its restarts
-            # (its broker session holds what was queued for it): a slot on this host
-            from backend.ingest_member import take_slot
-
-            self._slot = take_slot(client_id, group)
-            client_id = self._slot.client_id
-        self.client = MqttIngestClient(
-            mqtt_url, client_id=client_id, topics=INGEST_TOPICS, handle_batch=self.handle_batch,
-            batch_max=int(app.config["INGEST_BATCH_MAX"]),
-            # room for the next batch to arrive while one commits (MQTT 5 Receive Maximum)
-            max_inflight=min(65535, max(1000, 2 * int(app.config["INGEST_BATCH_MAX"]))),
-            batch_ms=int(app.config["INGEST_BATCH_MS"]), shared_group=group or None,
-            session_expiry_s=int(app.config["INGEST_SESSION_EXPIRY_S"]),
-            handler_ready=lambda: database_answers(app))
-        self.last_batch_at: float | None = None  # when the last batch was committed
-        self._busy_since: float | None = None  # when the batch in hand began
-
-    def handle_batch(self, messages) -> None:
-        from backend import metrics
-
-        self._busy_since = time.time()
-        try:
-            outcome = self._pipeline.process([(m.topic, m.payload, m.received_at)
-                                              for m in messages])
-            self.last_batch_at = time.time()
-            metrics.count_outcome(outcome)
-            metrics.BATCH_MESSAGES.observe(len(messages))
-            metrics.BATCH_SECONDS.observe(self.last_batch_at - self._busy_since)
-            metrics.LAG_SECONDS.observe(self.last_batch_at - min(m.received_at
-                                                                 for m in messages))
-        finally:
-            self._busy_since = None
-
-    def problem(self, stuck_after_s: float, now: float | None = None) -> str | None:
-        """What keeps this ingest from storing pings right now, if anything."""
-        now = time.time() if now is None else now
-        if not self.client.connected:
-            return f"not connected to the MQTT broker {self.client.host}:{self.client.port}"
-        busy_since = self._busy_since
-        if busy_since is not None and now - busy_since > stuck_after_s:
-            return (f"a batch has been committing for {now - busy_since:.0f} s "
-                    "(is the database reachable?)")
-        waiting = self.client.stats["queued"]
-        if busy_since is None and waiting and now - (self.last_batch_at or 0) > stuck_after_s:
-            return f"{waiting} messages waiting and no batch for {stuck_after_s:g} s"
-        return None
-
-    def heartbeat(self, interval_s: float) -> dict[str, Any]:
-        """What ``xiaoche healthcheck ingest`` reads (backend.health)."""
-        from backend.health import STALE_INTERVALS
-
-        now = time.time()
-        return {"at": now, "pid": os.getpid(), "interval_s": interval_s,
-                "last_batch_at": self.last_batch_at,
-                "problem": self.problem(STALE_INTERVALS * interval_s, now)}
-
-    @property
-    def connected(self) -> bool:
-        return self.client.connected
-
-    @property
-    def pipeline_pids(self) -> list[int | None]:
-        """The pipeline processes' ids (empty when the pipeline runs in this process)."""
-        return self._pipeline.pids
-
-    def start(self) -> None:
-        self._pipeline.start()  # before the first message can arrive
-        try:
-            self.client.start()
-        except BaseException:
-            self._pipeline.stop()
-            raise
-
-    def stop(self) -> None:
-        try:
-            self.client.stop()  # finishes, commits and acks what it received
-        finally:
-            self._pipeline.stop()
-            if self._slot is not None:
-                self._slot.release()
+# the ingest's runner lives in backend.ingest_runner; its names stay importable from here
+__all__ = ["INGEST_TOPICS", "IngestRunner", "database_answers", "mqtt_url_or_embedded",
+           "freeze_startup_objects", "run_ingest", "Jt808Service", "driver_card_event",
+           "start_jt808", "run_jt808", "run_scheduler", "run_all_in_one"]
 
 
 def mqtt_url_or_embedded(app: Flask):
@@ -188,7 +73,7 @@ def run_ingest(app: Flask, pipeline_factory: Callable[[Flask], Any] | None = Non
     serve_ingest_metrics(int(app.config.get("METRICS_PORT") or 0))
     freeze_startup_objects()
     app.extensions["xiaoche.ingest"] = runner
-    stop = threading.Event()
+    stop = runner.stopping
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
@@ -200,7 +85,8 @@ def run_ingest(app: Flask, pipeline_factory: Callable[[Flask], Any] | None = Non
     pids = ", ".join(str(pid) for pid in runner.pipeline_pids)
     where = (f", {processes} pipeline process{'es' if processes > 1 else ''} (pid {pids})"
              if processes else "")
-    print(f"xiaoche: ingest subscribed on {url.split('@')[-1]}{where}", flush=True)
+    print(f"xiaoche: ingest subscribed on {url.split('@')[-1]} as {runner.client.client_id}"
+          f"{where}", flush=True)
     from backend.health import heartbeat_path, write_heartbeat
 
     beat = heartbeat_path(app.instance_path)
@@ -218,6 +104,10 @@ def run_ingest(app: Flask, pipeline_factory: Callable[[Flask], Any] | None = Non
         runner.stop()
         if broker is not None:
             broker.stop()
+    if runner.slot_taken:
+        raise SystemExit("xiaoche: another member of the shared group took this ingest's slot "
+                         "(was the database unreachable for longer than "
+                         "XIAOCHE_INGEST_SLOT_TTL_S?); start it again to take a free one")
 
 
 class Jt808Service:

@@ -140,6 +140,15 @@ SETTINGS: tuple[Setting, ...] = (
         "MQTT 5 shared-subscription group so several ingest processes split the load",
     ),
     Setting(
+        "XIAOCHE_INGEST_SLOT_TTL_S",
+        "INGEST_SLOT_TTL_S",
+        15.0,
+        "a shared group's member renews its slot's lease every third of this; a slot not renewed "
+        "for this long is adopted by a survivor, which drains its broker session "
+        "(backend/ingest_member.py): a dead member's queued pings are stored within ~4/3 of it",
+        float,
+    ),
+    Setting(
         "XIAOCHE_INGEST_PROCESSES",
         "INGEST_PROCESSES",
         2,

@@ -1,4 +1,5 @@
-"""The MQTT edge of the ingest: the only module that imports paho.
+"""The MQTT edge of the ingest: its subscriber (with :mod:`gps_ingest.mqtt_common` and
+:mod:`gps_ingest.mqtt_publish`, the only modules that import paho).
 
 :class:`MqttIngestClient` subscribes with QoS 1 on a persistent session, hands the messages to
 ``handle_batch`` in batches on one worker thread, and acknowledges (PUBACK) every message of a batch
@@ -40,13 +41,10 @@ from __future__ import annotations
 
 import logging
 import queue
-import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -54,104 +52,31 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from gps_ingest.mqtt_batches import BatchWorker
+from gps_ingest.mqtt_common import (
+    CONNACK_TIMEOUT_S,
+    DISCONNECT_FLUSH_S,
+    KEEPALIVE_S,
+    RC_REFUSED_FOR_GOOD,
+    RC_UNSUPPORTED_PROTOCOL,
+    InboundMessage,
+    MqttConfigError,
+    _code,
+    _wait_until_written,
+    parse_mqtt_url,
+    speaks_mqtt5,
+)
+from gps_ingest.mqtt_publish import PublishConnection
+
 log = logging.getLogger(__name__)
 #: how often a failed handler's readiness is asked during the back-off
 READY_POLL_S = 0.5
 
-__all__ = ["InboundMessage", "MqttConfigError", "MqttIngestClient", "parse_mqtt_url"]
-
-KEEPALIVE_S = 30
-# CONNACK reason codes (MQTT 5 numbering; paho maps 3.1.1 return codes onto them)
-RC_UNSUPPORTED_PROTOCOL = 132
-RC_REFUSED_FOR_GOOD = {133, 134, 135, 138, 140}  # bad client id, bad credentials, not authorised, banned
-# on MQTT 3.1.1 the broker's window is unknown: a batch also closes when the inflow pauses this long
-IDLE_FLUSH_S = 0.005
-CONNACK_TIMEOUT_S = 5.0
-DISCONNECT_FLUSH_S = 5.0
-PROTOCOLS = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
+__all__ = ["InboundMessage", "MqttConfigError", "MqttIngestClient", "PublishConnection",
+           "parse_mqtt_url"]
 
 
-def _code(reason: Any) -> int:
-    """A paho ReasonCode (MQTT 5) or int (3.1.1) as its number."""
-    return int(getattr(reason, "value", reason))
-
-
-def _wait_until_written(client: paho.Client, timeout_s: float) -> None:
-    """Until paho's network thread has written every queued packet (our PUBACKs), or timeout.
-
-    paho has no public call for this (``wait_for_publish`` covers publishes only); its queue is
-    read here, in the one module that knows paho.
-    """
-    deadline = time.monotonic() + timeout_s
-    while getattr(client, "_out_packet", None) and time.monotonic() < deadline:
-        time.sleep(0.005)
-
-
-_PUBACK = struct.Struct("!BBH")  # fixed header (PUBACK, remaining length 2) + packet id
-
-
-def _ack_qos1(client: paho.Client, mids: list[int]) -> None:
-    """PUBACK every QoS 1 message id in ``mids``, as one write of paho's network thread.
-
-    ``Client.ack`` queues one packet per message, writes a byte to wake the network thread for
-    each, and the thread then sends each PUBACK with a ``send()`` of its own: three system calls
-    per message, and GIL hand-overs between the two threads. The PUBACKs of a batch are written
-    here as one packet buffer on paho's outgoing queue (MQTT allows any number of packets per
-    TCP segment; a PUBACK without a reason code means success in MQTT 5 as in 3.1.1). Draining a
-    30 000-message backlog with a no-op handler took 55 µs of CPU per message instead of 59
-    (bare paho: 48), medians of 3 on a shared 2-core machine. ``Client.ack`` remains the
-    fallback should a paho release change that private queue.
-    """
-    if not mids:
-        return
-    queue_packet = getattr(client, "_packet_queue", None)
-    if queue_packet is None:
-        for mid in mids:
-            client.ack(mid, 1)
-        return
-    pack = _PUBACK.pack
-    queue_packet(paho.PUBACK, b"".join([pack(paho.PUBACK, 2, mid) for mid in mids]), 0, 1)
-
-
-class MqttConfigError(RuntimeError):
-    """The broker refused us for a reason that retrying will not fix."""
-
-
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    received_at: float  # wall clock (epoch seconds) when paho handed it over
-    retain: bool = False
-    dup: bool = False  # a redelivery; the store dedupes
-
-
-def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None, bool]:
-    """``mqtt://user:pass@host:port`` or ``mqtts://…`` → ``(host, port, username, password, tls)``.
-
-    >>> parse_mqtt_url("mqtt://ingest:s%40cret@127.0.0.1:1884")
-    ('127.0.0.1', 1884, 'ingest', 's@cret', False)
-    >>> parse_mqtt_url("mqtts://broker.example")
-    ('broker.example', 8883, None, None, True)
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ValueError(f"MQTT URL must start with mqtt:// or mqtts://, not {url!r}")
-    tls = parts.scheme in ("mqtts", "ssl")
-    if not parts.hostname:
-        raise ValueError(f"MQTT URL has no host: {url!r}")
-    try:
-        port = parts.port or (8883 if tls else 1883)
-    except ValueError as exc:
-        raise ValueError(f"MQTT URL has a bad port: {url!r}") from exc
-    username = unquote(parts.username) if parts.username is not None else None
-    password = unquote(parts.password) if parts.password is not None else None
-    return parts.hostname, port, username, password, tls
-
-
-class MqttIngestClient:
+class MqttIngestClient(BatchWorker):
     """QoS 1 subscriber that acks each batch after ``handle_batch`` returned.
 
     ``protocol``: ``"auto"`` (MQTT 5, falling back to 3.1.1 when the broker answers "unsupported
@@ -176,6 +101,7 @@ class MqttIngestClient:
         reconnect_max_s: float = 30.0,
         start_timeout_s: float = 10.0,
         handler_ready: Callable[[], bool] | None = None,
+        may_connect: Callable[[], bool] | None = None,
     ) -> None:
         if protocol not in ("auto", "5", "3.1.1"):
             raise ValueError(f"protocol must be 'auto', '5' or '3.1.1', not {protocol!r}")
@@ -201,6 +127,10 @@ class MqttIngestClient:
         #: after a failed batch, asked every READY_POLL_S during the back-off: True (what the
         #: handler needs, e.g. the database, answers again) ends the back-off at once
         self.handler_ready = handler_ready
+        #: asked before every connection attempt: False ends the client's connecting for good
+        #: (an adopted slot whose own member is back: two clients with one id would take it
+        #: from each other in turn, since the broker closes the older one)
+        self.may_connect = may_connect
         self._protocol_wanted = protocol
         self._protocol = paho.MQTTv311 if protocol == "3.1.1" else paho.MQTTv5
 
@@ -318,32 +248,9 @@ class MqttIngestClient:
         return properties
 
     def _probe_protocol(self) -> bool:
-        """``protocol="auto"``: does the broker speak MQTT 5? False: 3.1.1; None: unreachable.
-
-        A throwaway connection (random id, clean start, no properties) rather than the real one:
-        amqtt answers such a CONNECT with "unsupported protocol version", but one that carries
-        properties it misreads as a 3.1.1 payload and then waits forever for more bytes.
-        """
-        answer: list[int] = []
-        probe = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{self.client_id}-probe",
-                            protocol=paho.MQTTv5, reconnect_on_failure=False)
-        if self._username is not None:
-            probe.username_pw_set(self._username, self._password)
-        if self._tls:
-            probe.tls_set()
-        probe.on_connect = lambda c, u, f, reason, p: answer.append(
-            _code(reason))
-        probe.connect(self.host, self.port, KEEPALIVE_S, clean_start=True)
-        deadline = time.monotonic() + CONNACK_TIMEOUT_S
-        while not answer and time.monotonic() < deadline:
-            if probe.loop(0.05) != paho.MQTT_ERR_SUCCESS and not answer:
-                break
-        probe.disconnect()
-        if answer and answer[0] == 0:
-            return True
-        if answer and answer[0] == RC_UNSUPPORTED_PROTOCOL:
-            return False
-        raise OSError(f"no usable CONNACK from {self.host}:{self.port} ({answer or 'none'})")
+        """``protocol="auto"``: does the broker speak MQTT 5? (:func:`speaks_mqtt5`)"""
+        return speaks_mqtt5(self.host, self.port, self.client_id, self._username,
+                            self._password, self._tls)
 
     def _resolve_protocol(self) -> None:
         if self._protocol_wanted != "auto" or self._protocol_resolved:
@@ -364,6 +271,11 @@ class MqttIngestClient:
             self._wake.clear()
             self._reconnect_requested = False
             began = time.monotonic()
+            if not self._connect_allowed():
+                log.info("MQTT client %s: not connecting again (its slot is someone else's)",
+                         self.client_id)
+                self._first_outcome.set()
+                return
             client: paho.Client | None = None
             try:
                 self._resolve_protocol()
@@ -416,6 +328,15 @@ class MqttIngestClient:
                 self._wait_until_ready(delay)
             else:
                 self._stop.wait(delay)
+
+    def _connect_allowed(self) -> bool:
+        if self.may_connect is None:
+            return True
+        try:
+            return bool(self.may_connect())
+        except Exception:  # noqa: BLE001 - a check that fails does not stop the client
+            log.exception("MQTT client %s: may_connect failed", self.client_id)
+            return True
 
     def _wait_until_ready(self, delay: float) -> None:
         """The back-off after a failed batch, ended as soon as ``handler_ready`` says that what
@@ -505,213 +426,6 @@ class MqttIngestClient:
                                  bool(message.retain), bool(message.dup))
         self._queue.put((inbound, self._generation))
 
-    # --- batches (worker thread) --------------------------------------------------------
-    def _batch_cap(self) -> int:
-        if self._protocol == paho.MQTTv5:
-            return min(self.batch_max, self.max_inflight)  # the broker sends no more than that
-        return self.batch_max
-
-    def _collect(self, first: tuple[InboundMessage, int]) -> tuple[list[Any], bool]:
-        """``first`` plus what follows within ``batch_ms`` (at most the batch cap); stop seen?"""
-        batch = [first]
-        cap = self._batch_cap()
-        get = self._queue.get
-        deadline = time.monotonic() + self.batch_s
-        idle = IDLE_FLUSH_S if self._protocol != paho.MQTTv5 else None
-        while len(batch) < cap:
-            try:
-                item = get(block=False)
-            except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    # on 3.1.1 a pause in the inflow may be the broker's full window: flush
-                    item = get(timeout=min(remaining, idle) if idle else remaining)
-                except queue.Empty:
-                    break
-            if item is None:
-                return batch, True
-            batch.append(item)
-        return batch, False
-
-    def _work(self) -> None:
-        stopping = False
-        while not stopping:
-            try:
-                first = self._queue.get()
-                if first is None:
-                    stopping = True
-                    self._drain_for_stop()
-                    return
-                batch, stopping = self._collect(first)
-                self._process(batch)
-                if stopping:
-                    self._drain_for_stop()
-            except Exception:  # never let the worker die
-                log.exception("MQTT batch worker error")
-
-    def _drain_for_stop(self) -> None:
-        """At stop: handle and ack what was already received (what remains is redelivered)."""
-        while True:
-            try:
-                item = self._queue.get(block=False)
-            except queue.Empty:
-                return
-            if item is None:
-                continue
-            batch, _ = self._collect(item)
-            self._process(batch)
-
-    def _process(self, batch: list[tuple[InboundMessage, int]]) -> None:
-        keep = [item for item in batch if item[1] > self._discard_through]
-        if len(keep) < len(batch):
-            self._stats["discarded"] += len(batch) - len(keep)
-        if not keep:
-            return
-        messages = [m for m, _ in keep]
-        try:
-            self.handle_batch(messages)
-        except Exception:
-            self._handler_failures += 1
-            self._stats["handler_errors"] += 1
-            log.exception("MQTT batch of %d messages (first topic %s) failed; not acked, "
-                          "reconnecting so the broker redelivers them",
-                          len(messages), messages[0].topic)
-            with self._lock:
-                self._discard_through = self._generation
-            self._request_reconnect()
-            return
-        self._handler_failures = 0
-        self._stats["batches"] += 1
-        acked = 0
-        with self._lock:
-            client = self._client
-            if client is not None and self._connected:
-                generation = self._generation
-                pubacks = [m.mid for m, gen in keep if gen == generation and m.qos == 1]
-                _ack_qos1(client, pubacks)
-                acked = len(pubacks)
-                for message, gen in keep:
-                    if gen == generation and message.qos > 1:
-                        client.ack(message.mid, message.qos)
-                        acked += 1
-        self._stats["acked"] += acked
-
     def _request_reconnect(self) -> None:
         self._reconnect_requested = True
         self._wake.set()
-
-
-class PublishConnection:
-    """A QoS 0/1 publishing connection driven by its caller's thread (no network thread).
-
-    The building block of :class:`gps_ingest.publisher.WindowedPublisher`, kept here so that paho
-    stays in this module. paho's own in-flight limit is switched off (``max_inflight=0``): with a
-    limit it walks every queued message on each PUBACK, and the caller keeps its own window
-    instead. Driving the socket from the publishing thread (no ``loop_start``) avoids waking a
-    network thread for every publish: about 8 k msg/s instead of 6 k on 2 cores. Not thread-safe:
-    one connection per thread.
-    """
-
-    def __init__(self, url: str, *, client_id: str = "", protocol: str = "auto",
-                 username: str | None = None, password: str | None = None,
-                 connect_timeout_s: float = 10.0) -> None:
-        if protocol not in ("auto", "5", "3.1.1"):
-            raise ValueError(f"protocol must be 'auto', '5' or '3.1.1', not {protocol!r}")
-        self.host, self.port, url_user, url_password, self._tls = parse_mqtt_url(url)
-        self._username = username if username is not None else url_user
-        self._password = password if password is not None else url_password
-        self._client_id = client_id
-        self._protocol_wanted = protocol
-        self._protocol = paho.MQTTv311 if protocol == "3.1.1" else paho.MQTTv5
-        self._connect_timeout_s = connect_timeout_s
-        self._unacked: set[int] = set()
-        self._last_loop = 0.0
-        self._connack: int | None = None
-        self._client = self._connect()
-
-    @property
-    def protocol(self) -> str:
-        return "5" if self._protocol == paho.MQTTv5 else "3.1.1"
-
-    @property
-    def unacked(self) -> int:
-        return len(self._unacked)
-
-    def _new_client(self) -> paho.Client:
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self._client_id,
-                             protocol=self._protocol,
-                             clean_session=None if self._protocol == paho.MQTTv5 else True)
-        client.max_inflight_messages_set(0)
-        client.max_queued_messages_set(0)
-        if self._username is not None:
-            client.username_pw_set(self._username, self._password)
-        if self._tls:
-            client.tls_set()
-        client.on_connect = self._on_connect
-        client.on_publish = self._on_publish
-        return client
-
-    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
-                    properties: Any) -> None:
-        self._connack = _code(reason)
-
-    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: Any,
-                    properties: Any) -> None:
-        self._unacked.discard(mid)
-
-    def _connect(self) -> paho.Client:
-        while True:
-            client = self._new_client()
-            self._connack = None
-            client.connect(self.host, self.port, KEEPALIVE_S)
-            deadline = time.monotonic() + self._connect_timeout_s
-            while self._connack is None and time.monotonic() < deadline:
-                if client.loop(0.05) not in (paho.MQTT_ERR_SUCCESS,) and self._connack is None:
-                    break
-            if self._connack == 0:
-                return client
-            client.disconnect()
-            if (self._connack == RC_UNSUPPORTED_PROTOCOL and self._protocol == paho.MQTTv5
-                    and self._protocol_wanted == "auto"):
-                self._protocol = paho.MQTTv311
-                continue
-            raise ConnectionError(f"MQTT broker {self.host}:{self.port} refused the publisher: "
-                                  f"{self._connack if self._connack is not None else 'no CONNACK'}")
-
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
-        info = self._client.publish(topic, payload, qos=qos)
-        if qos > 0:
-            self._unacked.add(info.mid)
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            self._reconnect()
-        now = time.monotonic()
-        if now - self._last_loop > 0.05:
-            self.pump(0)
-
-    def pump(self, timeout: float) -> None:
-        """Read PUBACKs (and keep the connection alive) for up to ``timeout`` seconds."""
-        self._last_loop = time.monotonic()
-        if self._client.loop(timeout) != paho.MQTT_ERR_SUCCESS:
-            self._reconnect()
-
-    def _reconnect(self) -> None:
-        # paho resends what is still unacked (dup flag) once the new connection is up
-        log.warning("MQTT publisher lost its connection to %s:%d; reconnecting", self.host,
-                    self.port)
-        deadline = time.monotonic() + self._connect_timeout_s
-        while True:
-            try:
-                self._client.reconnect()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-
-    def close(self) -> None:
-        self._client.disconnect()
-        for _ in range(20):  # let the DISCONNECT out
-            if self._client.loop(0.01) != paho.MQTT_ERR_SUCCESS:
-                break

@@ -1,53 +1,118 @@
-"""Ingest members of one shared group on one host: distinct client ids, each stable across its
-restarts, however the previous process ended (backend.ingest_member)."""
+"""Members of one shared group on the real test database, with explicit times: distinct
+group-wide slots, a dead member's slot adopted by a survivor, and handed back when a member
+takes it again (backend.ingest_member)."""
 
-import subprocess
-import sys
+from __future__ import annotations
+
 import uuid
+from dataclasses import dataclass, field
 
 import pytest
 
-from backend.ingest_member import take_slot
+from backend.extensions import db
+from backend.ingest_member import GroupMember
+
+T0 = 1_800_000_000.0
+TTL = 15.0
+
+
+@dataclass
+class FakeSlotClient:
+    client_id: str
+    may_connect: object
+    log: list = field(default_factory=list)
+
+    def start(self) -> None:
+        self.log.append("start")
+
+    def stop(self, timeout: float = 10) -> None:
+        self.log.append("stop")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
-def slots(tmp_path):
-    """take(group) -> client id of a new slot; every slot released at the end."""
-    held = []
+def group_of(app):
+    """group_of(n) -> n members of a fresh group on one clock, each recording its adopted
+    clients in ``member.made``."""
+    group = f"g{uuid.uuid4().hex[:6]}"
+    clock = Clock()
+    with app.app_context():
+        engine = db.engine
 
-    def take(group):
-        slot = take_slot("xiaoche-ingest", group, host="h", folder=tmp_path)
-        held.append(slot)
-        return slot
+    def make(n):
+        members = []
+        for i in range(n):
+            made: list[FakeSlotClient] = []
+            member = GroupMember(
+                engine, "xiaoche-ingest", group, TTL, holder=f"m{i}", clock=clock,
+                make_client=lambda cid, may, made=made: made.append(FakeSlotClient(cid, may))
+                or made[-1])
+            member.made = made
+            members.append(member)
+        return members, clock
 
-    yield take
-    for slot in held:
-        slot.release()
-
-
-def test_members_on_one_host_get_distinct_ids_and_a_freed_slot_is_taken_again(slots):
-    group = uuid.uuid4().hex[:8]
-    first, second = slots(group), slots(group)
-    assert (first.client_id, second.client_id) == ("xiaoche-ingest-h-0", "xiaoche-ingest-h-1")
-    first.release()  # the member of slot 0 stopped: the next one to start is slot 0 again
-    assert slots(group).client_id == "xiaoche-ingest-h-0"
-    assert slots("another-group").client_id == "xiaoche-ingest-h-0"  # slots are per group
+    return make
 
 
-def test_a_member_killed_with_sigkill_leaves_its_slot_to_its_successor(slots, tmp_path):
-    group = uuid.uuid4().hex[:8]
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\n"
-         "from pathlib import Path\n"
-         "from backend.ingest_member import take_slot\n"
-         f"slot = take_slot('xiaoche-ingest', '{group}', host='h', folder=Path(sys.argv[1]))\n"
-         "print(slot.client_id, flush=True)\n"
-         "time.sleep(600)\n", str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "xiaoche-ingest-h-0"
-        assert slots(group).client_id == "xiaoche-ingest-h-1"
-    finally:
-        holder.kill()
-        holder.wait()
-        holder.stdout.close()
-    assert slots(group).client_id == "xiaoche-ingest-h-0"
+def test_members_get_distinct_slots_of_the_group_not_of_their_host(group_of):
+    (a, b), _clock = group_of(2)
+    assert a.take_slot(0) == f"xiaoche-ingest-{a.group}-0"
+    assert b.take_slot(0) == f"xiaoche-ingest-{a.group}-1"
+    a.step()
+    b.step()
+    assert a.made == [] and b.made == []  # both alive: nothing to adopt
+
+
+def test_a_dead_members_slot_is_adopted_once_and_handed_back_to_the_next_member(group_of):
+    (a, b, c, d), clock = group_of(4)
+    a.take_slot(0)
+    b.take_slot(0)  # slot 1; b is then killed: it renews no more
+    d.take_slot(0)  # slot 2, alive
+    for _ in range(3):  # the live members look every ttl/3; b's lease runs out
+        assert a.made == [] and d.made == []
+        clock.now += TTL / 3 + 0.1
+        a.step()
+        d.step()
+    assert [m.client_id for m in a.made] == [f"xiaoche-ingest-{a.group}-1"]
+    assert a.made[0].log == ["start"] and a.made[0].may_connect()
+    assert d.made == []  # adopted by a live member already: not twice
+    clock.now += TTL / 3
+    a.step()  # renews the adoption
+    d.step()
+    assert a.adopted.keys() == {1} and d.made == [] and a.made[0].log == ["start"]
+
+    assert c.take_slot(0) == f"xiaoche-ingest-{a.group}-1"  # a new member takes the dead slot
+    assert not a.made[0].may_connect()  # the adopted client must not reconnect now
+    a.step()
+    assert a.made[0].log == ["start", "stop"] and a.adopted == {}
+    assert c._own.current().holder == "m2"
+
+
+def test_a_member_that_stops_cleanly_lets_its_slot_be_adopted_at_once(group_of):
+    (a, b), clock = group_of(2)
+    a.take_slot(0)
+    b.take_slot(0)
+    b.stop()
+    b.leave()
+    a.step()  # no waiting for the ttl: the stopped member's lease lapsed with it
+    assert [m.client_id for m in a.made] == [f"xiaoche-ingest-{a.group}-1"]
+    a.stop()  # hands the adopted slot back on its own stop
+    assert a.made[0].log == ["start", "stop"]
+
+
+def test_a_member_whose_slot_was_taken_is_told_to_stop(group_of):
+    (a, b), clock = group_of(2)
+    lost = []
+    a.on_lost = lambda: lost.append(True)
+    a.take_slot(0)
+    clock.now += 2 * TTL  # a stalled past its lease (e.g. its database link was down)
+    assert b.take_slot(0).endswith("-0")
+    a.step()
+    assert lost == [True]
