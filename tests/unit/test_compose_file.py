@@ -84,11 +84,12 @@ def volume(entry) -> str:
     return text + (":ro" if entry.get("read_only") else "")
 
 
-def test_the_ingest_keeps_one_client_id_across_recreations(services):
-    """A recreated container gets a new hostname: a client id derived from it would leave the
-    pings queued in the old session behind (issue 17)."""
+def test_ingest_replicas_take_slots_of_the_shared_group_instead_of_fixed_client_ids(services):
+    """A fixed client id takes no slot, so a replica that dies for good would strand its share
+    of the stream; with none set each takes a slot and the survivors adopt a dead one's
+    (issue 17, backend/ingest_member.py)."""
     env = services["ingest"]["environment"]
-    assert env["XIAOCHE_INGEST_CLIENT_ID"] == "xiaoche-ingest-1"
+    assert "XIAOCHE_INGEST_CLIENT_ID" not in env
     assert env["XIAOCHE_INGEST_SHARED_GROUP"] == "xiaoche"
 
 
