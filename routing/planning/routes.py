@@ -52,8 +52,11 @@ def _latest(pieces: list[Piece], params: Params) -> list[int]:
 
 def build_routes(school: School, stops: Sequence[Stop], params: Params, time_limit_s: float,
                  engine: str = "pyvrp", route_cost_s: float = ROUTE_COST_S,
-                 seed: int = 0) -> list[list[Piece]]:
+                 seed: int = 0, max_span_s: float | None = None) -> list[list[Piece]]:
     """The school's routes, each the pieces in driving order (first pickup first).
+
+    ``max_span_s`` bounds a route from its first stop to the school: shorter routes leave the
+    bus free sooner for a later school's route.
 
     Raises ``ValueError`` if some stop cannot reach the school within the ride time at all."""
     pieces = split_stops(stops, params)
@@ -65,12 +68,15 @@ def build_routes(school: School, stops: Sequence[Stop], params: Params, time_lim
         if matrix[0][i] > latest[i - 1]:
             raise ValueError(f"stop {stop.id} is more than the maximum ride from school "
                              f"{school.id}")
+    # no span shorter than the longest single-stop route, or that stop has no route at all
+    span = None if max_span_s is None else max(_ticks_up(max_span_s), max(
+        matrix[0][i] + _ticks_up(params.stop_s(n)) for i, (_, n) in enumerate(pieces, 1)))
     if engine == "pyvrp":
         reversed_routes = _solve_pyvrp(pieces, params, matrix, latest, time_limit_s,
-                                       route_cost_s, seed)
+                                       route_cost_s, seed, span)
     elif engine == "ortools":
         reversed_routes = _solve_ortools(pieces, params, matrix, latest, time_limit_s,
-                                         route_cost_s)
+                                         route_cost_s, span)
     else:
         raise ValueError(f"unknown engine {engine!r}")
     return [[pieces[i] for i in reversed(route)] for route in reversed_routes]
@@ -78,7 +84,7 @@ def build_routes(school: School, stops: Sequence[Stop], params: Params, time_lim
 
 def _solve_pyvrp(pieces: list[Piece], params: Params, matrix: list[list[int]],
                  latest: list[int], time_limit_s: float, route_cost_s: float,
-                 seed: int) -> list[list[int]]:
+                 seed: int, span: int | None) -> list[list[int]]:
     import pyvrp
     from pyvrp.stop import MaxRuntime
 
@@ -87,7 +93,8 @@ def _solve_pyvrp(pieces: list[Piece], params: Params, matrix: list[list[int]],
     depot = m.add_depot(school_loc)
     m.add_vehicle_type(num_available=len(pieces), capacity=params.capacity,
                        start_depot=depot, end_depot=depot,
-                       fixed_cost=_ticks_up(route_cost_s))
+                       fixed_cost=_ticks_up(route_cost_s),
+                       **({} if span is None else {"shift_duration": span}))
     locs = [school_loc]
     for (_, n), late in zip(pieces, latest, strict=True):
         loc = m.add_location(0, 0)
@@ -109,7 +116,7 @@ def _solve_pyvrp(pieces: list[Piece], params: Params, matrix: list[list[int]],
 
 def _solve_ortools(pieces: list[Piece], params: Params, matrix: list[list[int]],
                    latest: list[int], time_limit_s: float,
-                   route_cost_s: float) -> list[list[int]]:
+                   route_cost_s: float, span: int | None) -> list[list[int]]:
     from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
     n = len(pieces)
@@ -122,15 +129,18 @@ def _solve_ortools(pieces: list[Piece], params: Params, matrix: list[list[int]],
         a, b = manager.IndexToNode(i), manager.IndexToNode(j)
         return 0 if b == 0 else matrix[a][b]
 
-    def clock(i: int, j: int) -> int:
+    def clock(i: int, j: int) -> int:  # the end's time is the route's span
         a, b = manager.IndexToNode(i), manager.IndexToNode(j)
-        return 0 if b == 0 else service[a] + matrix[a][b]
+        return service[a] + (0 if b == 0 else matrix[a][b])
 
     model.SetArcCostEvaluatorOfAllVehicles(model.RegisterTransitCallback(drive))
     model.SetFixedCostOfAllVehicles(_ticks_up(route_cost_s))
     time_cb = model.RegisterTransitCallback(clock)
     model.AddDimension(time_cb, 0, max(latest) + max(service), True, "time")
     dim = model.GetDimensionOrDie("time")
+    if span is not None:
+        for v in range(vehicles):
+            dim.CumulVar(model.End(v)).SetMax(span)
     for node in range(1, n + 1):
         dim.CumulVar(manager.NodeToIndex(node)).SetRange(0, latest[node - 1])
     load_cb = model.RegisterUnaryTransitCallback(
