@@ -12,7 +12,7 @@ all empty drives together, so each pair matched saves a bus before it costs a se
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -28,7 +28,8 @@ class Leg:
     end_y: float
 
 
-def chain(legs: Sequence[Leg], travel_s) -> tuple[list[list[int]], float]:  # noqa: ANN001
+def chain(legs: Sequence[Leg], travel_s: Callable[[float, float, float, float], float]
+          ) -> tuple[list[list[int]], float]:
     """``(buses, empty driving in seconds)``: each bus the indices of its legs in time order.
 
     ``travel_s(ax, ay, bx, by)`` is the empty drive's duration."""

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from routing.planning.model import Params, School, Stop
 
 TICKS_PER_S = 10
+NO_LIMIT = 2**62  # PyVRP's "unbounded" is the largest int64; any bound far past a morning will do
 #: One more route costs as much as this much driving: routes at one bell time each need a bus.
 ROUTE_COST_S = 3600.0
 
@@ -94,7 +95,7 @@ def _solve_pyvrp(pieces: list[Piece], params: Params, matrix: list[list[int]],
     m.add_vehicle_type(num_available=len(pieces), capacity=params.capacity,
                        start_depot=depot, end_depot=depot,
                        fixed_cost=_ticks_up(route_cost_s),
-                       **({} if span is None else {"shift_duration": span}))
+                       shift_duration=NO_LIMIT if span is None else span)
     locs = [school_loc]
     for (_, n), late in zip(pieces, latest, strict=True):
         loc = m.add_location(0, 0)
