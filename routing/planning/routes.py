@@ -24,6 +24,10 @@ ROUTE_COST_S = 3600.0
 Piece = tuple[Stop, int]  # a stop and the children of it one route picks up
 
 
+class NoRoutesFound(ValueError):
+    """The library found no feasible routes within its time (not that none exist)."""
+
+
 def split_stops(stops: Sequence[Stop], params: Params) -> list[Piece]:
     """A stop with more children than a bus holds becomes several pieces of at most a bus."""
     pieces: list[Piece] = []
@@ -110,7 +114,7 @@ def _solve_pyvrp(pieces: list[Piece], params: Params, matrix: list[list[int]],
             m.add_edge(a, b, distance=ticks, duration=ticks)
     result = m.solve(stop=MaxRuntime(max(time_limit_s, 0.1)), seed=seed, display=False)
     if not result.is_feasible():
-        raise ValueError("the VRP solver found no feasible routes in the time limit")
+        raise NoRoutesFound("the VRP solver found no feasible routes in the time limit")
     # a client activity's idx is its place among the clients, the order pieces were added
     return [[a.idx for a in route if a.is_client()] for route in result.best.routes()]
 
@@ -154,7 +158,7 @@ def _solve_ortools(pieces: list[Piece], params: Params, matrix: list[list[int]],
     search.time_limit.FromMilliseconds(max(int(time_limit_s * 1000), 100))
     solution = model.SolveWithParameters(search)
     if solution is None:
-        raise ValueError("the VRP solver found no feasible routes in the time limit")
+        raise NoRoutesFound("the VRP solver found no feasible routes in the time limit")
     routes = []
     for v in range(vehicles):
         idx = solution.Value(model.NextVar(model.Start(v)))

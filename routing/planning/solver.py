@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from routing.planning.chaining import Leg, chain
 from routing.planning.model import Instance, Params, Plan, Route, schedule_route
-from routing.planning.routes import ROUTE_COST_S, build_routes
+from routing.planning.routes import ROUTE_COST_S, NoRoutesFound, build_routes
 
 Progress = Callable[[str], None]
 #: (route cost in seconds of driving, longest route span in seconds or None): see module doc.
@@ -38,8 +38,14 @@ def solve(instance: Instance, params: Params, time_limit_s: float = 60.0,
         share = time_limit_s * len(stops) / total_stops / len(variants)
         per_variant = []
         for cost_s, span_s in variants:
-            built = build_routes(school, stops, params, share, engine, cost_s, seed, span_s)
+            try:
+                built = build_routes(school, stops, params, share, engine, cost_s, seed, span_s)
+            except NoRoutesFound:
+                continue  # a bounded span the library could not meet in time: other variants
             per_variant.append([schedule_route(school, pieces, params) for pieces in built])
+        if not per_variant:
+            raise NoRoutesFound(f"school {school.id}: the VRP solver found no feasible routes "
+                                f"in {share * len(variants):.1f} s; give it more time")
         options.append(per_variant)
         say(f"school {school.id} ({k}/{len(schools)}): {len(stops)} stops, "
             f"{'/'.join(str(len(v)) for v in per_variant)} routes in "
@@ -63,7 +69,7 @@ def solve(instance: Instance, params: Params, time_limit_s: float = 60.0,
     while improved:
         improved = False
         for s in range(len(schools)):
-            for v in range(len(variants)):
+            for v in range(len(options[s])):
                 if v == choice[s]:
                     continue
                 trial = choice.copy()
@@ -71,11 +77,10 @@ def solve(instance: Instance, params: Params, time_limit_s: float = 60.0,
                 result = evaluate(trial)
                 if result[:2] < best[:2]:
                     choice, best, improved = trial, result, True
-                    say(f"school {schools[s].id} takes variant {v + 1}: {best[0]} buses")
+                    say(f"school {schools[s].id} takes its routes #{v + 1}: {best[0]} buses")
     n_buses, empty_s, routes, buses = best
     say(f"{len(routes)} routes chained into {n_buses} buses "
         f"({empty_s / 3600:.1f} h of empty driving between routes)")
     return Plan(instance.name, params.max_ride_s,
                 tuple(tuple(routes[i] for i in bus) for bus in buses), empty_s,
-                {"routes": len(routes), "engine": engine, "time_limit_s": time_limit_s,
-                 "variants": [list(variants[c]) for c in choice]})
+                {"routes": len(routes), "engine": engine, "time_limit_s": time_limit_s})
