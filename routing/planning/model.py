@@ -6,6 +6,7 @@ travel time is Manhattan distance over a constant speed, as the benchmark define
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +21,13 @@ class Params:
     stop_per_student_s: float = 2.6
     school_dwell_s: float = 154.4  # unloading before the bus may leave for its next route
     max_ride_s: float = 2700.0  # from the bus reaching a child's stop to reaching the school
+    #: "manhattan" (the benchmark's |dx| + |dy|) or "straight" (a district's straight line, with
+    #: the road factor folded into ``speed_per_s``)
+    metric: str = "manhattan"
 
     def travel_s(self, ax: float, ay: float, bx: float, by: float) -> float:
+        if self.metric == "straight":
+            return math.hypot(ax - bx, ay - by) / self.speed_per_s
         return (abs(ax - bx) + abs(ay - by)) / self.speed_per_s
 
     def stop_s(self, students: int) -> float:
