@@ -207,3 +207,34 @@ def _report(plan: Plan, params: Params, where: dict[str, tuple[float, float]],
         "seats": capacity,
         "travel": f"straight line × {road_factor} at {speed_kmh} km/h (no road network read)",
     }
+
+
+def district_bundle() -> dict[str, Any]:
+    """What planning reads of the stored district, in the bundle's own shapes (needs an app
+    context): schools, stops, routes with their runs' times, students, vehicles."""
+    from sqlalchemy import select
+
+    from backend.extensions import db
+    from backend.models import Route, School, Stop, Student, Vehicle
+
+    routes = []
+    for route in db.session.scalars(select(Route).order_by(Route.id)):
+        stops = [{"stop_id": rs.stop_id or rs.school_id} for rs in route.stops]
+        runs = [{"times": [_clock(t) for t in run.times_s if t is not None]}
+                for run in route.runs]
+        routes.append({"id": route.id, "school_id": route.school_id, "stops": stops,
+                       "runs": [r for r in runs if r["times"]]})
+    return {
+        "schools": [{"id": s.id, "name": s.name, "lat": s.lat, "lon": s.lon}
+                    for s in db.session.scalars(select(School).order_by(School.id))],
+        "stops": [{"id": s.id, "name": s.name, "lat": s.lat, "lon": s.lon,
+                   "radius_m": s.radius_m}
+                  for s in db.session.scalars(select(Stop).order_by(Stop.id))],
+        "routes": routes,
+        "students": [{"school_id": s.school_id, "stop_id": s.stop_id}
+                     for s in db.session.scalars(select(Student).order_by(Student.id))],
+        "vehicles": [{"id": v.id, "kind": v.kind, "plate": v.plate, "seats": v.seats,
+                      "speed_limit_kmh": v.speed_limit_kmh,
+                      "route_ids": [r.id for r in v.routes]}
+                     for v in db.session.scalars(select(Vehicle).order_by(Vehicle.id))],
+    }

@@ -27,6 +27,9 @@ def register_blueprints(app: Flask, api: Api) -> None:
     api.register_blueprint(meals.blp, url_prefix="/api/v1/meals")
     api.register_blueprint(meals.audit_blp, url_prefix="/api/v1/audit")
     api.register_blueprint(subsidies.blp, url_prefix="/api/v1/subsidies")
+    from backend.api import plans
+
+    api.register_blueprint(plans.blp, url_prefix="/api/v1/plans")
     from backend.api import gtfs_rt
 
     api.register_blueprint(gtfs_rt.blp, url_prefix="/api/v1/gtfs-rt")

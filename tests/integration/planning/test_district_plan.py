@@ -100,3 +100,32 @@ def test_bad_district_options_are_clear_errors(tmp_path, sample_bundle, args, me
                                                "--out", str(tmp_path / "o.json")])
     assert result.exit_code != 0
     assert message in result.output
+
+
+def test_post_plans_plans_the_stored_district_for_an_admin_and_the_draft_imports(
+        app, client, imported):
+    from tests.conftest import login
+
+    admin = login(client, "admin", "demo-admin-1")
+    answer = client.post("/api/v1/plans", json={"max_ride_min": 30, "time_limit_s": 2},
+                         headers=admin)
+    assert answer.status_code == 200, answer.get_json()
+    plan = answer.get_json()
+    assert plan["report"]["buses"] == len(plan["draft"]["vehicles"])
+    assert plan["report"]["longest_ride_min"] <= 30
+    imported_again = client.post("/api/v1/admin/import", json=plan["draft"], headers=admin)
+    assert imported_again.status_code == 200, imported_again.get_json()
+    assert imported_again.get_json()["created"]["routes"] == plan["report"]["routes"]
+
+
+def test_post_plans_is_for_admins_and_refuses_what_it_cannot_plan(app, client, imported):
+    from tests.conftest import login
+
+    staff = login(client, "houqin.wang", "demo-logistics-1")
+    assert client.post("/api/v1/plans", json={}, headers=staff).status_code == 403
+    admin = login(client, "admin", "demo-admin-1")
+    answer = client.post("/api/v1/plans", json={"bells": {"zhuting": "7h20"}}, headers=admin)
+    assert answer.status_code == 422
+    assert "'7h20' is not a time HH:MM" in answer.get_json()["detail"]
+    answer = client.post("/api/v1/plans", json={"time_limit_s": 0}, headers=admin)
+    assert answer.status_code == 422
