@@ -78,3 +78,32 @@ def test_a_cut_of_a_real_instance_plans_feasibly_with_progress_shown():
     assert check_plan(inst, plan.to_json(), PARAMS) == []
     assert len(messages) == 4
     assert messages[-1].startswith(f"{len(plan.routes)} routes chained into {len(plan.buses)} buses")
+
+
+def test_a_variant_the_library_cannot_meet_in_time_is_skipped_and_all_failing_is_an_error(
+        monkeypatch):
+    from routing.planning import solver
+    from routing.planning.routes import NoRoutesFound, build_routes
+
+    def spans_fail(*args, **kwargs):
+        if args[7] is not None:  # max_span_s
+            raise NoRoutesFound("nothing in time")
+        return build_routes(*args, **kwargs)
+
+    a = school("A", 0, 0, "710")
+    inst = Instance("skip", (a,), (Stop("s", FT_PER_MIN, 0, "A", 10),))
+    monkeypatch.setattr(solver, "build_routes", spans_fail)
+    assert len(solve(inst, PARAMS, 0.5).routes) == 1
+
+    def all_fail(*args, **kwargs):
+        raise NoRoutesFound("nothing in time")
+
+    monkeypatch.setattr(solver, "build_routes", all_fail)
+    with pytest.raises(NoRoutesFound, match="school A: .* give it more time"):
+        solve(inst, PARAMS, 0.5)
+
+
+def test_straight_line_travel_is_euclidean_at_the_folded_speed():
+    straight = Params(metric="straight", speed_per_s=10.0)
+    assert straight.travel_s(0, 0, 300, 400) == 50.0
+    assert Params(speed_per_s=10.0).travel_s(0, 0, 300, 400) == 70.0
