@@ -51,10 +51,11 @@ def solve(instance: Instance, params: Params, time_limit_s: float = 60.0,
             f"{'/'.join(str(len(v)) for v in per_variant)} routes in "
             f"{share * len(variants):.1f} s")
     stops_by_id = {s.id: s for s in instance.stops}
+    schools_by_id = {s.id: s for s in instance.schools}
 
     def leg(r: Route) -> Leg:
         first = stops_by_id[r.visits[0].stop_id]
-        school = instance.school(r.school_id)
+        school = schools_by_id[r.school_id]
         return Leg(r.start_s, first.x, first.y, r.school_arrival_s + params.school_dwell_s,
                    school.x, school.y)
 
