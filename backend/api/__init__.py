@@ -33,6 +33,9 @@ def register_blueprints(app: Flask, api: Api) -> None:
     from backend.api import finance
 
     api.register_blueprint(finance.blp, url_prefix="/api/v1/subsidies")
+    from backend.api import plans
+
+    api.register_blueprint(plans.blp, url_prefix="/api/v1/plans")
     from backend.api import gtfs_rt
 
     api.register_blueprint(gtfs_rt.blp, url_prefix="/api/v1/gtfs-rt")

@@ -4,7 +4,7 @@
 their commands on it.
 """
 
-from backend.cli import broker, data, jt808, ops, reports, run  # noqa: F401 - registers the commands
+from backend.cli import broker, data, jt808, ops, plan, reports, run  # noqa: F401 - registers the commands
 from backend.cli.broker import broker_config_command
 from backend.cli.group import main
 from backend.cli.reports import report_meals_command, report_subsidies_command
