@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 from backend.streams.handoff import SOCKET_ENV, socket_paths
 
@@ -23,7 +24,9 @@ log = logging.getLogger("xiaoche.streams")
 
 PROCESSES_ENV = "XIAOCHE_STREAM_PROCESSES"
 DEFAULT_PROCESSES = 1
-RESTART_PAUSE_S = 1.0
+RESTART_PAUSE_S = 1.0  # how often the master looks; also the first restart's delay
+RESTART_MAX_S = 30.0
+SHORT_LIFE_S = 10.0
 
 
 def stream_processes(environ=os.environ) -> int:
@@ -44,6 +47,7 @@ class StreamProcesses:
         self.paths = paths
         self.children: dict[str, subprocess.Popen] = {}
         self.starts = 0
+        self.started_at: dict[str, float] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._watch, name="stream-processes", daemon=True)
@@ -60,15 +64,28 @@ class StreamProcesses:
                 return
             self.children[path] = subprocess.Popen(
                 [sys.executable, "-m", "backend.streams.stream_server", path])
+            self.started_at[path] = time.monotonic()
             self.starts += 1
 
     def _watch(self) -> None:
+        pause: dict[str, float] = {}
+        due: dict[str, float] = {}
         while not self._stop.wait(RESTART_PAUSE_S):
+            now = time.monotonic()
             for path, child in list(self.children.items()):
-                if child.poll() is not None and not self._stop.is_set():
+                if child.poll() is None or self._stop.is_set():
+                    continue
+                if path not in due:
+                    # one that dies soon after its start is not restarted in a tight loop
+                    short = now - self.started_at.get(path, now) < SHORT_LIFE_S
+                    pause[path] = min(RESTART_MAX_S, 2 * pause.get(path, RESTART_PAUSE_S)
+                                      ) if short else RESTART_PAUSE_S
+                    due[path] = now + pause[path] - RESTART_PAUSE_S
                     # (gunicorn's master reaps every child, so the exit status is often lost)
-                    log.warning("stream process %s (pid %d) ended; starting it again", path,
-                                child.pid)
+                    log.warning("stream process %s (pid %d) ended; starting it again in %.0f s",
+                                path, child.pid, pause[path] - RESTART_PAUSE_S)
+                if now >= due[path]:
+                    del due[path]
                     self._spawn(path)
 
     def stop(self, timeout_s: float = 10.0) -> None:

@@ -27,6 +27,8 @@ from backend.streams.handoff import MAX_SCOPE_BYTES, scope_from_bytes, serve_han
 
 log = logging.getLogger(__name__)
 
+ORPHAN_CHECK_S = 2.0
+
 
 class StreamServer:
     def __init__(self, path: str, asgi):
@@ -35,6 +37,7 @@ class StreamServer:
         self.listener: socket.socket | None = None
         self.tasks: set[asyncio.Task] = set()
         self.received = 0
+        self.parent = os.getppid()  # read at the start: the master may die while the app loads
 
     def listen(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -50,7 +53,13 @@ class StreamServer:
         loop = asyncio.get_running_loop()
         assert self.listener is not None
         loop.add_reader(self.listener.fileno(), self._accept, loop)
-        await stop.wait()
+        parent = self.parent
+        while not stop.is_set():  # orphaned (the master was killed): end, do not linger
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), ORPHAN_CHECK_S)
+            if os.getppid() != parent:
+                log.warning("stream process: the gunicorn master is gone; ending")
+                break
         loop.remove_reader(self.listener.fileno())
         self.listener.close()
         self.asgi.end_streams()

@@ -8,6 +8,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +154,39 @@ def test_a_staff_broadcast_reaches_a_parents_stream_and_a_resumed_stream_gets_on
         assert titles == ["改道", "恢复"]
     finally:
         resumed.close()
+
+
+def test_a_stream_process_whose_master_was_killed_ends_instead_of_lingering(_migrated, tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.0"
+    env = {**os.environ, "XIAOCHE_DATABASE_URL": _migrated, "XIAOCHE_SECRET_KEY": "orphan",
+           "XIAOCHE_INSTANCE_PATH": str(tmp_path)}
+    master = subprocess.Popen(  # stands in for gunicorn's master: starts one, then is killed
+        [sys.executable, "-c", "import subprocess, sys, time\n"
+         f"p = subprocess.Popen([sys.executable, '-m', 'backend.streams.stream_server', "
+         f"{str(path)!r}])\nprint(p.pid, flush=True)\ntime.sleep(600)"],
+        env=env, stdout=subprocess.PIPE)
+    try:
+        child = int(master.stdout.readline())
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            assert time.monotonic() < deadline, "the stream process never listened"
+            time.sleep(0.2)
+        master.kill()
+        master.wait()
+        deadline = time.monotonic() + 60
+        while _alive(child):
+            assert time.monotonic() < deadline, "the orphaned stream process lingered"
+            time.sleep(0.2)
+    finally:
+        master.kill()
+        master.stdout.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
