@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 KINDS = {"route_live": ("线路实时位置", "route live position"),
          "stream": ("实时推送连接", "live stream opened"),
          "vehicles_live": ("车辆实时位置列表", "vehicles' live positions")}
+ROLES = {"parent": ("家长", "parent"), "driver": ("司机", "driver"),
+         "teacher": ("教师", "teacher"), "logistics": ("后勤", "logistics"),
+         "admin": ("管理员", "admin")}
 _EXTENSION = "xiaoche.access_log"
 #: pending keys past which reads are counted as lost instead of kept (a database down for long)
 MAX_PENDING = 200_000
@@ -164,6 +167,7 @@ def _write(engine: Engine, pending: dict[Key, list[float]]) -> None:
 def access_log_of(app: Flask) -> AccessLog:
     log_ = app.extensions.get(_EXTENSION)
     if log_ is None:
+        app = getattr(app, "_get_current_object", lambda: app)()  # not current_app's proxy
         log_ = app.extensions.setdefault(_EXTENSION, AccessLog(
             app, float(app.config.get("ACCESS_LOG_FLUSH_S", 5.0))))
     return log_
@@ -202,14 +206,14 @@ def day_window(first: dt.date, last: dt.date, zone: ZoneInfo) -> tuple[float, fl
     return start.timestamp(), end.timestamp()
 
 
-COLUMNS = (
-    Column("first_at", "首次读取", "First read", "time"),
-    Column("last_at", "最后读取", "Last read", "time"),
+COLUMNS = (  # a text column first: the totals row writes 合计 (Total) there
     Column("username", "用户", "User"),
-    Column("role", "角色", "Role"),
+    Column("role", "角色", "Role", labels=ROLES),
     Column("kind", "读取内容", "What was read",
            labels={k: v for k, v in KINDS.items()}),
     Column("route_id", "线路", "Route"),
+    Column("first_at", "首次读取", "First read", "time"),
+    Column("last_at", "最后读取", "Last read", "time"),
     Column("reads", "次数", "Reads", "int", total=True),
 )
 
