@@ -82,22 +82,24 @@ def day_partitions(conn: Connection) -> dict[int, str]:
 
 def create_day(conn: Connection, day: int) -> int:
     """Create the partition of ``day`` (in the caller's transaction), moving into it what the
-    default partition holds of that day; returns the rows moved."""
+    default partition holds of that day; returns the rows moved.
+
+    Made as a table of its own and then attached: ``ATTACH PARTITION`` locks ``pings`` only
+    against other schema changes (``SHARE UPDATE EXCLUSIVE``), so the ingest's inserts go on,
+    where ``CREATE TABLE … PARTITION OF`` would lock them out while it waits for the lock. The
+    default partition is locked for the moment of the attach (its rows are checked against the
+    new range; it is small: only pings of days that had no partition). A lock not granted within
+    :data:`LOCK_TIMEOUT` raises ``OperationalError``: the job tries again at its next run.
+    """
     name, lo, hi = partition_name(day), day * DAY_S, (day + 1) * DAY_S
-    moved = conn.execute(text(
-        f"SELECT count(*) FROM {DEFAULT_PARTITION} WHERE ts >= {lo} AND ts < {hi}")).scalar()
-    if not moved:
-        conn.execute(text(f"CREATE TABLE {name} PARTITION OF pings "
-                          f"FOR VALUES FROM ({lo}) TO ({hi})"))
-        return 0
     conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
     conn.execute(text(f"CREATE TABLE {name} (LIKE pings INCLUDING DEFAULTS)"))
-    conn.execute(text(
+    moved = conn.execute(text(
         f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE ts >= {lo} AND ts < {hi} "
-        f"RETURNING *) INSERT INTO {name} SELECT * FROM moved"))
+        f"RETURNING *) INSERT INTO {name} SELECT * FROM moved")).rowcount
     conn.execute(text(f"ALTER TABLE pings ATTACH PARTITION {name} "
                       f"FOR VALUES FROM ({lo}) TO ({hi})"))
-    return int(moved)
+    return max(int(moved or 0), 0)
 
 
 @dataclass
@@ -120,9 +122,13 @@ def ensure_partitions(engine: Engine, days_ahead: int, now: float | None = None,
     for day in range(today - days_back, today + days_ahead + 1):
         if day in have:
             continue
-        with engine.begin() as conn:
-            out.moved += create_day(conn, day)
-            out.created += 1
+        try:
+            with engine.begin() as conn:
+                out.moved += create_day(conn, day)
+        except exc.OperationalError:  # a lock not granted in time: the next run makes it
+            log.warning("pings: could not create %s now", partition_name(day), exc_info=True)
+            continue
+        out.created += 1
     if out.created:
         log.info("pings: %d day partitions created (%d rows moved out of %s)", out.created,
                  out.moved, DEFAULT_PARTITION)
