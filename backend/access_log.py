@@ -173,6 +173,18 @@ def access_log_of(app: Flask) -> AccessLog:
     return log_
 
 
+def forget_access_log(app: Flask) -> None:
+    """Drop the app's unwritten reads and its log (a test's app at its end: its database is
+    about to be emptied or dropped, and the next test's must not receive them)."""
+    access_log = app.extensions.pop(_EXTENSION, None)
+    if access_log is not None:
+        with access_log._lock:
+            access_log._pending.clear()
+        if _FLUSHER is not None:
+            with _FLUSHER[1].lock:
+                _FLUSHER[1].logs.discard(access_log)
+
+
 def record_access(app: Flask, user_id: int, kind: str, route_id: str | None = None) -> None:
     """Note one read by ``user_id`` (see the module's docstring); never raises into a request."""
     try:
