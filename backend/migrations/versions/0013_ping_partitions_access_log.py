@@ -9,7 +9,7 @@ table's unique constraints must hold the partition key. It runs in the migration
 transaction: a failure leaves the old table as it was. SQLite keeps the plain table.
 
 Revision ID: 0013
-Revises: 0009
+Revises: 0012 (written on 0009; re-chained onto main's head 0012 when main moved)
 Create Date: 2026-12-03 15:40:00.000000
 
 """
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0013'
-down_revision = '0009'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

@@ -5,6 +5,9 @@ schema on PostgreSQL, a new file on SQLite), migrated step by step."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import text
 
@@ -13,7 +16,11 @@ from backend.ping_partitions import DAY_S, day_partitions, is_partitioned
 from gps_ingest.store import insert_pings
 from tests.conftest import _postgres_url, make_test_app, postgres_schema
 
-BEFORE = "0009"  # main's head when 0013 was written (the integrator may chain more between)
+MIGRATION = (Path(__file__).resolve().parents[3] / "backend" / "migrations" / "versions"
+             / "0013_ping_partitions_access_log.py")
+# the revision 0013 follows, however migrations are chained when branches merge
+BEFORE = re.search(r"^down_revision = '(\w+)'", MIGRATION.read_text(encoding="utf-8"),
+                   re.M).group(1)
 
 
 def ping(device: str, ts: float) -> dict:
