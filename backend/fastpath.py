@@ -68,6 +68,7 @@ class LiveFastPath:
     """WSGI middleware: ``/live`` answered from the caches, everything else by ``flask_app``."""
 
     def __init__(self, app: Flask, flask_app: WsgiApp) -> None:
+        from backend.access_log import record_access
         from backend.api.routes import LIVE_ROLES, render_route_live
         from backend.live_service import route_live_json
 
@@ -76,6 +77,7 @@ class LiveFastPath:
         self.roles = frozenset(LIVE_ROLES)
         self.render = render_route_live
         self.route_live_json = route_live_json
+        self.record = record_access  # who read which route (backend.access_log), no I/O here
         self._refreshing: set[str] = set()  # tokens whose caller one request is re-reading
         self._lock = threading.Lock()
 
@@ -134,7 +136,10 @@ class LiveFastPath:
                     return None
                 if caller.route_ids is not None and route_id not in caller.route_ids:
                     return None
-                return self.route_live_json(route_id, crs, self.render)
+                body = self.route_live_json(route_id, crs, self.render)
+                if body is not None:
+                    self.record(app, caller.user_id, "route_live", route_id)
+                return body
         except Exception:  # noqa: BLE001 — Flask answers (and logs) it as it would anyway
             log.debug("live fast path: falling through to Flask", exc_info=True)
             return None

@@ -54,6 +54,7 @@ MEAL_REMINDER_JOB_ID = "meal_report_reminder"
 RETENTION_JOB_ID = "retention"
 DISPATCH_JOB_ID = "dispatch_outbox"
 OFFLINE_JOB_ID = "device_offline_watch"
+PARTITIONS_JOB_ID = "ping_partitions"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 #: Job store aliases: the database table, and memory for the frequent dispatcher (see JobSpec).
 PERSISTENT, MEMORY = "default", "memory"
@@ -153,6 +154,16 @@ def retention_job() -> None:
     purge(engine, float(app.config["RETENTION_DAYS"]))
 
 
+def ping_partitions_job() -> None:
+    from backend.extensions import db
+    from backend.ping_partitions import ensure_partitions
+
+    app = running_app()
+    with app.app_context():
+        engine = db.engine
+    ensure_partitions(engine, int(app.config.get("PING_PARTITIONS_AHEAD_DAYS") or 7))
+
+
 def dispatch_job() -> None:
     dispatch_once(running_app())
 
@@ -235,6 +246,11 @@ def job_specs(app: Flask, tz) -> tuple[JobSpec, ...]:
         # In memory for the same reason; its state is the vehicle_watch table.
         JobSpec(OFFLINE_JOB_ID, f"{__name__}:offline_watch_job", IntervalTrigger(
             seconds=offline_every, timezone=tz), "report devices silent during a scheduled run",
+            jobstore=MEMORY, misfire_grace_time=None),
+        # PostgreSQL: the day partitions of pings ahead (a no-op on SQLite). Hourly and in
+        # memory: it is idempotent and cheap (one catalog query when nothing is missing).
+        JobSpec(PARTITIONS_JOB_ID, f"{__name__}:ping_partitions_job", IntervalTrigger(
+            hours=1, timezone=tz), "create the coming days' partitions of pings",
             jobstore=MEMORY, misfire_grace_time=None),
     )
 

@@ -380,8 +380,25 @@ SETTINGS: tuple[Setting, ...] = (
         "XIAOCHE_RETENTION_DAYS",
         "RETENTION_DAYS",
         0,
-        "raw pings, card scans and rejects older than this many days are deleted nightly "
-        "(trip audits, events, ledgers kept); 0: kept forever",
+        "raw pings, card scans, rejects and the access log older than this many days are "
+        "deleted nightly (on PostgreSQL whole day partitions of pings are dropped; trip "
+        "audits, events, ledgers kept); 0: kept forever",
+        float,
+    ),
+    Setting(
+        "XIAOCHE_PING_PARTITIONS_AHEAD_DAYS",
+        "PING_PARTITIONS_AHEAD_DAYS",
+        7,
+        "PostgreSQL: day partitions of pings created ahead (hourly check by the scheduler; a "
+        "ping of a day without one lands in the default partition and is moved later)",
+        int,
+    ),
+    Setting(
+        "XIAOCHE_ACCESS_LOG_FLUSH_S",
+        "ACCESS_LOG_FLUSH_S",
+        5.0,
+        "the access log's reads are written every this many seconds, one row per user, kind "
+        "and route per interval (what a kill -9 may lose)",
         float,
     ),
     Setting("XIAOCHE_LOG_LEVEL", "LOG_LEVEL", "INFO", "Python logging level"),

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, create_engine, text
 
 import backend.security
 from backend import create_app
+from backend.access_log import forget_access_log
 from backend.database import upgrade_schema
 from backend.extensions import db
 
@@ -95,6 +96,7 @@ def app(_migrated, tmp_path):
     with app.app_context():
         _empty_all_tables()
     yield app
+    forget_access_log(app)  # its reads must not reach the next test's (same) database
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

@@ -1,4 +1,5 @@
-"""GET /api/v1/audit/trips: the daily trip audit (SPEC §5), what `xiaoche audit` computed.
+"""GET /api/v1/audit/trips: the daily trip audit (SPEC §5), what `xiaoche audit` computed;
+GET /api/v1/audit/access: the access log (admin only, issue 17).
 
 Scope (DESIGN decision 5): a trip belongs to a route, and logistics staff see the routes of their
 schools; admin sees every route. A ``route_id`` outside the caller's scope answers 404, as if it
@@ -7,13 +8,14 @@ did not exist; without one, trips of other routes are simply not listed.
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields, validates_schema
 
 from backend.api.common import BEARER, Blueprint
 from backend.audit_service import eta_report, stored_audits
 from backend.auth import current_user, require_role
 from backend.errors import not_found
 from backend.scopes import STAFF, can_see_route, visible_route_ids
+from backend.timefmt import iso
 
 blp = Blueprint("audit", __name__, description="Daily audits (staff)")
 
@@ -113,3 +115,60 @@ class RouteEtaSchema(Schema):
 @require_role(*STAFF)
 def audit_eta(query):
     return eta_report(dates=[query["date"]], route_ids=_routes_asked(query["route_id"]))
+
+
+class AccessQuery(Schema):
+    from_ = fields.Date(required=True, data_key="from", metadata={
+        "description": "first local date YYYY-MM-DD (district timezone)"})
+    to = fields.Date(required=True, metadata={"description": "last local date, included"})
+    user = fields.String(load_default=None, metadata={"description": "only this username"})
+
+    @validates_schema
+    def _window(self, data, **kwargs):
+        if data["to"] < data["from_"]:
+            raise ValidationError("to is before from", "to")
+        if (data["to"] - data["from_"]).days > MAX_ACCESS_DAYS:
+            raise ValidationError(f"at most {MAX_ACCESS_DAYS + 1} days at a time", "to")
+
+
+MAX_ACCESS_DAYS = 366
+
+
+class AccessEntrySchema(Schema):
+    user_id = fields.Integer(required=True)
+    username = fields.String(required=True)
+    role = fields.String(required=True)
+    kind = fields.String(required=True, metadata={
+        "description": "route_live (GET /routes/{id}/live), stream (GET /stream opened), "
+                       "vehicles_live (GET /vehicles/live)"})
+    route_id = fields.String(allow_none=True, required=True, metadata={
+        "description": "the route read; null: every route the caller may see (stream, "
+                       "vehicles_live)"})
+    first_at = fields.String(required=True, metadata={"description": "ISO-8601 UTC"})
+    last_at = fields.String(required=True, metadata={"description": "ISO-8601 UTC"})
+    reads = fields.Integer(required=True, metadata={
+        "description": "reads from first_at to last_at (one row per user, kind and route "
+                       "per XIAOCHE_ACCESS_LOG_FLUSH_S)"})
+
+
+@blp.get("/access")
+@blp.arguments(AccessQuery, location="query")
+@blp.doc(
+    security=BEARER,
+    description="The access log for a privacy review: who read which route's live positions "
+    "and when, over local dates `from`–`to` (at most 367 days), oldest first. Kept as long as "
+    "raw positions (`XIAOCHE_RETENTION_DAYS`); `xiaoche report access` exports it as CSV/XLSX.",
+)
+@blp.response(200, AccessEntrySchema(many=True))
+@blp.problems(401, 403, 422)
+@require_role("admin")
+def audit_access(query):
+    from flask import current_app
+
+    from backend.access_log import access_log_of, day_window, district_zone, entries
+
+    access_log_of(current_app).flush()  # this process's latest reads too
+    since, until = day_window(query["from_"], query["to"], district_zone())
+    return [{"user_id": e.user_id, "username": e.username, "role": e.role, "kind": e.kind,
+             "route_id": e.route_id, "first_at": iso(e.first_at), "last_at": iso(e.last_at),
+             "reads": e.reads} for e in entries(since, until, query["user"])]

@@ -9,6 +9,7 @@ import orjson
 from flask import current_app
 from marshmallow import Schema, fields, validate
 
+from backend.access_log import record_access
 from backend.api.common import BEARER, Blueprint, CrsQuery, PositionSchema, out_point
 from backend.auth import cached_caller, current_user, require_role
 from backend.errors import ApiError, not_found
@@ -99,6 +100,7 @@ def get_route_live(query, route_id: str):
     body = route_live_json(route_id, query["crs"], render_route_live)
     if body is None:
         raise not_found("route")
+    record_access(current_app, caller.user_id, "route_live", route_id)
     return current_app.response_class(body, mimetype="application/json")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response, current_app, request, stream_with_context
 from marshmallow import fields
 
+from backend.access_log import record_access
 from backend.api.common import BEARER, Blueprint, CrsQuery
 from backend.auth import current_user
 from backend.errors import ApiError
@@ -69,6 +70,7 @@ def get_stream(query):
                                             query["crs"], detach.sink)
         return Response("".join(m.encode() for m in first), mimetype="text/event-stream",
                         headers=SSE_HEADERS)
+    record_access(current_app, user.id, "stream")  # (backend.streams.asgi records its own)
     messages = live_stream(user.id, user.token_version, resume=resume, crs=query["crs"],
                            hub=hub)
     chunks = (m.encode() for m in messages)

@@ -7,10 +7,11 @@ import io
 import time
 
 import gpxpy.gpx
-from flask import Response
+from flask import Response, current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 
+from backend.access_log import record_access
 from backend.api.common import BEARER, Blueprint, CrsQuery, PositionSchema, out_point
 from backend.auth import current_user, require_role
 from backend.errors import ApiError, not_found
@@ -98,6 +99,7 @@ ONLINE_WITHIN_S = 180  # a device silent for 3 min is offline (the notifications
 @blp.problems(401, 403)
 @require_role(*STAFF)
 def vehicles_live(query):
+    record_access(current_app, current_user().id, "vehicles_live")
     visible = visible_vehicle_ids(current_user())
     vehicles = select(Vehicle).order_by(Vehicle.id)
     if visible is not None:

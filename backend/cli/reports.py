@@ -14,7 +14,8 @@ from backend.cli.group import main
 
 @main.group("report")
 def report_group() -> None:
-    """Monthly reports for the finance office (CSV with a UTF-8 BOM or XLSX, open in Excel)."""
+    """Monthly reports for the finance office and the access log for a privacy review (CSV with
+    a UTF-8 BOM or XLSX, open in Excel)."""
 
 
 def _month(value: str) -> str:
@@ -165,3 +166,39 @@ def report_eta_command(month: str, out: Path | None, xlsx: bool) -> None:
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} s"
+
+
+def _date(_ctx: Any, _param: Any, value: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
+
+
+@report_group.command("access")
+@click.option("--from", "first", required=True, callback=_date, metavar="YYYY-MM-DD",
+              help="first local date (district timezone)")
+@click.option("--to", "last", required=True, callback=_date, metavar="YYYY-MM-DD",
+              help="last local date, included")
+@click.option("--user", default=None, help="only the reads of this username")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="the file, CSV or (ending .xlsx) XLSX [default: access-FROM-TO.csv]")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="headers and labels: 中文 or English")
+@with_appcontext
+def report_access_command(first: Any, last: Any, user: str | None, out: Path | None,
+                          lang: str) -> None:
+    """The access log for a privacy review: who read which route's live positions (the
+    /live view, live streams, the staff's vehicle list) and when, local dates FROM–TO."""
+    from backend.access_log import access_sheet, day_window, district_zone, entries
+
+    if last < first:
+        raise click.BadParameter("--to is before --from", param_hint="--to")
+    zone = district_zone()
+    rows = entries(*day_window(first, last, zone), user)
+    click.echo(f"{len(rows)} access rows, {sum(r.reads for r in rows)} reads"
+               + (f" by {user}" if user else ""))
+    _write_sheet(access_sheet(rows, first, last, zone), out,
+                 f"access-{first.isoformat()}-{last.isoformat()}.csv", False, lang)

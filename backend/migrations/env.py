@@ -40,6 +40,12 @@ def get_metadata():
     return target_db.metadata
 
 
+def _not_a_partition(name, type_, _parent_names):
+    from backend.ping_partitions import is_partition_name
+
+    return not (type_ == "table" and name and is_partition_name(name))
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -78,6 +84,8 @@ def run_migrations_online():
                 logger.info("No changes in schema detected.")
 
     conf_args = current_app.extensions["migrate"].configure_args
+    # the day partitions of pings on PostgreSQL are no model's tables (backend.ping_partitions)
+    conf_args.setdefault("include_name", _not_a_partition)
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 

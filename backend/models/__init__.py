@@ -1,5 +1,6 @@
 """Tables of the district (what the bundle imports) and of tracking (what devices produce)."""
 
+from backend.models.access import AccessEntry
 from backend.models.district import (
     CalendarDay,
     District,
@@ -43,6 +44,7 @@ from backend.models.subsidies import SubsidyEntry
 from backend.models.tracking import LivePosition, Ping, Reject, Scan, TrackerState
 
 __all__ = [
+    "AccessEntry",
     "AllowanceEntry",
     "AttendanceConfirmation",
     "Cluster",

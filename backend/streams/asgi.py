@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl
 
 from flask import Flask
 
+from backend.access_log import record_access
 from backend.logs import request_id
 from backend.security import TokenError, read_user_token
 from backend.streams.handoff import Handoff
@@ -213,6 +214,7 @@ class XiaocheAsgi:
                 if sub is not None:
                     hub.close(sub)
                 return await _send_whole(send, status, headers, chunks)
+        record_access(self.app, sub.user_id, "stream")
         event = sink.events[sub] = asyncio.Event()
         gone = asyncio.Event()
         watcher = asyncio.ensure_future(_watch_disconnect(receive, gone, event))

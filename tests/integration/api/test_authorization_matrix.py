@@ -148,6 +148,8 @@ MATRIX = [
          only(STAFF_OWN_AND_ALL), query={"date": "2026-11-09", "route_id": "{route}"}),
     Case("GET", "/api/v1/audit/eta", "/api/v1/audit/eta",
          only(STAFF_OWN_AND_ALL), query={"date": "2026-11-09", "route_id": "{route}"}),
+    Case("GET", "/api/v1/audit/access", "/api/v1/audit/access",  # who read which route
+         only({"admin": (200, None)}), query={"from": "2026-11-09", "to": "2026-11-09"}),
     Case("GET", "/api/v1/gtfs-rt/vehicle-positions.pb", "/api/v1/gtfs-rt/vehicle-positions.pb",
          only({"logistics": (200, None), "admin": (200, None)})),
     Case("GET", "/api/v1/gtfs-rt/trip-updates.pb", "/api/v1/gtfs-rt/trip-updates.pb",

@@ -37,13 +37,13 @@ def test_what_is_older_than_the_policy_goes_and_what_was_derived_from_it_stays(a
 
         purged = purge(db.engine, days=30, now=NOW)
 
-        assert purged.counts == {"pings": 2 * 3 * 3, "scans": 3, "rejects": 3}
+        assert purged.counts == {"pings": 2 * 3 * 3, "scans": 3, "rejects": 3, "access_log": 0}
         assert count(Ping) == 2 * 3 * 3
         assert db.session.scalar(select(func.min(Ping.ts))) >= NOW - 30 * DAY_S
         assert (count(Scan), count(Reject)) == (3, 3)
         assert (count(Event), count(TripAudit)) == (events, audits)
         assert purge(db.engine, days=30, now=NOW).counts == {"pings": 0, "scans": 0,
-                                                             "rejects": 0}
+                                                             "rejects": 0, "access_log": 0}
 
 
 def test_a_retention_of_zero_days_is_refused_not_a_deletion_of_everything(app):
