@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+from sqlalchemy import select
 
 from backend.extensions import db
 from backend.models import Event, RouteSubstitution
@@ -72,6 +73,21 @@ def substitute_today(app, ref: dict[str, str]) -> None:
         db.session.merge(RouteSubstitution(route_id=route_id, service_date=today.isoformat(),
                                            vehicle_id="bus-spare", set_by="test",
                                            set_at=time.time()))
+        db.session.commit()
+
+
+def jt808_terminal(app, ref: dict[str, str]) -> None:
+    """The vehicle's device is a JT/T 808 terminal, with one text queued to it (id ``entry``)."""
+    from backend.models import Device, Jt808Text
+
+    with app.app_context():
+        device = db.session.scalars(select(Device).filter_by(vehicle_id=ref["vehicle"])).first()
+        device.jt808_phone = f"1380000{ref['entry']}"
+        now = time.time()
+        db.session.merge(Jt808Text(id=int(ref["entry"]), vehicle_id=ref["vehicle"],
+                                   device_id=device.id, text="请回电话", emergency=False,
+                                   status="queued", created_at=now, created_by="test",
+                                   expires_at=now + 3600, attempts=0))
         db.session.commit()
 
 
@@ -184,6 +200,16 @@ MATRIX = [
          only({"finance": (200, None), "admin": (200, None)}), body={}, setup=reopen_october),
     Case("GET", "/api/v1/subsidies/changes", "/api/v1/subsidies/changes",
          only({"finance": (200, None), "admin": (200, None)}), query={"month": "2026-11"}),
+    Case("POST", "/api/v1/vehicles/<vehicle_id>/texts", "/api/v1/vehicles/{vehicle}/texts",
+         only({"logistics": (202, 404), "admin": (202, 202)}), body={"text": "请回电话给学校"},
+         setup=jt808_terminal),
+    Case("GET", "/api/v1/vehicles/<vehicle_id>/texts", "/api/v1/vehicles/{vehicle}/texts",
+         only({"logistics": (200, 404), "admin": (200, 200)}), setup=jt808_terminal),
+    Case("GET", "/api/v1/vehicles/<vehicle_id>/texts/<int:text_id>",
+         "/api/v1/vehicles/{vehicle}/texts/{entry}",
+         only({"logistics": (200, 404), "admin": (200, 200)}), setup=jt808_terminal),
+    Case("POST", "/api/v1/plans", "/api/v1/plans", only({"admin": (200, None)}),
+         body={"time_limit_s": 2}),
     Case("POST", "/api/v1/admin/import", "/api/v1/admin/import",
          only({"admin": (200, None)}), body={"stops": []}),
 ]
