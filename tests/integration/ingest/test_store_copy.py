@@ -147,3 +147,20 @@ def test_live_positions_take_each_vehicles_newest_and_never_go_back(app, importe
                for p in db.session.scalars(select(LivePosition))}
         assert got == {"bus-07": (100.0, 27.1, 90.0, 101.0), "bus-12": (300.0, 27.3, 90.0, 301.0)}
         db.session.rollback()
+
+
+def test_latest_fixes_finds_each_devices_newest_ping_recent_old_or_ahead_of_the_clock(
+        app, imported):
+    """The recent window first, everything for the rest: the same answer as one read of all."""
+    now = 1_790_000_000.0
+    day = 86400.0
+    recent = rows(3, t0=now - 3600)  # newest: now - 3600 + 10.125
+    old = rows(2, t0=now - 40 * day, device="dev-bus-12", vehicle="bus-12")  # only old ones
+    ahead = rows(1, t0=now + 600, device="dev-bus-07", vehicle="bus-07")  # a clock ahead
+    with app.app_context(), db.engine.begin() as conn:
+        store.insert_ping_rows(conn, recent + old)
+        fixes = store.latest_fixes(conn, ["dev-bus-07", "dev-bus-12", "dev-nobody"], now=now)
+        assert fixes == {"dev-bus-07": (recent[-1][2], recent[-1][3], recent[-1][4]),
+                         "dev-bus-12": (old[-1][2], old[-1][3], old[-1][4])}
+        store.insert_ping_rows(conn, ahead)
+        assert store.latest_fixes(conn, ["dev-bus-07"], now=now)["dev-bus-07"][0] == ahead[0][2]
