@@ -98,6 +98,7 @@ class Handoff:
         self._turn = count()
         self._numbers = count(1)
         self.handed = 0
+        self.overflowed = 0  # served by the worker because the stream process was behind
 
     @classmethod
     def from_env(cls, environ: dict[str, str], processes: int) -> Handoff | None:
@@ -148,7 +149,8 @@ class Handoff:
             if link is None:
                 conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
                 try:
-                    conn.settimeout(0.5)
+                    # never blocks the worker's event loop: a full backlog refuses at once
+                    conn.setblocking(False)
                     conn.connect(path)
                 except OSError:
                     conn.close()
@@ -157,6 +159,11 @@ class Handoff:
             try:
                 socket.send_fds(link.sock, [payload], [fd])
                 return link
+            except BlockingIOError:
+                # the stream process is behind (its queue is full): this one stays here, and
+                # the worker's loop never waits for it (REST keeps answering)
+                self.overflowed += 1
+                return None
             except OSError:
                 self._drop(path, link)
                 link = None  # the stream process restarted: one new connection, then give up
