@@ -203,7 +203,8 @@
       else XC.showError({ key: "err.wrongRole", params: { role: me.role } });
       return;
     }
-    XC.staff.start();  // the screen the address names (#ledger, #audit, #day…)
+    XC.staff.start(me);  // the screen the address names (#ledger, #audit, #day…)
+    if (me.role === "finance") return;  // the finance office's screen reads no vehicles
     await Promise.all([loadVehicles(), loadExceptions()]);
     XC.openStream({ position: onPosition, notification: loadExceptions }, XC.streamStatus);
     window.setInterval(loadVehicles, VEHICLES_EVERY_MS);
