@@ -70,6 +70,7 @@
   $("text-vehicle").addEventListener("change", function () {
     problem = null;
     $("text-status").textContent = "";
+    $("text-status").className = "";
     texts = [];
     render();
     load().catch(XC.showError);
