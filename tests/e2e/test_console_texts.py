@@ -69,6 +69,7 @@ def test_staff_text_a_driver_and_see_it_delivered_and_a_bus_without_terminal_say
     expect(item).to_have_count(1)
     expect(item).to_have_attribute("data-status", "queued")
     expect(item.locator(".badge").first).to_have_text("排队中")
+    expect(item.locator(".badge.urgent")).to_have_text("紧急")
     expect(item.locator(".text-body")).to_have_text("前方修路，请绕行石塘村")
     expect(item).to_contain_text("houqin.wang")
 

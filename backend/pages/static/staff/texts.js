@@ -50,7 +50,7 @@
       li.dataset.textId = x.id;
       const badge = x.status === "ok" ? "ok" : x.status === "queued" || x.status === "sent" ? "pending" : "warn";
       li.appendChild(XC.el("span", "badge " + badge, t("texts.status." + x.status)));
-      if (x.emergency) li.appendChild(XC.el("span", "badge warn", t("texts.emergency")));
+      if (x.emergency) li.appendChild(XC.el("span", "badge warn urgent", t("texts.urgent")));
       li.appendChild(XC.el("span", "text-body", x.text));
       li.appendChild(XC.el("span", "hint", t("texts.item", { when: S.dateTime(x.created_at), who: x.created_by })));
       list.appendChild(li);
