@@ -109,6 +109,8 @@ def test_finance_overrides_a_distance_closes_a_month_and_reads_the_changes(site,
 
 
 def test_logistics_staff_have_no_finance_tab_and_the_finance_office_no_vehicles(site, tab):
+    first = dt.datetime.now(SHANGHAI).date().replace(day=1)
+    book(site, [teacher_trip("t-liu", first, 16.0, 15, False)])  # off the timetable: pending
     staff = open_console(tab, site, screen="finance")  # logistics: back to the vehicles
     page = staff.page
     expect(page.locator(".console-nav a[aria-current=page]")).to_have_text("车辆")
@@ -118,6 +120,11 @@ def test_logistics_staff_have_no_finance_tab_and_the_finance_office_no_vehicles(
     expect(office.page.locator(".console-nav a[aria-current=page]")).to_have_text("财务")
     expect(office.page.locator("#screen-vehicles")).to_be_hidden()
     office.page.click('.console-nav a[data-screen="ledger"]')
-    expect(office.page.locator('#ledger-teachers tr[data-teacher-id="t-liu"]')).to_have_count(1)
+    liu = office.page.locator('#ledger-teachers tr[data-teacher-id="t-liu"]')
+    expect(liu.locator("td.pending")).to_have_text("1")
+    liu.locator("button.link").click()  # the office reads the pending trip, 后勤 decide it
+    pending = office.page.locator('.ledger-trip[data-status="pending"]')
+    expect(pending).to_contain_text("不在排课日")
+    expect(pending.locator("button")).to_have_count(0)
     expect(office.page.locator("#banner")).to_be_hidden()
     assert staff.errors == [] and office.errors == []
