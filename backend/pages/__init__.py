@@ -144,8 +144,9 @@ def staff_directory() -> Response:
     """What the staff console lists to pick from, in the caller's scope only: ``{teachers:
     [{teacher_id, name, home_school_id}], routes: [{route_id, name, school_id}], schools:
     [{school_id, name}]}`` — the teachers whose ledger ``GET /api/v1/subsidies`` would show
-    them, the routes ``/api/v1/audit/trips`` would list, and the schools those name. 404 for
-    anyone but logistics and admin (the API has no list of teachers; this is the pages' own)."""
+    them, the routes ``/api/v1/audit/trips`` would list, and the schools those name (the finance
+    office: every teacher and school, no route). 404 for anyone but logistics, admin and finance
+    (the API has no list of teachers; this is the pages' own)."""
     from sqlalchemy import select
 
     from backend.auth import current_user
@@ -156,7 +157,7 @@ def staff_directory() -> Response:
     from backend.subsidy_service import visible_teacher_ids
 
     user = current_user()
-    if user.role not in ("logistics", "admin"):
+    if user.role not in ("logistics", "admin", "finance"):
         raise not_found("directory")
     teacher_ids, route_ids = visible_teacher_ids(user), visible_route_ids(user)
     teachers = [t for t in db.session.scalars(select(Teacher).order_by(Teacher.id))
@@ -167,7 +168,7 @@ def staff_directory() -> Response:
              | {a.school_id for t in teachers for a in t.assignments}
              | {r.school_id for r in routes if r.school_id})
     schools = [s for s in db.session.scalars(select(School).order_by(School.id))
-               if user.role == "admin" or s.id in named]
+               if user.role in ("admin", "finance") or s.id in named]
     response = jsonify({
         "teachers": [{"teacher_id": t.id, "name": t.name, "home_school_id": t.home_school_id}
                      for t in teachers],

@@ -9,7 +9,7 @@
   const DEFAULT_LANG = "zh-CN";
   const KEYS = { lang: "xiaoche.lang", token: "xiaoche.token", role: "xiaoche.role",
                  notice: "xiaoche.notice", langChosen: "xiaoche.langChosen" };
-  const STAFF = ["logistics", "admin"];
+  const STAFF = ["logistics", "admin", "finance"];
   const languageListeners = [];
 
   /* ``storage``: "localStorage" or "sessionStorage", looked up inside the try: where storage is
@@ -137,6 +137,9 @@
     }
     if (!response.ok) {
       const error = errorFor(response);
+      if (response.status === 409 || response.status === 422) {  // the API's reason, in its words
+        try { error.detail = (await response.json()).detail || ""; } catch (e) { error.detail = ""; }
+      }
       if (response.status === 401 && opts.auth !== false) XC.toLogin("err.expired");
       throw error;
     }

@@ -8,7 +8,7 @@
 
   const t = XC.t;
   const KINDS = ["route_deviation_started", "overspeed", "stop_missed", "rider_wrong_bus",
-                 "device_offline"];
+                 "device_offline", "terminal_alarm"];
   const VEHICLES_EVERY_MS = 10000;
   const EXCEPTIONS_EVERY_MS = 20000;
   const SHOWN_EXCEPTIONS = 30;
@@ -127,6 +127,7 @@
       updatedAt = new Date().toISOString();
       XC.clearError();
       renderVehicles();
+      if (XC.staff.texts) XC.staff.texts.vehicles();  // the texts form picks from these
     } catch (e) {
       XC.showError(e);
     }
@@ -157,6 +158,10 @@
     }
     if (e.kind === "rider_wrong_bus") {
       return t("detail.wrongBus", { name: d.student_name || d.student_id || "", route: d.expected_route_id || "" });
+    }
+    if (e.kind === "terminal_alarm" && d.alarm) {  // the terminal's own alarm (JT/T 808)
+      const speed = typeof d.speed_kmh === "number" ? " · " + Math.round(d.speed_kmh) + " km/h" : "";
+      return t("alarm." + d.alarm) + speed;
     }
     if (e.stop_id) return t("detail.stop", { stop: e.stop_id });
     return "";
@@ -203,7 +208,8 @@
       else XC.showError({ key: "err.wrongRole", params: { role: me.role } });
       return;
     }
-    XC.staff.start();  // the screen the address names (#ledger, #audit, #day…)
+    XC.staff.start(me);  // the screen the address names (#ledger, #audit, #day…)
+    if (me.role === "finance") return;  // the finance office's screen reads no vehicles
     await Promise.all([loadVehicles(), loadExceptions()]);
     XC.openStream({ position: onPosition, notification: loadExceptions }, XC.streamStatus);
     window.setInterval(loadVehicles, VEHICLES_EVERY_MS);

@@ -9,16 +9,29 @@
   const screens = {};  // name -> {show(params), shown}
   const tz = document.body.dataset.timezone || "Asia/Shanghai";
   let directory = null;
+  let role = null;
+  const HOME = { finance: "finance" };  // the screen a role opens on (else the vehicles)
 
   /** A screen registers itself; ``show(params)`` runs each time it is opened. */
   S.screen = function (name, handlers) { screens[name] = handlers; };
+
+  /** Whether the signed-in role may open a screen: its tab's ``data-roles`` (default: logistics
+   * and admin) names the roles whose API calls it makes. */
+  function allowed(name) {
+    const tab = document.querySelector('.console-nav a[data-screen="' + name + '"]');
+    const roles = (tab && tab.dataset.roles) || "logistics admin";
+    return role !== null && roles.split(" ").indexOf(role) >= 0;
+  }
+  S.role = function () { return role; };
 
   function parseHash() {
     const hash = window.location.hash.replace(/^#/, "");
     const parts = hash.split("?");
     const params = {};
     new URLSearchParams(parts[1] || "").forEach(function (v, k) { params[k] = v; });
-    return { name: screens[parts[0]] ? parts[0] : "vehicles", params: params };
+    const home = HOME[role] || "vehicles";
+    const name = screens[parts[0]] && allowed(parts[0]) ? parts[0] : home;
+    return { name: name, params: params };
   }
 
   /** Open a screen: ``S.go("day", {vehicle: "bus-07", date: "2026-11-23"})``. */
@@ -44,7 +57,12 @@
     if (screen && screen.resize) screen.resize();
   }
 
-  S.start = function () {
+  /** ``me`` from /api/v1/me: the tabs of other roles' screens are taken away. */
+  S.start = function (me) {
+    role = me.role;
+    document.querySelectorAll(".console-nav a").forEach(function (a) {
+      a.hidden = !allowed(a.dataset.screen);
+    });
     window.addEventListener("hashchange", route);
     route();
   };
@@ -72,6 +90,11 @@
   /** YYYY-MM-DD of an instant (default: now) in the district. */
   S.today = function (when) { return ymd.format(when || new Date()); };
   S.thisMonth = function () { return S.today().slice(0, 7); };
+  /** The month before ``month`` ("2026-01" -> "2025-12"). */
+  S.previousMonth = function (month) {
+    const p = month.split("-").map(Number);
+    return p[1] === 1 ? (p[0] - 1) + "-12" : p[0] + "-" + String(p[1] - 1).padStart(2, "0");
+  };
   function offsetMs(epochMs) {  // the district's UTC offset at that instant
     const p = {};
     parts.formatToParts(new Date(epochMs)).forEach(function (x) { p[x.type] = x.value; });
@@ -131,6 +154,14 @@
       }).join(",");
     }).join("\r\n") + "\r\n";
     return new Blob(["\ufeff" + text], { type: "text/csv;charset=utf-8" });
+  };
+  /** An error of the API in words for the form it answers: a 409 or 422 with the API's reason
+   * (``detail``, kept in its words), anything else as the banner would say it. */
+  S.problem = function (error) {
+    if (error && (error.status === 409 || error.status === 422)) {
+      return XC.t(error.status === 409 ? "err.conflict" : "err.invalid", { detail: error.detail || "" });
+    }
+    return error && error.message ? error.message : XC.t("err.page");
   };
   S.money = function (amount, currency) {
     const n = Number(amount || 0).toFixed(2);

@@ -124,7 +124,8 @@
         });
         li.appendChild(history);
       }
-      if (x.status === "pending") li.appendChild(decisionForm(e));
+      // the finance office reads the ledger; 后勤 and admins decide (POST …/approve|reject)
+      if (x.status === "pending" && S.role() !== "finance") li.appendChild(decisionForm(e));
       list.appendChild(li);
     });
   }
