@@ -384,12 +384,16 @@ def _drive_left(drive: float, frac: float, elapsed: float | None, metres_left: f
     30.0
     >>> _drive_left(60.0, 0.9, 40.0, 180.0)  # 40 s stood at a light: 54 s by distance, 20 by time
     37.0
+    >>> _drive_left(600.0, 0.02, 170.0, 150.0)  # a fast bus 10 s from the stop: by distance
+    12.0
     """
     by_distance = drive * frac
     if elapsed is None:
         return by_distance
     by_time = max(drive - elapsed, metres_left / (FASTEST_CRUISE_KMH / 3.6))
-    return ELAPSED_WEIGHT * by_time + (1 - ELAPSED_WEIGHT) * by_distance
+    # only ever earlier than by distance: a bus driving the stretch faster than it usually
+    # takes has spent little time but has little left — by time it would be minutes late
+    return min(by_distance, ELAPSED_WEIGHT * by_time + (1 - ELAPSED_WEIGHT) * by_distance)
 
 
 def _pace(trip: TripState, stretches: Sequence[Stretch | None], nxt: int) -> float:
