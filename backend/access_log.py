@@ -1,7 +1,8 @@
 """The access log (issue 17): who read which child's route, and when — for a privacy review.
 
 Recorded: every answered read of live positions — ``GET /routes/{id}/live`` (the Flask view
-and the WSGI fast path alike), every ``/stream`` opened, ``GET /vehicles/live``. A read costs
+and the WSGI fast path alike), every ``/stream`` opened, ``GET /vehicles/live`` — and of stored
+tracks: ``GET /trips/{id}/track`` (with the trip's route), ``GET /vehicles/{id}/track``. A read costs
 the request a dictionary update under a lock (no I/O): reads are gathered per process and
 written by a background thread every ``XIAOCHE_ACCESS_LOG_FLUSH_S`` seconds, in one transaction,
 one row per (user, kind, route) and interval with the first and last read's time and their
@@ -36,10 +37,12 @@ log = logging.getLogger(__name__)
 
 KINDS = {"route_live": ("线路实时位置", "route live position"),
          "stream": ("实时推送连接", "live stream opened"),
-         "vehicles_live": ("车辆实时位置列表", "vehicles' live positions")}
+         "vehicles_live": ("车辆实时位置列表", "vehicles' live positions"),
+         "trip_track": ("行程轨迹", "a trip's track"),
+         "vehicle_track": ("车辆轨迹", "a vehicle's track")}
 ROLES = {"parent": ("家长", "parent"), "driver": ("司机", "driver"),
          "teacher": ("教师", "teacher"), "logistics": ("后勤", "logistics"),
-         "admin": ("管理员", "admin")}
+         "finance": ("财务", "finance"), "admin": ("管理员", "admin")}
 _EXTENSION = "xiaoche.access_log"
 #: pending keys past which reads are counted as lost instead of kept (a database down for long)
 MAX_PENDING = 200_000

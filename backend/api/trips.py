@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from marshmallow import fields
 from sqlalchemy import select
 
+from backend.access_log import record_access
 from backend.api.common import BEARER, Blueprint, CrsQuery, out_point
 from backend.api.vehicles import TrackPropertiesSchema, TrackSchema, line_feature
 from backend.auth import current_user, require_role
@@ -44,6 +46,7 @@ def trip_track(query, trip_id: str):
                else can_see_route(user, trip["route_id"]))
     if not allowed:
         raise not_found("trip")
+    record_access(current_app, user.id, "trip_track", trip["route_id"])
     rows = db.session.execute(
         select(Ping.ts, Ping.lat, Ping.lon, Ping.speed_kmh, Ping.heading_deg, Ping.accuracy_m,
                Ping.alt_m)

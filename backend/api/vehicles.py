@@ -144,6 +144,7 @@ def position_body(position, crs: str) -> dict:
 def vehicle_track(query, vehicle_id: str):
     if not can_see_vehicle(current_user(), vehicle_id):
         raise not_found("vehicle")
+    record_access(current_app, current_user().id, "vehicle_track")
     until = query["until"] if query["until"] is not None else time.time()
     since = query["since"] if query["since"] is not None else until - DEFAULT_WINDOW_S
     rows = db.session.execute(

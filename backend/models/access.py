@@ -21,7 +21,7 @@ class AccessEntry(db.Model):
     user_id: Mapped[int] = mapped_column(Integer)
     username: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16))
-    kind: Mapped[str] = mapped_column(String(20))  # route_live, stream, vehicles_live
+    kind: Mapped[str] = mapped_column(String(20))  # route_live, stream, vehicles_live, trip_track, vehicle_track
     route_id: Mapped[str | None] = mapped_column(ID)  # None: every route the caller may see
     first_at: Mapped[float] = mapped_column(Float)
     last_at: Mapped[float] = mapped_column(Float)

@@ -88,6 +88,20 @@ def test_the_staff_vehicle_list_and_streams_opened_either_way_are_logged(app, cl
     assert logged(client, user="houqin.wang") == [rows[("houqin.wang", "vehicles_live")]]
 
 
+def test_reads_of_stored_tracks_are_logged_with_the_trips_route(app, client, imported):
+    from tests.integration.api.test_authorization_matrix import OTHER, OWN, trips_on_record
+
+    trips_on_record(app)
+    parent, staff = login(client, *PARENT), login(client, *LOGISTICS)
+    assert client.get(f"/api/v1/trips/{OWN['trip']}/track", headers=parent).status_code == 200
+    assert client.get(f"/api/v1/trips/{OTHER['trip']}/track", headers=parent).status_code == 404
+    assert client.get("/api/v1/vehicles/bus-07/track", headers=staff).status_code == 200
+    rows = {(r["username"], r["kind"]): r for r in logged(client)}
+    assert (rows[("zhang.lanlan", "trip_track")]["route_id"],
+            rows[("zhang.lanlan", "trip_track")]["reads"]) == ("zt-am-1", 1)  # not the refusal
+    assert rows[("houqin.wang", "vehicle_track")]["reads"] == 1
+
+
 def test_only_an_admin_exports_it_and_a_bad_window_is_a_422(app, client, imported):
     staff = login(client, *LOGISTICS)
     assert client.get("/api/v1/audit/access", query_string=window(),
