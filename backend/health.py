@@ -43,26 +43,37 @@ def write_heartbeat(path: Path, state: dict[str, Any]) -> None:
         raise
 
 
-def check_ingest(instance_path: str | Path, now: float | None = None) -> tuple[bool, str]:
-    now = time.time() if now is None else now
-    path = heartbeat_path(instance_path)
+def read_heartbeat(path: Path, who: str, now: float) -> tuple[str | None, dict]:
+    """What every heartbeat check asks first — is there one, is it readable, fresh, without a
+    problem named? — as ``(why not, the heartbeat)``: ``why not`` is ``None`` when all holds."""
     try:
         state = json.loads(path.read_text())
     except FileNotFoundError:
-        return False, (f"no heartbeat at {path}: the ingest is not running (or uses another "
-                       "XIAOCHE_INSTANCE_PATH)")
+        return (f"no heartbeat at {path}: {who} is not running (or uses another "
+                "XIAOCHE_INSTANCE_PATH)"), {}
     except (OSError, ValueError) as exc:
-        return False, f"unreadable heartbeat {path}: {exc}"
+        return f"unreadable heartbeat {path}: {exc}", {}
     age = now - float(state["at"])
     interval = float(state["interval_s"])
     if age > STALE_INTERVALS * interval:
-        return False, (f"last heartbeat {age:.0f} s ago (written every {interval:g} s): the "
-                       f"ingest (pid {state.get('pid')}) stopped or hangs")
+        return (f"last heartbeat {age:.0f} s ago (written every {interval:g} s): {who} "
+                f"(pid {state.get('pid')}) stopped or hangs"), state
     if state.get("problem"):
-        return False, str(state["problem"])
+        return str(state["problem"]), state
+    return None, state
+
+
+def last_batch(state: dict, now: float) -> str:
     last = state.get("last_batch_at")
-    batch = f"last batch {now - last:.0f} s ago" if last else "no batch yet"
-    return True, f"ok: connected to the broker, {batch}"
+    return f"last batch {now - last:.0f} s ago" if last else "no batch yet"
+
+
+def check_ingest(instance_path: str | Path, now: float | None = None) -> tuple[bool, str]:
+    now = time.time() if now is None else now
+    why_not, state = read_heartbeat(heartbeat_path(instance_path), "the ingest", now)
+    if why_not is not None:
+        return False, why_not
+    return True, f"ok: connected to the broker, {last_batch(state, now)}"
 
 
 def check_scheduler(engine, name: str = "scheduler",

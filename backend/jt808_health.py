@@ -10,12 +10,11 @@ connections into the backlog whether the loop runs or not.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
-from backend.health import STALE_INTERVALS, write_heartbeat
+from backend.health import last_batch, read_heartbeat, write_heartbeat
 
 HEARTBEAT_FILE = "jt808-heartbeat.json"
 
@@ -49,22 +48,8 @@ def write(instance_path: str | Path, beat: dict) -> None:
 
 def check_jt808(instance_path: str | Path, now: float | None = None) -> tuple[bool, str]:
     now = time.time() if now is None else now
-    path = heartbeat_path(instance_path)
-    try:
-        state = json.loads(path.read_text())
-    except FileNotFoundError:
-        return False, (f"no heartbeat at {path}: the JT/T 808 gateway is not running (or uses "
-                       "another XIAOCHE_INSTANCE_PATH)")
-    except (OSError, ValueError) as exc:
-        return False, f"unreadable heartbeat {path}: {exc}"
-    age = now - float(state["at"])
-    interval = float(state["interval_s"])
-    if age > STALE_INTERVALS * interval:
-        return False, (f"last heartbeat {age:.0f} s ago (written every {interval:g} s): the "
-                       f"gateway (pid {state.get('pid')}) stopped or hangs")
-    if state.get("problem"):
-        return False, str(state["problem"])
-    last = state.get("last_batch_at")
-    batch = f"last batch {now - last:.0f} s ago" if last else "no batch yet"
+    why_not, state = read_heartbeat(heartbeat_path(instance_path), "the JT/T 808 gateway", now)
+    if why_not is not None:
+        return False, why_not
     return True, (f"ok: port {state.get('port')}, {state.get('connections')} connections "
-                  f"({state.get('authenticated')} authenticated), {batch}")
+                  f"({state.get('authenticated')} authenticated), {last_batch(state, now)}")
