@@ -23,6 +23,8 @@ TABLE = Jt808Text.__table__
 #: a text sent but never answered is sent again after this long (a gateway that died with it,
 #: an answer lost), at most :data:`MAX_ATTEMPTS` times in all
 RESEND_AFTER_S = 300.0
+#: what a text still waiting at its expiry becomes: never sent, or sent and never answered
+PAST_EXPIRY = {"queued": "expired", "sent": "unanswered"}
 MAX_ATTEMPTS = 3
 DEFAULT_EXPIRES_IN_S = 3600
 STATUS_OF_RESULT = {OK: "ok", MESSAGE_ERROR: "failed", UNSUPPORTED: "unsupported"}
@@ -78,12 +80,13 @@ def queue_text(vehicle_id: str, text: str, emergency: bool, expires_in_s: float,
 
 
 def text_body(row: Jt808Text, now: float | None = None) -> dict:
-    """A text as the API shows it; a queued text past its expiry is ``expired`` even before a
-    gateway marked it so (none may be running)."""
+    """A text as the API shows it; past its expiry a queued text is ``expired`` and a sent one
+    the terminal never answered ``unanswered``, even before a gateway marked it so (none may be
+    running)."""
     now = time.time() if now is None else now
     status = row.status
-    if status == "queued" and row.expires_at <= now:
-        status = "expired"
+    if row.expires_at <= now and status in PAST_EXPIRY:
+        status = PAST_EXPIRY[status]
     return {"id": row.id, "vehicle_id": row.vehicle_id, "device_id": row.device_id,
             "text": row.text, "emergency": row.emergency, "status": status,
             "created_at": iso(row.created_at), "created_by": row.created_by,
@@ -109,9 +112,10 @@ class TextOutbox:
 
     def queued(self, now: float) -> list[QueuedText]:
         with self.engine.begin() as conn:
-            conn.execute(update(TABLE).where(TABLE.c.status == "queued",
-                                             TABLE.c.expires_at <= now)
-                         .values(status="expired"))
+            for status, final in PAST_EXPIRY.items():
+                conn.execute(update(TABLE).where(TABLE.c.status == status,
+                                                 TABLE.c.expires_at <= now)
+                             .values(status=final))
             rows = conn.execute(select(TABLE.c.id, TABLE.c.device_id, TABLE.c.text,
                                        TABLE.c.emergency).where(_due(now))
                                 .order_by(TABLE.c.id).limit(self.limit)).all()

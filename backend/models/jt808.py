@@ -23,9 +23,9 @@ from backend.extensions import db
 from backend.models.district import ID
 from backend.models.tracking import BigId
 
-TEXT_STATUSES = ("queued", "sent", "ok", "failed", "unsupported", "expired")
+TEXT_STATUSES = ("queued", "sent", "ok", "failed", "unsupported", "expired", "unanswered")
 #: the statuses that will not change any more
-FINAL_STATUSES = ("ok", "failed", "unsupported", "expired")
+FINAL_STATUSES = ("ok", "failed", "unsupported", "expired", "unanswered")
 
 
 class DeviceModel(db.Model):

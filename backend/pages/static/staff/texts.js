@@ -1,7 +1,7 @@
 /* Texts to a driver, on the vehicles screen (logistics in scope, admin): a vehicle picked from
  * those the user sees, a short text (shown, or read aloud when marked urgent, by the vehicle's
  * JT/T 808 terminal) sent with POST /api/v1/vehicles/{id}/texts, and the vehicle's texts with
- * their status (GET …/texts, newest first): 排队中, 已发送, 已送达, 失败, 不支持, 已过期. A vehicle
+ * their status (GET …/texts, newest first): 排队中, 已发送, 已送达, 失败, 不支持, 已过期, 未回复. A vehicle
  * without a terminal is told apart by the API's 409, which the form says in words. */
 (function () {
   "use strict";
