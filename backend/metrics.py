@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -79,6 +80,7 @@ class _AppCollector(Collector):
         hub = app.extensions.get("xiaoche.stream_hub")
         yield GaugeMetricFamily("xiaoche_streams_open", "Open GET /stream connections",
                                 value=hub[0].open_count if hub else 0)
+        yield from _stream_processes()
         from backend.extensions import db
 
         with app.app_context():
@@ -93,6 +95,40 @@ class _AppCollector(Collector):
                 yield GaugeMetricFamily("xiaoche_outbox_pending",
                                         "Notification deliveries waiting to be pushed",
                                         value=pending)
+
+
+def _stream_processes() -> Iterator[GaugeMetricFamily]:
+    """Under ``xiaoche api``: each stream process's open streams and whether it is up, from the
+    status file it rewrites beside its socket (``backend.streams.stream_server``)."""
+    import glob
+    import json
+    import time
+
+    from backend.health import STALE_INTERVALS
+    from backend.streams.handoff import SOCKET_ENV
+
+    prefix = os.environ.get(SOCKET_ENV)
+    if not prefix:
+        return
+    up = GaugeMetricFamily("xiaoche_stream_process_up",
+                           "1 while a stream process of xiaoche api writes its status",
+                           labels=["process"])
+    opened = GaugeMetricFamily("xiaoche_stream_process_streams_open",
+                               "Open GET /stream connections of a stream process",
+                               labels=["process"])
+    now = time.time()
+    for path in sorted(glob.glob(glob.escape(prefix) + ".*.json")):
+        name = "stream-" + path[len(prefix) + 1:-len(".json")]
+        try:
+            with open(path) as handle:
+                state = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        fresh = now - float(state["at"]) <= STALE_INTERVALS * float(state["interval_s"])
+        up.add_metric([name], 1.0 if fresh else 0.0)
+        opened.add_metric([name], float(state.get("open", 0)) if fresh else 0.0)
+    yield up
+    yield opened
 
 
 def _outbox_pending(db: Any) -> int | None:

@@ -22,12 +22,18 @@ import os
 import signal
 import socket
 import sys
+import time
+from pathlib import Path
 
 from backend.streams.handoff import MAX_SCOPE_BYTES, scope_from_bytes, serve_handed_over
 
 log = logging.getLogger(__name__)
 
 ORPHAN_CHECK_S = 2.0
+
+
+def status_path(socket_path: str) -> str:
+    return socket_path + ".json"
 
 
 class StreamServer:
@@ -55,16 +61,32 @@ class StreamServer:
         loop.add_reader(self.listener.fileno(), self._accept, loop)
         parent = self.parent
         while not stop.is_set():  # orphaned (the master was killed): end, do not linger
+            self.write_status()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), ORPHAN_CHECK_S)
             if os.getppid() != parent:
                 log.warning("stream process: the gunicorn master is gone; ending")
                 break
+        with contextlib.suppress(OSError):
+            os.unlink(status_path(self.path))
         loop.remove_reader(self.listener.fileno())
         self.listener.close()
         self.asgi.end_streams()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=5)
+
+    def write_status(self) -> None:
+        """``SOCKET.json`` beside the socket, for the workers' ``/metrics``: this process's
+        open streams and hand-overs taken, rewritten every ``ORPHAN_CHECK_S``."""
+        from backend.health import write_heartbeat
+
+        hub = None if self.asgi is None else self.asgi.app.extensions.get("xiaoche.stream_hub")
+        try:
+            write_heartbeat(Path(status_path(self.path)), {
+                "at": time.time(), "interval_s": ORPHAN_CHECK_S, "pid": os.getpid(),
+                "open": hub[0].open_count if hub else 0, "received": self.received})
+        except OSError as exc:
+            log.warning("stream process: cannot write its status (%s)", exc)
 
     def _accept(self, loop: asyncio.AbstractEventLoop) -> None:
         assert self.listener is not None

@@ -190,3 +190,31 @@ def _alive(pid: int) -> bool:
         return "zombie" not in Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
+
+
+@pytest.mark.slow
+def test_metrics_count_the_streams_each_stream_process_holds(imported, api_streams):
+    import http.client
+
+    api = api_streams
+    stream = SseClient(api.port, api.token(PARENT))
+    try:
+        stream.wait_for(lambda e: e.id is not None)
+        deadline = time.monotonic() + 30
+        while True:  # each stream process rewrites its status every 2 s
+            connection = http.client.HTTPConnection("127.0.0.1", api.port, timeout=30)
+            connection.request("GET", "/metrics")
+            text = connection.getresponse().read().decode()
+            connection.close()
+            up = [line for line in text.splitlines()
+                  if line.startswith("xiaoche_stream_process_up{")]
+            held = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("xiaoche_stream_process_streams_open{"))
+            if held == 1.0:
+                break
+            assert time.monotonic() < deadline, text
+            time.sleep(0.5)
+        assert sorted(up) == ['xiaoche_stream_process_up{process="stream-0"} 1.0',
+                              'xiaoche_stream_process_up{process="stream-1"} 1.0']
+    finally:
+        stream.close()
