@@ -175,8 +175,9 @@ def road_times(graph: RoadGraph, points: Sequence[tuple[float, float]],
     keep = order[first]
     shape = (n, n)
     times = csr_matrix((graph.seconds[keep], (graph.tail[keep], graph.head[keep])), shape=shape)
-    lengths = csr_matrix((graph.metres[keep], (graph.tail[keep], graph.head[keep])),
-                         shape=shape)
+    # each kept edge's metres, found by its key tail·n + head (sorted: lexsort's order)
+    edge_key = graph.tail[keep] * n + graph.head[keep]
+    edge_m = graph.metres[keep]
     _, label = connected_components(times, directed=True, connection="strong")
     main = np.flatnonzero(label == np.bincount(label).argmax())
     lat0 = math.radians(float(np.mean(graph.lat)))
@@ -203,7 +204,7 @@ def road_times(graph: RoadGraph, points: Sequence[tuple[float, float]],
     for i in snapped:
         src = int(node[i])
         dist_s, pred = dijkstra(times, directed=True, indices=src, return_predecessors=True)
-        along_m = _path_metres(lengths, pred, src, targets)
+        along_m = _path_metres(edge_key, edge_m, n, pred, src, targets)
         for j, t_s, t_m in zip(snapped, dist_s[targets], along_m, strict=True):
             if i != j and math.isfinite(t_s):
                 seconds[i, j] = t_s + access_s[i] + access_s[j]
@@ -211,7 +212,8 @@ def road_times(graph: RoadGraph, points: Sequence[tuple[float, float]],
     return RoadTimes(seconds, metres, snap_m)
 
 
-def _path_metres(lengths, pred: np.ndarray, src: int, targets: np.ndarray) -> np.ndarray:
+def _path_metres(edge_key: np.ndarray, edge_m: np.ndarray, n: int, pred: np.ndarray, src: int,
+                 targets: np.ndarray) -> np.ndarray:
     """Metres along the shortest-time paths from ``src`` to ``targets`` (walking the
     predecessor tree back from all targets at once)."""
     total = np.zeros(len(targets))
@@ -220,7 +222,7 @@ def _path_metres(lengths, pred: np.ndarray, src: int, targets: np.ndarray) -> np
     while walking.any():
         here = at[walking]
         back = pred[here]
-        total[walking] += np.asarray(lengths[back, here]).ravel()
+        total[walking] += edge_m[np.searchsorted(edge_key, back * n + here)]
         at[walking] = back
         walking = (at != src) & (pred[at] >= 0)
     return total
