@@ -152,3 +152,16 @@ def test_post_plans_follows_the_servers_extract_and_refuses_a_bad_one(app, clien
     assert answer.status_code == 422
     assert "XIAOCHE_PLAN_OSM" in answer.get_json()["detail"]
     assert "not a readable OpenStreetMap extract" in answer.get_json()["detail"]
+
+
+def test_a_point_snaps_to_the_connected_network_not_to_a_nearer_stray_piece_of_road(tmp_path):
+    # a farm lane mapped on its own, 33 m from the village, joined to nothing
+    lane = "".join(f'<node id="{900 + k}" version="1" lat="{VILLAGE[0] + 0.0003 * (k + 1)}" '
+                   f'lon="{VILLAGE[1]}"/>' for k in range(2))
+    way = ('<way id="6" version="1"><nd ref="900"/><nd ref="901"/>'
+           '<tag k="highway" v="service"/></way>')
+    roads = read_roads(write_osm(tmp_path, extra_nodes=lane, extra_ways=way))
+    assert roads.nodes == 14
+    times = road_times(roads, [VILLAGE, SCHOOL], lambda i, j: (1.0, 1.0))
+    assert 45 < times.snap_m[0] < 55  # the west road, not the lane
+    assert times.metres[0, 1] == pytest.approx(ROAD_M + times.snap_m[0], rel=1e-3)
