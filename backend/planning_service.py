@@ -1,8 +1,9 @@
 """A plan for a district from its own bundle: stops, students, school buses → a draft bundle.
 
 The district's children per stop and school become a ``routing.planning`` instance (positions
-projected to metres around the district; travel by straight line × a road factor at a set
-speed, since no road network is read yet), the solver plans routes and buses, and the answer is
+projected to metres around the district; travel along the roads of an OpenStreetMap extract
+when one is given, ``backend/osm_roads.py``, else by straight line × a road factor at a set
+speed), the solver plans routes and buses, and the answer is
 written back as a **draft bundle** ``xiaoche import`` accepts: the stops used, one route per
 planned route (its stops, then the school) with one weekday run whose ``vehicle_id`` is the bus
 planned to drive it, and the school buses with their planned routes (new ``plan-bus-N``
@@ -12,14 +13,22 @@ children per bus, and the travel model used.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routing.planning.checker import check_plan
 from routing.planning.model import Instance, Params, Plan, School, Stop
 from routing.planning.solver import solve
+from routing.planning.travel import TravelMatrix
+
+if TYPE_CHECKING:
+    from backend.osm_roads import RoadGraph
+
+Metres = Callable[[float, float, float, float], float]
 
 #: Straight-line distance × this is the road distance: a typical detour factor of rural roads.
 ROAD_FACTOR = 1.3
@@ -110,9 +119,13 @@ def plan_district(bundle: dict[str, Any], *, max_ride_s: float = 2700.0,
                   time_limit_s: float = 30.0, speed_kmh: float = SPEED_KMH,
                   road_factor: float = ROAD_FACTOR, bells: dict[str, str] | None = None,
                   seats: int | None = None,
-                  progress: Callable[[str], None] | None = None
+                  progress: Callable[[str], None] | None = None,
+                  roads: RoadGraph | None = None
                   ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(draft bundle, report)`` for the district in ``bundle`` (a loaded bundle document)."""
+    """``(draft bundle, report)`` for the district in ``bundle`` (a loaded bundle document).
+
+    With ``roads`` (``backend.osm_roads.read_roads``) travel follows them; a point too far from
+    any road keeps the straight line × ``road_factor`` at ``speed_kmh``."""
     known = bells_from_routes(bundle)
     known.update({k: _hhmm(v) for k, v in (bells or {}).items()})
     instance, where = district_instance(bundle, known)
@@ -120,6 +133,18 @@ def plan_district(bundle: dict[str, Any], *, max_ride_s: float = 2700.0,
     capacity = seats or min((v["seats"] for v in buses if v.get("seats")), default=66)
     params = Params(capacity=capacity, speed_per_s=speed_kmh / 3.6 / road_factor,
                     max_ride_s=max_ride_s, metric="straight")
+
+    def metres(ax: float, ay: float, bx: float, by: float) -> float:
+        return math.hypot(ax - bx, ay - by) * road_factor
+
+    travel = f"straight line × {road_factor} at {speed_kmh} km/h (no road network read)"
+    if roads is not None:
+        matrix, metres = road_matrix(instance, where, roads, params, road_factor)
+        params = Params(capacity=capacity, speed_per_s=params.speed_per_s,
+                        max_ride_s=max_ride_s, metric="straight", roads=matrix)
+        travel = matrix.description
+        if progress:
+            progress(f"travel: {travel}")
     try:
         plan = solve(instance, params, time_limit_s, progress)
     except ValueError as e:
@@ -128,7 +153,41 @@ def plan_district(bundle: dict[str, Any], *, max_ride_s: float = 2700.0,
     if problems:  # the solver's own rules broken: a bug, never a draft to import
         raise RuntimeError(f"the plan fails its own check: {problems[:3]}")
     return _draft(bundle, plan, where, buses, capacity), _report(
-        plan, params, where, speed_kmh, road_factor, capacity)
+        plan, params, instance, metres, travel, capacity)
+
+
+def road_matrix(instance: Instance, where: dict[str, tuple[float, float]], roads: RoadGraph,
+                params: Params, road_factor: float) -> tuple[TravelMatrix, Metres]:
+    """The road travel times between the instance's points and a metres-along-the-road lookup;
+    its description says what was read and how far the points were snapped."""
+    from backend.osm_roads import MAX_SNAP_M, road_times
+
+    names: dict[tuple[float, float], str] = {}
+    latlon: dict[tuple[float, float], tuple[float, float]] = {}
+    for p in (*instance.schools, *instance.stops):
+        names.setdefault((p.x, p.y), p.id.split("@")[0])
+        latlon[(p.x, p.y)] = where[p.id]
+    keys = sorted(latlon)
+
+    def straight(i: int, j: int) -> tuple[float, float]:
+        (ax, ay), (bx, by) = keys[i], keys[j]
+        return params.travel_s(ax, ay, bx, by), math.hypot(ax - bx, ay - by) * road_factor
+
+    times = road_times(roads, [latlon[k] for k in keys], straight)
+    index = {k: i for i, k in enumerate(keys)}
+    snapped = [m for m in times.snap_m if m is not None]
+    far = [names[k] for k, m in zip(keys, times.snap_m, strict=True) if m is None]
+    text = (f"OSM roads from {roads.source}: {roads.nodes} nodes, {roads.edges} edges; "
+            f"{len(snapped)} points snapped, farthest {max(snapped, default=0):.0f} m")
+    if far:
+        text += (f"; {len(far)} more than {MAX_SNAP_M:.0f} m from any road keep the straight "
+                 f"line × {road_factor}: {', '.join(far)}")
+    matrix = TravelMatrix(index, times.seconds.tolist(), text)
+
+    def metres(ax: float, ay: float, bx: float, by: float) -> float:
+        return float(times.metres[index[(ax, ay)], index[(bx, by)]])
+
+    return matrix, metres
 
 
 def _draft(bundle: dict[str, Any], plan: Plan, where: dict[str, tuple[float, float]],
@@ -188,25 +247,49 @@ def _vehicles_for(plan: Plan, buses: list[dict[str, Any]], bundle: dict[str, Any
     return out
 
 
-def _report(plan: Plan, params: Params, where: dict[str, tuple[float, float]],
-            speed_kmh: float, road_factor: float, capacity: int) -> dict[str, Any]:
-    metres_per_s = speed_kmh / 3.6  # driving time back to road metres
-    route_km = 0.0
+def _report(plan: Plan, params: Params, instance: Instance, metres: Metres, travel: str,
+            capacity: int) -> dict[str, Any]:
+    at = {p.id: (p.x, p.y) for p in (*instance.schools, *instance.stops)}
+    route_m = empty_m = 0.0
     longest = 0.0
-    for r in plan.routes:
-        t = r.school_arrival_s - r.start_s - sum(params.stop_s(v.students) for v in r.visits)
-        route_km += t * metres_per_s / 1000
-        longest = max(longest, max(r.school_arrival_s - v.arrival_s for v in r.visits))
+    for bus in plan.buses:
+        for n, r in enumerate(bus):
+            legs = [at[v.stop_id] for v in r.visits] + [at[r.school_id]]
+            route_m += sum(metres(*a, *b) for a, b in zip(legs, legs[1:], strict=False))
+            if n:
+                empty_m += metres(*at[bus[n - 1].school_id], *legs[0])
+            longest = max(longest, max(r.school_arrival_s - v.arrival_s for v in r.visits))
     return {
         "buses": len(plan.buses),
         "routes": len(plan.routes),
-        "km": round(route_km + plan.deadhead_s * metres_per_s / 1000, 1),
-        "empty_km": round(plan.deadhead_s * metres_per_s / 1000, 1),
+        "km": round((route_m + empty_m) / 1000, 1),
+        "empty_km": round(empty_m / 1000, 1),
         "longest_ride_min": round(longest / 60, 1),
         "children_per_bus": [sum(r.load for r in bus) for bus in plan.buses],
         "seats": capacity,
-        "travel": f"straight line × {road_factor} at {speed_kmh} km/h (no road network read)",
+        "travel": travel,
     }
+
+
+@functools.lru_cache(maxsize=2)
+def _roads_of(path: str, mtime_ns: int, size: int) -> RoadGraph:
+    from backend.osm_roads import read_roads
+
+    return read_roads(path)
+
+
+def cached_roads(path: str) -> RoadGraph:
+    """The road graph of ``path``, read once per version of the file (a county's extract takes
+    seconds to read; plans are asked for again and again while the office tries options)."""
+    from backend.osm_roads import OsmError, read_roads
+
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return read_roads(path)  # raises OsmError saying the file is missing
+    if not os.path.isfile(path):
+        raise OsmError(f"{path}: not a file")
+    return _roads_of(path, stat.st_mtime_ns, stat.st_size)
 
 
 def district_bundle() -> dict[str, Any]:

@@ -377,6 +377,13 @@ SETTINGS: tuple[Setting, ...] = (
         "attribution metadata (OpenStreetMap's for its own servers)",
     ),
     Setting(
+        "XIAOCHE_PLAN_OSM",
+        "PLAN_OSM",
+        None,
+        "an OpenStreetMap extract of the county (.osm.pbf) whose roads POST /api/v1/plans "
+        "times travel on (backend/osm_roads.py); unset: straight line × road factor",
+    ),
+    Setting(
         "XIAOCHE_RETENTION_DAYS",
         "RETENTION_DAYS",
         0,

@@ -53,14 +53,23 @@ class PlanSchema(Schema):
 @require_role("admin")
 def create_plan(body: dict) -> dict:
     """Plan buses and routes for the district's stops, students and school buses (nothing is
-    stored: the draft is imported when the office accepts it)."""
+    stored: the draft is imported when the office accepts it). Travel follows the roads of
+    the server's ``XIAOCHE_PLAN_OSM`` extract when set, else straight line × road factor."""
+    from flask import current_app
+
     from backend import planning_service as ps
+    from backend.osm_roads import OsmError
 
     try:
+        osm = current_app.config.get("PLAN_OSM")
+        roads = ps.cached_roads(osm) if osm else None
         draft, report = ps.plan_district(
             ps.district_bundle(), max_ride_s=body["max_ride_min"] * 60,
             time_limit_s=body["time_limit_s"], speed_kmh=body["speed_kmh"],
-            road_factor=body["road_factor"], bells=body["bells"], seats=body["seats"])
+            road_factor=body["road_factor"], bells=body["bells"], seats=body["seats"],
+            roads=roads)
+    except OsmError as exc:
+        raise ApiError(422, f"XIAOCHE_PLAN_OSM: {exc}", title="Cannot read the roads") from exc
     except ps.PlanningError as exc:
         raise ApiError(422, str(exc), title="Cannot plan") from exc
     return {"report": report, "draft": draft}

@@ -46,13 +46,18 @@ def _bell(values: tuple[str, ...]) -> dict[str, str]:
                    "it now). Repeat for several schools.")
 @click.option("--seats", type=click.IntRange(min=1, max=100), default=None,
               help="--district: seats per bus [default: the district's smallest school bus].")
+@click.option("--osm", "osm_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None,
+              help="--district: an OpenStreetMap extract of the county (.osm.pbf or .osm): "
+                   "travel follows its roads [default: straight line × road factor].")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the solution (--benchmark, docs/SPEC.md) or the draft "
                    "bundle (--district).")
 def plan_command(benchmark_dir: Path | None, district_file: Path | None,
                  max_ride_s: float | None, max_ride_min: float | None, time_limit_s: float,
                  engine: str, seed: int, speed_kmh: float | None, road_factor: float | None,
-                 bells: tuple[str, ...], seats: int | None, out: Path) -> None:
+                 bells: tuple[str, ...], seats: int | None, osm_file: Path | None,
+                 out: Path) -> None:
     """Plan routes and buses, check the plan, write it as JSON.
 
     Progress goes to stderr; the summary to stdout."""
@@ -64,11 +69,12 @@ def plan_command(benchmark_dir: Path | None, district_file: Path | None,
         max_ride_min * 60 if max_ride_min is not None else 2700.0)
     if district_file is not None:
         _plan_district(district_file, ride_s, time_limit_s, speed_kmh, road_factor,
-                       _bell(bells), seats, out)
+                       _bell(bells), seats, osm_file, out)
         return
-    if speed_kmh is not None or road_factor is not None or bells or seats is not None:
-        raise click.UsageError("--speed-kmh, --road-factor, --bell and --seats are for "
-                               "--district; a benchmark brings its own")
+    if (speed_kmh is not None or road_factor is not None or bells or seats is not None
+            or osm_file is not None):
+        raise click.UsageError("--speed-kmh, --road-factor, --bell, --seats and --osm are "
+                               "for --district; a benchmark brings its own")
     assert benchmark_dir is not None
     _plan_benchmark(benchmark_dir, ride_s, time_limit_s, engine, seed, out)
 
@@ -115,8 +121,9 @@ def _plan_benchmark(benchmark_dir: Path, max_ride_s: float, time_limit_s: float,
 
 def _plan_district(district_file: Path, max_ride_s: float, time_limit_s: float,
                    speed_kmh: float | None, road_factor: float | None, bells: dict[str, str],
-                   seats: int | None, out: Path) -> None:
+                   seats: int | None, osm_file: Path | None, out: Path) -> None:
     from backend import planning_service as ps
+    from backend.osm_roads import OsmError, read_roads
 
     try:
         bundle = json.loads(district_file.read_text(encoding="utf-8"))
@@ -124,11 +131,18 @@ def _plan_district(district_file: Path, max_ride_s: float, time_limit_s: float,
         raise click.ClickException(f"{district_file}: not a JSON bundle ({e})") from None
     if not isinstance(bundle, dict):
         raise click.ClickException(f"{district_file}: a bundle is a JSON object")
+    roads = None
+    if osm_file is not None:
+        click.echo(f"reading roads from {osm_file} …", err=True)
+        try:
+            roads = read_roads(osm_file)
+        except OsmError as e:
+            raise click.ClickException(str(e)) from None
     try:
         draft, report = ps.plan_district(
             bundle, max_ride_s=max_ride_s, time_limit_s=time_limit_s,
             speed_kmh=speed_kmh or ps.SPEED_KMH, road_factor=road_factor or ps.ROAD_FACTOR,
-            bells=bells, seats=seats, progress=lambda m: click.echo(m, err=True))
+            bells=bells, seats=seats, progress=lambda m: click.echo(m, err=True), roads=roads)
     except (ps.PlanningError, KeyError, TypeError) as e:
         raise click.ClickException(f"{district_file}: {e}") from None
     out.write_text(json.dumps(draft, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

@@ -1,7 +1,8 @@
 """The planning problem and its answer as plain frozen values.
 
 Times are seconds after midnight, lengths are the instance's own unit (feet in the benchmark),
-travel time is Manhattan distance over a constant speed, as the benchmark defines it.
+travel time is Manhattan distance over a constant speed, as the benchmark defines it (or a
+district's straight line, or a table of road travel times, ``routing.planning.travel``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from routing.planning.travel import TravelMatrix
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +27,15 @@ class Params:
     #: "manhattan" (the benchmark's |dx| + |dy|) or "straight" (a district's straight line, with
     #: the road factor folded into ``speed_per_s``)
     metric: str = "manhattan"
+    #: driving times along roads between the instance's points (``routing.planning.travel``);
+    #: pairs it does not hold are timed by ``metric``
+    roads: TravelMatrix | None = field(default=None, compare=False)
 
     def travel_s(self, ax: float, ay: float, bx: float, by: float) -> float:
+        if self.roads is not None:
+            seconds = self.roads.lookup(ax, ay, bx, by)
+            if seconds is not None:
+                return seconds
         if self.metric == "straight":
             return math.hypot(ax - bx, ay - by) / self.speed_per_s
         return (abs(ax - bx) + abs(ay - by)) / self.speed_per_s
