@@ -97,14 +97,18 @@ def due_days(conn: Connection, teacher_id: str, month: str) -> list[DueDay]:
         return []
     calendar = district_calendar(conn, district_id)
     present = verified_days(conn, teacher_id, month)
+    days = month_days(month)
+    # the grid of a month rests on the trips up to its end: a later month's drives must not
+    # re-price (and so "correct") a month already closed
+    month_end = service_day_start(days[-1], calendar) + 86400.0 if days else None
     out = []
     for school_id, weekdays in conn.execute(select(
             TeacherAssignment.school_id, TeacherAssignment.weekdays).where(
             TeacherAssignment.teacher_id == teacher_id).order_by(TeacherAssignment.school_id)):
-        for day in month_days(month):
+        for day in days:
             if timetable_weekday(day, calendar) not in set(weekdays):
                 continue
-            row = school_grid(conn, school_id, day)
+            row = school_grid(conn, school_id, day, month_end)
             if row is None or row["band"] is None:
                 continue  # the core school, or a school in no cluster: no allowance is due
             out.append(DueDay(day, school_id, Band(**row["band"]),

@@ -298,3 +298,18 @@ def test_a_teacher_card_that_is_a_students_is_refused(client, imported, november
         "teachers": [{**teacher, "card_id": card}]})
     assert response.status_code == 422
     assert "already belongs to student" in str(response.get_json())
+
+
+def test_a_closed_months_allowance_is_not_corrected_by_the_trips_of_a_later_month(
+        app, client, november):
+    """November's grid rests on the trips up to November's end: December's shorter drives to
+    龙凤 (4 km, level 1 grade 2) move December's median, not November's books."""
+    finance = november["finance"]
+    assert client.post("/api/v1/subsidies/months/2026-11/close", headers=finance,
+                       json={}).status_code == 200
+    for n in (1, 8, 15, 22):  # December's Tuesdays
+        book(app, day(n, 12), "longfeng", 4.0)
+    december = statement(client, finance, "2026-12")
+    assert [x for x in december["allowance"] if x["kind"] == "adjustment"] == []
+    assert {(x["school_id"], x["level"], x["grade"]) for x in december["allowance"]
+            if x["school_id"] == "longfeng"} == {("longfeng", 1, 2)}
