@@ -196,6 +196,12 @@ def confirm_attendance(user: User, teacher_id: str, school_id: str, day: dt.date
     assigned = db.session.get(TeacherAssignment, (teacher_id, school_id))
     if assigned is None:
         raise ApiError(409, f"teacher {teacher_id} is not assigned to school {school_id}")
+    district_id = teacher_district(db.session.connection(), teacher_id)
+    if district_id is not None:  # a day not yet come cannot have been seen: it would pay ahead
+        today = local_date(now, district_calendar(db.session.connection(), district_id))
+        if day > today:
+            raise ApiError(422, f"{day.isoformat()} is after today ({today.isoformat()})",
+                           errors={"date": ["not after today"]})
     key = (teacher_id, school_id, day.isoformat())
     if db.session.get(AttendanceConfirmation, key) is None:
         db.session.add(AttendanceConfirmation(

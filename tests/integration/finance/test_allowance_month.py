@@ -94,11 +94,11 @@ def november(app, client, imported):
     book(app, day(17), "longfeng", 6.2, mock=True)
     book(app, day(19), "shanhe", 11.5)
     book(app, day(24), "longfeng", 6.2)
+    app.config["CLOCK"] = lambda: local_ts(day(2, 12), "09:00:00")
     response = client.post("/api/v1/subsidies/attendance", headers=login(client, *WANG), json={
         "teacher_id": "t-liu", "school_id": "shanhe", "date": "2026-11-26",
         "note": "手机没电，校长确认到岗"})
     assert response.status_code == 201, response.get_json()
-    app.config["CLOCK"] = lambda: local_ts(day(2, 12), "09:00:00")
     return {"admin": admin, "finance": finance, "wang": login(client, *WANG)}
 
 
@@ -313,3 +313,14 @@ def test_a_closed_months_allowance_is_not_corrected_by_the_trips_of_a_later_mont
     assert [x for x in december["allowance"] if x["kind"] == "adjustment"] == []
     assert {(x["school_id"], x["level"], x["grade"]) for x in december["allowance"]
             if x["school_id"] == "longfeng"} == {("longfeng", 1, 2)}
+
+
+def test_a_day_not_yet_come_cannot_be_confirmed(app, client, november):
+    """A confirmation says the teacher was there: a date after today (district time) would pay
+    a day in advance."""
+    app.config["CLOCK"] = lambda: local_ts(day(2, 12), "09:00:00")
+    response = client.post("/api/v1/subsidies/attendance", headers=november["wang"], json={
+        "teacher_id": "t-liu", "school_id": "shanhe", "date": "2026-12-03"})
+    assert response.status_code == 422, response.get_json()
+    assert "2026-12-03" in str(response.get_json())
+    assert statement(client, november["finance"], "2026-12")["allowance_total"] == 0
