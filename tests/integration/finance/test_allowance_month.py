@@ -324,3 +324,27 @@ def test_a_day_not_yet_come_cannot_be_confirmed(app, client, november):
     assert response.status_code == 422, response.get_json()
     assert "2026-12-03" in str(response.get_json())
     assert statement(client, november["finance"], "2026-12")["allowance_total"] == 0
+
+
+def test_the_export_records_what_its_file_holds_not_what_came_after(app, client, november,
+                                                                    tmp_path, monkeypatch):
+    """A trip booked while the report writes its files is not in them: it must show as added
+    since the export, not be recorded as exported."""
+    import backend.cli.reports as reports
+
+    write = reports._write_sheet
+    late = []
+
+    def write_then_book(*args, **kwargs):
+        write(*args, **kwargs)
+        if not late:  # the ingest books a trip while the report is being written
+            late.append(book(app, day(1, 12), "longfeng", 6.2))
+
+    monkeypatch.setattr(reports, "_write_sheet", write_then_book)
+    result = app.test_cli_runner().invoke(report_subsidies_command, [
+        "--month", "2026-12", "--out", str(tmp_path / "dec.csv")])
+    assert result.exit_code == 0, result.output
+    changes = client.get("/api/v1/subsidies/changes", headers=november["finance"],
+                         query_string={"month": "2026-12"}).get_json()
+    assert [(x["kind"], x["trip_id"], x["amount"]) for x in changes["added"]
+            if x["kind"] == "transport"] == [("transport", "t-liu-20261130T233000Z", 10.0)]
