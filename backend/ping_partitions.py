@@ -93,6 +93,9 @@ def create_day(conn: Connection, day: int) -> int:
     """
     name, lo, hi = partition_name(day), day * DAY_S, (day + 1) * DAY_S
     conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    # inserts into the default partition wait from the move to the attach: a ping of the day
+    # landing there in between would make the attach fail (it goes into the new day after)
+    conn.execute(text(f"LOCK TABLE {DEFAULT_PARTITION} IN EXCLUSIVE MODE"))
     conn.execute(text(f"CREATE TABLE {name} (LIKE pings INCLUDING DEFAULTS)"))
     moved = conn.execute(text(
         f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE ts >= {lo} AND ts < {hi} "
@@ -125,7 +128,8 @@ def ensure_partitions(engine: Engine, days_ahead: int, now: float | None = None,
         try:
             with engine.begin() as conn:
                 out.moved += create_day(conn, day)
-        except exc.OperationalError:  # a lock not granted in time: the next run makes it
+        except (exc.OperationalError, exc.IntegrityError):  # a lock not granted in time, or
+            # rows of the day in the default partition after all: the next run makes it
             log.warning("pings: could not create %s now", partition_name(day), exc_info=True)
             continue
         out.created += 1

@@ -120,7 +120,7 @@ def report_subsidies_command(month: str, out: Path | None, xlsx: bool, lang: str
     grand = round(sum(s["grand_total"] for s in statements), 2)
     state = "closed" if statements and statements[0]["closed"] else "open"
     click.echo(f"total {month} ({state}): {grand:.2f}")
-    record_export(month, "cli", time.time())
+    record_export(month, "cli", time.time(), statements)
 
 
 @main.command("close-month")

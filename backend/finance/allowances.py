@@ -97,14 +97,18 @@ def due_days(conn: Connection, teacher_id: str, month: str) -> list[DueDay]:
         return []
     calendar = district_calendar(conn, district_id)
     present = verified_days(conn, teacher_id, month)
+    days = month_days(month)
+    # the grid of a month rests on the trips up to its end: a later month's drives must not
+    # re-price (and so "correct") a month already closed
+    month_end = service_day_start(days[-1], calendar) + 86400.0 if days else None
     out = []
     for school_id, weekdays in conn.execute(select(
             TeacherAssignment.school_id, TeacherAssignment.weekdays).where(
             TeacherAssignment.teacher_id == teacher_id).order_by(TeacherAssignment.school_id)):
-        for day in month_days(month):
+        for day in days:
             if timetable_weekday(day, calendar) not in set(weekdays):
                 continue
-            row = school_grid(conn, school_id, day)
+            row = school_grid(conn, school_id, day, month_end)
             if row is None or row["band"] is None:
                 continue  # the core school, or a school in no cluster: no allowance is due
             out.append(DueDay(day, school_id, Band(**row["band"]),
@@ -192,6 +196,12 @@ def confirm_attendance(user: User, teacher_id: str, school_id: str, day: dt.date
     assigned = db.session.get(TeacherAssignment, (teacher_id, school_id))
     if assigned is None:
         raise ApiError(409, f"teacher {teacher_id} is not assigned to school {school_id}")
+    district_id = teacher_district(db.session.connection(), teacher_id)
+    if district_id is not None:  # a day not yet come cannot have been seen: it would pay ahead
+        today = local_date(now, district_calendar(db.session.connection(), district_id))
+        if day > today:
+            raise ApiError(422, f"{day.isoformat()} is after today ({today.isoformat()})",
+                           errors={"date": ["not after today"]})
     key = (teacher_id, school_id, day.isoformat())
     if db.session.get(AttendanceConfirmation, key) is None:
         db.session.add(AttendanceConfirmation(

@@ -18,7 +18,6 @@ from backend.models import (
     FinanceExport,
     MonthClosing,
     School,
-    SubsidyEntry,
     Teacher,
     User,
 )
@@ -88,18 +87,26 @@ def month_status(month: str, district_id: str | None = None) -> dict[str, Any]:
 
 def export_lines(month: str) -> dict[str, dict[str, Any]]:
     """Every line of a month's books, by a key that stays the same while the line does."""
+    from backend.subsidy_service import month_statements  # it imports this package
+
+    return statement_lines(month_statements(month))
+
+
+def statement_lines(statements: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The lines of :func:`export_lines` from the ``GET /subsidies`` bodies an export wrote: an
+    export records what its file holds, not what was booked while it was being written."""
     lines: dict[str, dict[str, Any]] = {}
-    for e in db.session.scalars(select(SubsidyEntry).where(SubsidyEntry.month == month)
-                                .order_by(SubsidyEntry.id)):
-        lines[f"transport:{e.id}"] = {
-            "kind": "transport", "teacher_id": e.teacher_id, "trip_id": e.trip_id,
-            "entry_kind": e.kind, "status": e.status, "amount": round(e.amount, 2),
-            "corrects_month": e.corrects_month}
-    for teacher in db.session.scalars(select(Teacher).order_by(Teacher.id)):
-        for line in allowance_of(teacher.id, month)["lines"]:
-            key = (f"allowance:{teacher.id}:{line['for_month']}:{line['school_id']}:"
+    for s in statements:
+        for e in s["entries"]:
+            lines[f"transport:{e['entry_id']}"] = {
+                "kind": "transport", "teacher_id": s["teacher_id"], "trip_id": e["trip_id"],
+                "entry_kind": e["kind"], "status": e["status"], "amount": round(e["amount"], 2),
+                "corrects_month": e["corrects_month"]}
+    for s in statements:
+        for line in s["allowance"]:
+            key = (f"allowance:{s['teacher_id']}:{line['for_month']}:{line['school_id']}:"
                    f"{line['level']}-{line['grade']}:{line['kind']}")
-            lines[key] = {"kind": "allowance", "teacher_id": teacher.id,
+            lines[key] = {"kind": "allowance", "teacher_id": s["teacher_id"],
                           "school_id": line["school_id"], "entry_kind": line["kind"],
                           "for_month": line["for_month"], "level": line["level"],
                           "grade": line["grade"], "days_present": line["days_present"],
@@ -107,9 +114,13 @@ def export_lines(month: str) -> dict[str, dict[str, Any]]:
     return lines
 
 
-def record_export(month: str, exported_by: str, now: float) -> None:
+def record_export(month: str, exported_by: str, now: float,
+                  statements: list[dict[str, Any]] | None = None) -> None:
+    """Record a month's export: the lines of ``statements`` (what the file was written from),
+    else the books as they are now."""
+    lines = export_lines(month) if statements is None else statement_lines(statements)
     db.session.add(FinanceExport(month=month, exported_by=exported_by, exported_at=now,
-                                 lines=export_lines(month)))
+                                 lines=lines))
     db.session.commit()
 
 

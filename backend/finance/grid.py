@@ -117,13 +117,15 @@ def pair_distance(conn: Connection, a: str, b: str, on: dt.date,
                          override)
 
 
-def school_grid(conn: Connection, school_id: str, on: dt.date) -> dict[str, Any] | None:
+def school_grid(conn: Connection, school_id: str, on: dt.date,
+                before: float | None = None) -> dict[str, Any] | None:
     """A member school's row of the grid on a date, with its band; ``None`` for a school in no
-    cluster and for a core school (no allowance is due there)."""
+    cluster and for a core school (no allowance is due there). ``before``: only trips that left
+    before it count for the driven median (a month's allowance: its own end)."""
     cluster = cluster_of(conn, school_id)
     if cluster is None or cluster.core_school_id == school_id:
         return None
-    distance = pair_distance(conn, cluster.core_school_id, school_id, on)
+    distance = pair_distance(conn, cluster.core_school_id, school_id, on, before)
     assert distance is not None
     policy = district_policy(conn, cluster.district_id) or {}
     band = band_of(distance.distance_km, policy.get("levels") or [])

@@ -94,11 +94,11 @@ def november(app, client, imported):
     book(app, day(17), "longfeng", 6.2, mock=True)
     book(app, day(19), "shanhe", 11.5)
     book(app, day(24), "longfeng", 6.2)
+    app.config["CLOCK"] = lambda: local_ts(day(2, 12), "09:00:00")
     response = client.post("/api/v1/subsidies/attendance", headers=login(client, *WANG), json={
         "teacher_id": "t-liu", "school_id": "shanhe", "date": "2026-11-26",
         "note": "手机没电，校长确认到岗"})
     assert response.status_code == 201, response.get_json()
-    app.config["CLOCK"] = lambda: local_ts(day(2, 12), "09:00:00")
     return {"admin": admin, "finance": finance, "wang": login(client, *WANG)}
 
 
@@ -298,3 +298,53 @@ def test_a_teacher_card_that_is_a_students_is_refused(client, imported, november
         "teachers": [{**teacher, "card_id": card}]})
     assert response.status_code == 422
     assert "already belongs to student" in str(response.get_json())
+
+
+def test_a_closed_months_allowance_is_not_corrected_by_the_trips_of_a_later_month(
+        app, client, november):
+    """November's grid rests on the trips up to November's end: December's shorter drives to
+    龙凤 (4 km, level 1 grade 2) move December's median, not November's books."""
+    finance = november["finance"]
+    assert client.post("/api/v1/subsidies/months/2026-11/close", headers=finance,
+                       json={}).status_code == 200
+    for n in (1, 8, 15, 22):  # December's Tuesdays
+        book(app, day(n, 12), "longfeng", 4.0)
+    december = statement(client, finance, "2026-12")
+    assert [x for x in december["allowance"] if x["kind"] == "adjustment"] == []
+    assert {(x["school_id"], x["level"], x["grade"]) for x in december["allowance"]
+            if x["school_id"] == "longfeng"} == {("longfeng", 1, 2)}
+
+
+def test_a_day_not_yet_come_cannot_be_confirmed(app, client, november):
+    """A confirmation says the teacher was there: a date after today (district time) would pay
+    a day in advance."""
+    app.config["CLOCK"] = lambda: local_ts(day(2, 12), "09:00:00")
+    response = client.post("/api/v1/subsidies/attendance", headers=november["wang"], json={
+        "teacher_id": "t-liu", "school_id": "shanhe", "date": "2026-12-03"})
+    assert response.status_code == 422, response.get_json()
+    assert "2026-12-03" in str(response.get_json())
+    assert statement(client, november["finance"], "2026-12")["allowance_total"] == 0
+
+
+def test_the_export_records_what_its_file_holds_not_what_came_after(app, client, november,
+                                                                    tmp_path, monkeypatch):
+    """A trip booked while the report writes its files is not in them: it must show as added
+    since the export, not be recorded as exported."""
+    import backend.cli.reports as reports
+
+    write = reports._write_sheet
+    late = []
+
+    def write_then_book(*args, **kwargs):
+        write(*args, **kwargs)
+        if not late:  # the ingest books a trip while the report is being written
+            late.append(book(app, day(1, 12), "longfeng", 6.2))
+
+    monkeypatch.setattr(reports, "_write_sheet", write_then_book)
+    result = app.test_cli_runner().invoke(report_subsidies_command, [
+        "--month", "2026-12", "--out", str(tmp_path / "dec.csv")])
+    assert result.exit_code == 0, result.output
+    changes = client.get("/api/v1/subsidies/changes", headers=november["finance"],
+                         query_string={"month": "2026-12"}).get_json()
+    assert [(x["kind"], x["trip_id"], x["amount"]) for x in changes["added"]
+            if x["kind"] == "transport"] == [("transport", "t-liu-20261130T233000Z", 10.0)]

@@ -6,6 +6,7 @@ here runs on both, with the assertions of the backend it runs on."""
 from __future__ import annotations
 
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from backend.access_log import access_log_of
 from backend.extensions import db
@@ -138,3 +139,42 @@ def test_the_access_log_is_kept_as_long_as_the_raw_pings(app, imported):
         purged = purge(db.engine, days=30, now=NOW)
         assert purged.counts["access_log"] == 1
         assert [e.kind for e in db.session.scalars(select(AccessEntry))] == ["stream"]
+
+
+def test_a_ping_arriving_while_its_day_is_made_does_not_stop_the_job(app, monkeypatch):
+    """Between moving the default partition's rows of a day and attaching that day, the ingest
+    may insert one more ping of it: it must wait for the new day, not land in the default
+    partition where it makes the attach fail (and the hourly job with it)."""
+    import backend.ping_partitions as partitions
+
+    far = (TODAY + 600) * DAY_S + 60.0  # a day no other test makes
+    side = []
+    real_text = partitions.text
+
+    def text_then_ingest(sql: str):
+        if sql.startswith("ALTER TABLE pings ATTACH") and not side:
+            # the ingest, meanwhile, on a connection of its own (waiting at most 1 s)
+            try:
+                with db.engine.begin() as other:
+                    if on_postgres():
+                        other.execute(real_text("SET LOCAL lock_timeout = '1s'"))
+                    side.append(len(insert_pings(other, [ping("dev-x", None, far + 1)])))
+            except OperationalError:
+                side.append("waited")
+        return real_text(sql)
+
+    monkeypatch.setattr(partitions, "text", text_then_ingest)
+    with app.app_context():
+        with db.engine.begin() as conn:
+            insert_pings(conn, [ping("dev-x", None, far)])
+        made = ensure_partitions(db.engine, days_ahead=0, now=far, days_back=0)
+        if on_postgres():
+            assert (made.created, made.moved, side) == (1, 1, ["waited"])
+            with db.engine.connect() as conn:
+                name = partition_name(int(far // DAY_S))
+                assert conn.execute(text(f"SELECT count(*) FROM {name}")).scalar() == 1
+        else:
+            assert (made.created, side) == (0, [])
+        with db.engine.begin() as conn:  # the ingest's retry of the ping that waited
+            insert_pings(conn, [ping("dev-x", None, far + 1)])
+        assert count_pings() == 2
