@@ -225,3 +225,10 @@ def test_an_answer_arriving_just_after_the_expiry_is_still_recorded(app, bus07_t
         db.session.expire_all()
         done = db.session.get(Jt808Text, row.id)
         assert (done.status, done.result) == ("ok", 0)
+
+
+def test_a_text_id_past_the_database_s_integers_is_not_found(app, client, bus07_terminal):
+    staff = login(client, "houqin.wang", "demo-logistics-1")
+    for text_id in (2**63, 10**30):
+        response = client.get(f"/api/v1/vehicles/bus-07/texts/{text_id}", headers=staff)
+        assert response.status_code == 404, response.get_json()
