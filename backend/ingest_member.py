@@ -237,6 +237,11 @@ class GroupMember:
         lease = Lease(self.engine, self.slot_name(n) + ":a", self.holder, self.ttl_s)
         if not lease.try_acquire(now):
             return False
+        if not self._owner_away(n):
+            # a member took the slot since our look and, seeing no adopter, connects with its
+            # id: connecting too would throw it off the broker
+            lease.release()
+            return False
         client = self.make_client(self.client_id(n), lambda: self._owner_away(n))
         try:
             client.start()

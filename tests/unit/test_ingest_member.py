@@ -116,3 +116,27 @@ def test_a_member_whose_slot_was_taken_is_told_to_stop(group_of):
     assert b.take_slot(0).endswith("-0")
     a.step()
     assert lost == [True]
+
+
+def test_a_slot_taken_back_between_the_look_and_the_adoption_is_not_adopted(group_of,
+                                                                              monkeypatch):
+    """A survivor reads the slots (b's lapsed), then a new member takes b's slot and, finding no
+    adopter, connects with its id; the survivor must not then connect with that id too (the
+    broker would throw the new member off, and the two would take the id from each other)."""
+    import backend.ingest_member as ingest_member
+
+    (a, b, c), clock = group_of(3)
+    a.take_slot(0)
+    b.take_slot(0)  # slot 1; b dies
+    clock.now += TTL + 1
+    real = ingest_member.leases_named
+
+    def look_then_c_takes_the_slot(engine, prefix):
+        seen = real(engine, prefix)
+        assert c.take_slot(0).endswith("-1")  # no adoption lease yet: c connects at once
+        return seen
+
+    monkeypatch.setattr(ingest_member, "leases_named", look_then_c_takes_the_slot)
+    a.step()
+    assert a.made == [] and a.adopted == {}
+    assert ingest_member.Lease(a.engine, a.slot_name(1) + ":a").current() is None
