@@ -30,7 +30,9 @@ take the id from each other in turn. A member that stops cleanly lets its slot's
 once (the row stays), so a survivor adopts the slot without waiting for the ttl.
 
 **Bound.** A message queued in a dead member's session is stored within
-``ttl`` (its lease expiring) + ``ttl/3`` (the next look) + a connect and the pipeline's drain time;
+``ttl`` (its lease expiring) + ``ttl/3`` (the next look; one look more if the database was away
+for longer than ``ttl``, when no lapsed lease tells a dead member) + a connect and the pipeline's
+drain time;
 ``XIAOCHE_INGEST_SLOT_TTL_S`` (15 s by default) sets ``ttl``. Per-vehicle order in the database
 is by timestamp; the tracker takes a late ping as the backlog it is (DESIGN, event time).
 
@@ -109,6 +111,7 @@ class GroupMember:
         self._key = _group_key(group)
         self.slot: int | None = None
         self._own: Lease | None = None
+        self._renewed_at: float | None = None  # when our own lease was last taken or renewed
         self.adopted: dict[int, tuple[Lease, SlotClient]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -128,8 +131,9 @@ class GroupMember:
         """
         for n in range(MAX_SLOTS):
             lease = Lease(self.engine, self.slot_name(n), self.holder, self.ttl_s)
-            if lease.try_acquire(self.clock()):
-                self.slot, self._own = n, lease
+            now = self.clock()
+            if lease.try_acquire(now):
+                self.slot, self._own, self._renewed_at = n, lease, now
                 break
         else:
             raise RuntimeError(f"{MAX_SLOTS} members of group {self.group!r} are already live")
@@ -157,7 +161,9 @@ class GroupMember:
         if self._own is None:
             return
         try:
-            if self._own.renew(self.clock()):
+            now = self.clock()
+            if self._own.renew(now):
+                self._renewed_at = now
                 return
         except SQLAlchemyError as exc:  # the database is away: renew when it is back
             log.warning("ingest group %s: could not renew slot %s: %s", self.group, self.slot, exc)
@@ -203,6 +209,9 @@ class GroupMember:
     def step(self) -> None:
         """One look: renew our slot and adoptions, hand back slots whose owner is back, adopt
         slots whose lease expired."""
+        # our own lease had lapsed (the database was away for longer than the ttl): so had the
+        # others', though their members are alive; give them a look of their own to renew first
+        cut_off = self._renewed_at is not None and self.clock() - self._renewed_at > self.ttl_s
         self._renew_own()
         now = self.clock()
         try:
@@ -219,6 +228,10 @@ class GroupMember:
             elif not lease.renew(now):
                 log.warning("ingest group %s: lost the adoption of slot %d", self.group, n)
                 self._give_back(n, release=False)
+        if cut_off:
+            log.info("ingest group %s: the slots could not be renewed for over %.0f s; adopting "
+                     "none until the next look", self.group, self.ttl_s)
+            return
         for name, state in leases.items():
             n = self._slot_number(name)
             if n is None or n == self.slot or n in self.adopted or state.expires_at >= now:
@@ -236,6 +249,11 @@ class GroupMember:
             return False  # adopted by a live member already
         lease = Lease(self.engine, self.slot_name(n) + ":a", self.holder, self.ttl_s)
         if not lease.try_acquire(now):
+            return False
+        if not self._owner_away(n):
+            # a member took the slot since our look and, seeing no adopter, connects with its
+            # id: connecting too would throw it off the broker
+            lease.release()
             return False
         client = self.make_client(self.client_id(n), lambda: self._owner_away(n))
         try:

@@ -134,7 +134,10 @@ class TextOutbox:
 
     def answered(self, text_id: int, result: int, now: float) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(TABLE).where(TABLE.c.id == text_id, TABLE.c.status == "sent")
+            # an answer that comes after a poll marked the text unanswered at its expiry (sent
+            # just before it) still says what the driver did
+            conn.execute(update(TABLE).where(TABLE.c.id == text_id,
+                                             TABLE.c.status.in_(("sent", "unanswered")))
                          .values(status=status_of(result), result=result, answered_at=now))
 
     def requeue(self, text_ids: list[int]) -> None:

@@ -96,7 +96,8 @@ def list_texts(vehicle_id: str):
 @require_role(*STAFF)
 def get_text(vehicle_id: str, text_id: int):
     _vehicle(vehicle_id)
-    row = db.session.get(Jt808Text, text_id)
+    # an id past the database's integers is no text (not an overflow's 500)
+    row = db.session.get(Jt808Text, text_id) if 0 < text_id < 2**63 else None
     if row is None or row.vehicle_id != vehicle_id:
         raise not_found("text")
     return text_body(row)

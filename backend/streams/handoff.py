@@ -112,8 +112,8 @@ class Handoff:
         if transport is None or transport.is_closing() or not hasattr(cycle, "disconnected"):
             return False
         sock = transport.get_extra_info("socket")
-        if sock is None:
-            return False
+        if sock is None or transport.get_extra_info("ssl_object") is not None:
+            return False  # (TLS ends here: the stream process would write plaintext into it)
         number = next(self._numbers)
         payload = number.to_bytes(8, "big") + scope_to_bytes(scope)
         if len(payload) > MAX_SCOPE_BYTES:

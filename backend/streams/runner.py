@@ -49,8 +49,8 @@ class HubThread:
         self.polls = 0  # how many polls ran (tests, /metrics)
 
     def ensure_started(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
+        # always under the lock: a thread seen alive here may be ending for want of streams,
+        # having looked at the queue just before this stream was put in it
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()

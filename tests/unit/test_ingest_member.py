@@ -116,3 +116,48 @@ def test_a_member_whose_slot_was_taken_is_told_to_stop(group_of):
     assert b.take_slot(0).endswith("-0")
     a.step()
     assert lost == [True]
+
+
+def test_a_slot_taken_back_between_the_look_and_the_adoption_is_not_adopted(group_of,
+                                                                              monkeypatch):
+    """A survivor reads the slots (b's lapsed), then a new member takes b's slot and, finding no
+    adopter, connects with its id; the survivor must not then connect with that id too (the
+    broker would throw the new member off, and the two would take the id from each other)."""
+    import backend.ingest_member as ingest_member
+
+    (a, b, c), clock = group_of(3)
+    a.take_slot(0)
+    b.take_slot(0)  # slot 1; b dies
+    clock.now += TTL + 1
+    real = ingest_member.leases_named
+
+    def look_then_c_takes_the_slot(engine, prefix):
+        seen = real(engine, prefix)
+        assert c.take_slot(0).endswith("-1")  # no adoption lease yet: c connects at once
+        return seen
+
+    monkeypatch.setattr(ingest_member, "leases_named", look_then_c_takes_the_slot)
+    a.step()
+    assert a.made == [] and a.adopted == {}
+    assert ingest_member.Lease(a.engine, a.slot_name(1) + ":a").current() is None
+
+
+def test_after_an_outage_longer_than_the_ttl_a_member_adopts_no_live_members_slot(group_of):
+    """The database was away for longer than the ttl: every slot's lease lapsed, the members
+    alive all along. The first to look again must not take the others' slots (its client would
+    throw theirs off the broker) before they had a look of their own to renew them."""
+    (a, b), clock = group_of(2)
+    a.take_slot(0)
+    b.take_slot(0)
+    clock.now += 2 * TTL  # nobody could renew meanwhile
+    a.step()
+    assert a.made == []
+    b.step()  # b is back too
+    clock.now += TTL / 3
+    a.step()
+    assert a.made == [] and a.adopted == {}
+    clock.now += 2 * TTL  # and a member that died meanwhile is adopted one look later
+    a.step()
+    clock.now += TTL / 3
+    a.step()
+    assert [m.client_id for m in a.made] == [f"xiaoche-ingest-{a.group}-1"]

@@ -54,7 +54,25 @@ class FakeStreamProcess(threading.Thread):
         self.listener.close()
 
 
-async def _handover(path: Path) -> tuple[bool, Cycle, bytes]:
+class TlsLooking:
+    """A plain transport as asyncio's TLS one looks to the worker (``ssl_object`` set)."""
+
+    def __init__(self, transport: asyncio.Transport):
+        self._transport = transport
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def get_extra_info(self, name, default=None):
+        if name == "ssl_object":
+            return object()
+        return self._transport.get_extra_info(name, default)
+
+
+async def _handover(path: Path, tls: bool = False) -> tuple[bool, Cycle, bytes]:
     """A real TCP request to a local server whose handler hands its connection over; what
     ``give`` said, the request's cycle, and what the client read."""
     results: dict = {}
@@ -66,7 +84,7 @@ async def _handover(path: Path) -> tuple[bool, Cycle, bytes]:
 
         def data_received(self, data):  # the request is in (as when uvicorn calls the app)
             transport = self.transport
-            cycle = Cycle(transport)
+            cycle = Cycle(TlsLooking(transport) if tls else transport)  # type: ignore[arg-type]
 
             async def hand():
                 results["given"] = await Handoff([str(path)]).give(SCOPE, cycle.send)
@@ -116,3 +134,18 @@ def test_without_a_stream_process_listening_nothing_changes(tmp_path):
     os.chmod(tmp_path / "s.0", 0o600)
     given, cycle, answer = asyncio.run(_handover(tmp_path / "s.0"))
     assert given is False and answer.endswith(b"worker")
+
+
+def test_a_tls_connection_stays_with_the_worker(tmp_path, monkeypatch):
+    """gunicorn run with a certificate (GUNICORN_CMD_ARGS=--certfile …): TLS ends in the worker,
+    so a stream process writing on the raw connection would send plaintext into a TLS session."""
+    monkeypatch.setattr(Handoff, "RECEIPT_S", 0.2)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(str(tmp_path / "s.0"))
+    listener.listen(1)  # a live stream process that would take it
+    try:
+        given, cycle, answer = asyncio.run(_handover(tmp_path / "s.0", tls=True))
+    finally:
+        listener.close()
+    assert given is False and not cycle.disconnected
+    assert answer.endswith(b"worker")

@@ -204,3 +204,31 @@ def test_a_text_never_answered_is_sent_again_later_three_times_at_most(app, clie
     body = wait_status(client, staff, text_id, "ok")
     assert body["attempts"] == MAX_ATTEMPTS
     terminal.close()
+
+
+def test_an_answer_arriving_just_after_the_expiry_is_still_recorded(app, bus07_terminal):
+    """A text sent a second before its expiry: a gateway's poll marks it unanswered at the
+    expiry, and the terminal's answer a moment later must still say what the driver did."""
+    from backend.extensions import db
+    from backend.jt808_texts import TextOutbox, queue_text
+    from backend.models import Jt808Text
+
+    with app.app_context():
+        row = queue_text("bus-07", "请回电", False, 60, "houqin.wang")
+        outbox = TextOutbox(db.engine)
+        sent_at = row.expires_at - 1
+        assert outbox.claim([(row.id, 7)], sent_at) == [row.id]
+        assert outbox.queued(row.expires_at + 0.5) == []  # marks it unanswered
+        db.session.expire_all()
+        assert db.session.get(Jt808Text, row.id).status == "unanswered"
+        outbox.answered(row.id, OK, row.expires_at + 1)
+        db.session.expire_all()
+        done = db.session.get(Jt808Text, row.id)
+        assert (done.status, done.result) == ("ok", 0)
+
+
+def test_a_text_id_past_the_database_s_integers_is_not_found(app, client, bus07_terminal):
+    staff = login(client, "houqin.wang", "demo-logistics-1")
+    for text_id in (2**63, 10**30):
+        response = client.get(f"/api/v1/vehicles/bus-07/texts/{text_id}", headers=staff)
+        assert response.status_code == 404, response.get_json()
