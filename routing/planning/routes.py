@@ -12,6 +12,7 @@ library finds feasible is feasible in exact arithmetic too. Objective: a fixed c
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 from routing.planning.model import Params, School, Stop
@@ -91,6 +92,7 @@ def _solve_pyvrp(pieces: list[Piece], params: Params, matrix: list[list[int]],
                  latest: list[int], time_limit_s: float, route_cost_s: float,
                  seed: int, span: int | None) -> list[list[int]]:
     import pyvrp
+    from pyvrp.exceptions import PenaltyBoundWarning
     from pyvrp.stop import MaxRuntime
 
     m = pyvrp.Model()
@@ -112,7 +114,11 @@ def _solve_pyvrp(pieces: list[Piece], params: Params, matrix: list[list[int]],
                 continue
             ticks = 0 if j == 0 else matrix[i][j]  # open route: the way back is free
             m.add_edge(a, b, distance=ticks, duration=ticks)
-    result = m.solve(stop=MaxRuntime(max(time_limit_s, 0.1)), seed=seed, display=False)
+    with warnings.catch_warnings():
+        # a tight instance drives PyVRP's penalties to their bound and it warns; what it found
+        # is judged below by feasibility, which is what decides
+        warnings.simplefilter("ignore", PenaltyBoundWarning)
+        result = m.solve(stop=MaxRuntime(max(time_limit_s, 0.1)), seed=seed, display=False)
     if not result.is_feasible():
         raise NoRoutesFound("the VRP solver found no feasible routes in the time limit")
     # a client activity's idx is its place among the clients, the order pieces were added

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from backend.streams.handoff import Handoff, scope_from_bytes
+from tests.loops import run
 
 SCOPE = {"type": "http", "http_version": "1.1", "method": "GET", "scheme": "http",
          "path": "/api/v1/stream", "root_path": "", "query_string": b"crs=wgs84",
@@ -112,7 +113,7 @@ async def _handover(path: Path, tls: bool = False) -> tuple[bool, Cycle, bytes]:
 def test_a_stream_process_that_confirms_takes_the_connection_and_answers_on_it(tmp_path):
     process = FakeStreamProcess(tmp_path / "s.0", receipt=True)
     process.start()
-    given, cycle, answer = asyncio.run(_handover(tmp_path / "s.0"))
+    given, cycle, answer = run(_handover(tmp_path / "s.0"))
     process.join(10)
     assert given and cycle.disconnected and cycle.transport.is_closing()
     assert answer.endswith(b"hello")  # written by the stream process, after the worker let go
@@ -123,7 +124,7 @@ def test_a_stream_process_that_confirms_takes_the_connection_and_answers_on_it(t
 def test_a_stream_process_that_dies_holding_the_connection_leaves_it_to_the_worker(tmp_path):
     process = FakeStreamProcess(tmp_path / "s.0", receipt=False)
     process.start()
-    given, cycle, answer = asyncio.run(_handover(tmp_path / "s.0"))
+    given, cycle, answer = run(_handover(tmp_path / "s.0"))
     process.join(10)
     assert given is False and not cycle.disconnected
     assert answer.endswith(b"worker")  # the client still got its answer
@@ -132,7 +133,7 @@ def test_a_stream_process_that_dies_holding_the_connection_leaves_it_to_the_work
 def test_without_a_stream_process_listening_nothing_changes(tmp_path):
     (tmp_path / "s.0").touch()  # a dead process's socket file: connection refused
     os.chmod(tmp_path / "s.0", 0o600)
-    given, cycle, answer = asyncio.run(_handover(tmp_path / "s.0"))
+    given, cycle, answer = run(_handover(tmp_path / "s.0"))
     assert given is False and answer.endswith(b"worker")
 
 
@@ -144,7 +145,7 @@ def test_a_tls_connection_stays_with_the_worker(tmp_path, monkeypatch):
     listener.bind(str(tmp_path / "s.0"))
     listener.listen(1)  # a live stream process that would take it
     try:
-        given, cycle, answer = asyncio.run(_handover(tmp_path / "s.0", tls=True))
+        given, cycle, answer = run(_handover(tmp_path / "s.0", tls=True))
     finally:
         listener.close()
     assert given is False and not cycle.disconnected

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from gps_ingest.jt808.messages import HEARTBEAT, TEXT, UNSUPPORTED, GeneralResponse, decode_text
 from gps_ingest.jt808_downlink import Downlink, QueuedText
+from tests.loops import run
 
 
 class FakeStore:
@@ -68,7 +69,7 @@ def test_texts_go_only_to_the_terminals_connected_here_in_their_own_version():
     store = FakeStore([QueuedText(1, "a", "请回电"), QueuedText(2, "elsewhere", "x"),
                        QueuedText(3, "b", "路线变更", emergency=True)])
     a, b = FakeTerminal("a"), FakeTerminal("b", version=1)
-    assert asyncio.run(downlink(store, a, b).send_due()) == 2
+    assert run(downlink(store, a, b).send_due()) == 2
     assert [(m, s, decode_text(body, None)) for m, s, body in a.written] == [
         (TEXT, 101, (0x0C, "请回电"))]  # shown and read aloud
     assert decode_text(b.written[0][2], 1) == (0x0E, "路线变更")  # 2019: emergency kind 2
@@ -78,14 +79,14 @@ def test_texts_go_only_to_the_terminals_connected_here_in_their_own_version():
 def test_a_text_another_gateway_claimed_first_is_not_written():
     store = FakeStore([QueuedText(1, "a", "x")], claimable=set())
     a = FakeTerminal("a")
-    assert asyncio.run(downlink(store, a).send_due()) == 0
+    assert run(downlink(store, a).send_due()) == 0
     assert a.written == [] and a.texts == {}
 
 
 def test_a_connection_closing_before_the_write_puts_its_text_back():
     store = FakeStore([QueuedText(1, "a", "x")])
     a = FakeTerminal("a", open=False)
-    assert asyncio.run(downlink(store, a).send_due()) == 0
+    assert run(downlink(store, a).send_due()) == 0
     assert store.requeued == [1] and a.texts == {}
 
 
@@ -101,7 +102,7 @@ def test_only_an_answer_to_one_of_our_texts_is_recorded_and_a_lost_connection_re
         await link.on_response(a, GeneralResponse(101, TEXT, UNSUPPORTED))
         await link.on_close(a)
 
-    asyncio.run(scenario())
+    run(scenario())
     assert store.answers == {1: UNSUPPORTED}
     assert store.requeued == [2] and "a" not in link.terminals
 
@@ -119,5 +120,5 @@ def test_a_store_that_is_down_stops_the_round_not_the_poller():
         await asyncio.sleep(0.05)
         poller.cancel()
 
-    asyncio.run(scenario())
+    run(scenario())
     assert [s for _, s, _ in a.written] == [a.serial] and store.sent == {1: a.serial}
