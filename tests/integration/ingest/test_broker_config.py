@@ -108,10 +108,12 @@ def secured_broker(app, imported, base):
 
 
 def connect(port, username, password, *, tls_ca: Path | None = None, client_id=None,
-            session_expiry_s: int | None = None):
-    """Connect with MQTT 5; return (client, reason code of CONNACK)."""
+            session_expiry_s: int | None = None, on_message=None):
+    """Connect with MQTT 5; return (client, reason code of CONNACK). ``on_message`` is set
+    before connecting: a resumed session's queue arrives right after the CONNACK."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2,
                          client_id=client_id or f"t-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5)
+    client.on_message = on_message
     client.username_pw_set(username, password)
     if tls_ca is not None:
         client.tls_set(ca_certs=str(tls_ca))
@@ -217,16 +219,24 @@ def test_an_acknowledged_ping_survives_a_broker_crash_after_the_autosave(secured
                          session_expiry_s=600)
     subscribe(service, "xiaoche/v1/devices/+/pings")
     close(service)
+    store = secured_broker.conf.parent / "data" / "mosquitto.db"
     device, _ = connect(port, "dev-bus-07", "demo-token-bus-07")
     device.publish("xiaoche/v1/devices/dev-bus-07/pings", b'{"n": 1}', qos=1).wait_for_publish(5)
+    acknowledged = time.time()
     close(device)
-    time.sleep(2.5)  # the autosave bound (1 s) and the broker's loop tick
+    # the autosave (every 1 s, on the broker's loop tick): wait for a save after the PUBACK,
+    # bounded, rather than a fixed sleep a loaded machine can outrun
+    deadline = acknowledged + 15
+    while not (store.exists() and store.stat().st_mtime > acknowledged + 0.05):
+        assert time.time() < deadline, "the broker never saved after the ping was acknowledged"
+        time.sleep(0.1)
+    time.sleep(0.2)  # the save's rename is done
     secured_broker.stop(signal.SIGKILL)
     secured_broker.start()
-    service, rc = connect(port, "xiaoche-service", SERVICE_PASSWORD, client_id=ingest_id,
-                          session_expiry_s=600)
     received = []
-    service.on_message = lambda _c, _u, msg: received.append(msg.payload)
+    service, rc = connect(port, "xiaoche-service", SERVICE_PASSWORD, client_id=ingest_id,
+                          session_expiry_s=600,
+                          on_message=lambda _c, _u, msg: received.append(msg.payload))
     deadline = time.time() + 5
     while time.time() < deadline and not received:
         time.sleep(0.05)
