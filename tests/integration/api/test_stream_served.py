@@ -32,13 +32,17 @@ def ingest(_migrated, mqtt_url, tmp_path) -> Iterator[IngestProcess]:  # noqa: F
     process.stop()
 
 
-@pytest.fixture
-def api(_migrated, tmp_path) -> Iterator[Gunicorn]:
+def served(migrated: str, tmp_path, stream_processes: int) -> Iterator[Gunicorn]:
     (tmp_path / "api").mkdir()
-    # each worker serves its own streams: what a worker falls back to without stream processes
-    server = Gunicorn(_migrated, tmp_path / "api", XIAOCHE_STREAM_PROCESSES="0")
+    server = Gunicorn(migrated, tmp_path / "api", XIAOCHE_STREAM_PROCESSES=str(stream_processes))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def api(_migrated, tmp_path) -> Iterator[Gunicorn]:
+    # each worker serves its own streams: what a worker falls back to without stream processes
+    yield from served(_migrated, tmp_path, 0)
 
 
 @pytest.mark.mqtt
@@ -57,10 +61,7 @@ def test_streams_on_two_gunicorn_workers_follow_pings_an_ingest_process_stores(
 @pytest.fixture
 def api_streams(_migrated, tmp_path) -> Iterator[Gunicorn]:
     """As ``xiaoche api`` runs by default, with two stream processes instead of one."""
-    (tmp_path / "api").mkdir()
-    server = Gunicorn(_migrated, tmp_path / "api", XIAOCHE_STREAM_PROCESSES="2")
-    yield server
-    server.stop()
+    yield from served(_migrated, tmp_path, 2)
 
 
 @pytest.mark.mqtt
