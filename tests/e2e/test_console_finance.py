@@ -128,3 +128,21 @@ def test_logistics_staff_have_no_finance_tab_and_the_finance_office_no_vehicles(
     expect(pending.locator("button")).to_have_count(0)
     expect(office.page.locator("#banner")).to_be_hidden()
     assert staff.errors == [] and office.errors == []
+
+
+def test_the_screen_shows_even_when_its_script_arrives_after_the_sign_in_answer(site, tab):
+    """The console asks /api/v1/me as soon as staff.js runs; a screen's script that is still on
+    its way then (finance.js, slow on a loaded machine) must still be shown once it has run —
+    it once left the finance screen blank (CI, 2026-12-03)."""
+    staff = tab(**DESK)  # no loopback_only(): its handler would hold /api/v1/me back too
+
+    def late(route):
+        time.sleep(1.5)  # /api/v1/me answers meanwhile
+        route.continue_()
+
+    staff.page.route("**/staff/finance.js", late)
+    staff.login(site.url, *FINANCE, lands_on="/staff")
+    row = staff.page.locator('#grid tr[data-school-id="longfeng"]')
+    expect(row).to_contain_text("朱亭教联体 · 核心学校 朱亭学校")
+    expect(staff.page.locator("#finance-month")).to_have_value(last_month())
+    assert staff.errors == []

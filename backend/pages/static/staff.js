@@ -220,5 +220,10 @@
   XC.staff.screen("vehicles", {
     resize: function () { if (vehicleMap) vehicleMap.map.invalidateSize(); } });
   XC.onLanguage(function () { renderVehicles(); renderExceptions(); });
-  main().catch(function (e) { XC.showError(e); });
+  // After every deferred script has run: the screens (finance.js, plans.js…) load after this file,
+  // and /api/v1/me could answer before they had registered, leaving the screen blank.
+  function begin() { main().catch(function (e) { XC.showError(e); }); }
+  // (a deferred script runs while readyState is already "interactive", before DOMContentLoaded)
+  if (document.readyState === "complete") begin();
+  else document.addEventListener("DOMContentLoaded", begin);
 })();
