@@ -2,15 +2,19 @@
 
 Closing a month freezes every exchange teacher's allowance lines of that month as
 :class:`~backend.models.AllowanceEntry` rows, together with the adjustments of earlier closed
-months that were waiting in it. Anything learnt later about a closed month — a trip booked
-late, a trip approved or reversed, a staff confirmation, a grid override back-dated into it —
-goes into the first open month after it, naming the month it corrects (transport rows:
-``corrects_month``; allowance rows: ``for_month`` and ``corrects_entry_id``).
+months that were waiting in it, and what those lines were priced on (each teacher's due days
+and their bands: ``month_closings.basis``). Anything learnt later about a closed month — a trip
+booked late, a trip approved or reversed, a staff confirmation — goes into the first open
+month after it, naming the month it corrects (transport rows:
+``corrects_month``; allowance rows: ``for_month`` and ``corrects_entry_id``). What was
+decided after the close — an assignment, the policy, a cluster, a grid override — prices open
+months only (an override dated into a closed month is refused).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -40,6 +44,14 @@ def closed_months(conn: Connection, district_id: str) -> set[str]:
 
 def is_closed(conn: Connection, district_id: str, month: str) -> bool:
     return month in closed_months(conn, district_id)
+
+
+def frozen_basis(conn: Connection, district_id: str, month: str) -> dict[str, Any] | None:
+    """What a closed month's allowance was priced on, frozen at its close: teacher id → due
+    days (``date``, ``school_id``, ``band``). ``None`` for an open month, and for a month
+    closed before the basis was kept (its lines are then recomputed as they were)."""
+    return conn.scalar(select(MonthClosing.basis).where(MonthClosing.district_id == district_id,
+                                                        MonthClosing.month == month))
 
 
 def accounting_month(conn: Connection, district_id: str | None, month: str) -> str:

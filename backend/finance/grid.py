@@ -19,6 +19,7 @@ from sqlalchemy import Connection, or_, select
 
 from backend.errors import ApiError, not_found
 from backend.extensions import db
+from backend.finance.closing import accounting_month, is_closed
 from backend.models import (
     Cluster,
     ClusterMember,
@@ -158,6 +159,12 @@ def set_override(user: User, school_id: str, distance_km: float, reason: str,
         raise not_found("school")
     if cluster is None or cluster.core_school_id == school_id:
         raise ApiError(409, f"school {school_id} is no member school of a cluster")
+    month = effective_from.isoformat()[:7]
+    if is_closed(conn, cluster.district_id, month):
+        # a closed month's allowance stays priced on the bands frozen at its close
+        first_open = accounting_month(conn, cluster.district_id, month)
+        raise ApiError(409, f"{month} is closed: its bands are frozen; set the distance from "
+                            f"{first_open}-01 or later")
     db.session.add(GridOverride(school_id=school_id, distance_km=distance_km,
                                 effective_from=effective_from.isoformat(), reason=reason,
                                 set_by=user.username, set_at=now))
