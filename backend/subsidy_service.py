@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from backend.errors import ApiError, not_found
 from backend.extensions import db
-from backend.finance.closing import accounting_month, teacher_district
+from backend.finance.closing import accounting_month, lock_books, teacher_district
 from backend.finance.grid import pair_distance
 from backend.finance_export import Sheet, subsidy_sheet
 from backend.models import (
@@ -108,7 +108,9 @@ def book_trip(conn: Connection, d: dict[str, Any], recorded_by: str, now: float)
         return False
     policy = active_policy(conn, teacher_id) or {}
     service_month = d["service_date"][:7]
-    month = accounting_month(conn, teacher_district(conn, teacher_id), service_month)
+    district_id = teacher_district(conn, teacher_id)
+    lock_books(conn, district_id)  # a close waits for this booking, or this for the close
+    month = accounting_month(conn, district_id, service_month)
     distance, arrived = float(d["path_km"]), float(d["arrived_at"])
     grid = pair_distance(conn, d["from_school_id"], d["to_school_id"],
                          dt.date.fromisoformat(d["service_date"]), before=departed)
@@ -203,12 +205,14 @@ def decide(user: User, entry_id: int, approve: bool, reason: str, now: float) ->
     if not approve and status == "rejected":
         raise ApiError(409, f"trip {trip.trip_id} is already rejected")
     conn = db.session.connection()
+    district_id = teacher_district(conn, trip.teacher_id)
+    lock_books(conn, district_id)  # see book_trip
     base = {c: getattr(trip, c) for c in (
         "trip_id", "teacher_id", "service_date", "from_school_id", "to_school_id",
         "departed_at", "arrived_at", "distance_km", "tier", "per_trip", "policy_id", "currency",
         "review_reasons", "grid_km", "priced_km", "level", "grade")}
     # a decision on a trip of a closed month is booked into the first open month after it
-    base["month"] = accounting_month(conn, teacher_district(conn, trip.teacher_id), trip.month)
+    base["month"] = accounting_month(conn, district_id, trip.month)
     base["corrects_month"] = trip.corrects_month or (
         trip.month if base["month"] != trip.month else None)
     if approve:

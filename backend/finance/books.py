@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from backend.errors import ApiError
 from backend.extensions import db
 from backend.finance.allowances import allowance_of, basis_of, due_days
-from backend.finance.closing import is_closed, month_days, only_district
+from backend.finance.closing import is_closed, lock_books, month_days, only_district
 from backend.models import (
     AllowanceEntry,
     District,
@@ -47,9 +47,11 @@ def district_teachers(district_id: str) -> list[Teacher]:
 def close_month(user: User, month: str, district_id: str | None, now: float) -> dict[str, Any]:
     """Close a month that is over: freeze each teacher's allowance lines (and the adjustments
     of earlier months waiting in it) with the due days and bands they were priced on, and
-    record who closed it. Committed."""
+    record who closed it. Committed. Waits for the bookings that read the months before it
+    (:func:`backend.finance.closing.lock_books`)."""
     district_id = _district(district_id)
     conn = db.session.connection()
+    lock_books(conn, district_id, close=True)
     if is_closed(conn, district_id, month):
         raise ApiError(409, f"{month} is already closed")
     today = local_date(now, district_calendar(conn, district_id))

@@ -8,10 +8,16 @@ the 12th without evidence.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+import threading
+import time
+
+from sqlalchemy import delete, event, select, text
 
 from backend.extensions import db
-from backend.models import ClusterMember, SubsidyPolicy
+from backend.finance.books import close_month
+from backend.models import ClusterMember, SubsidyPolicy, User
+from backend.subsidy_service import book_trip
+from tests.drives import local_ts
 from tests.integration.finance import test_allowance_month as nov
 
 november = nov.november  # the month as lived, up to the close (a fixture)
@@ -69,4 +75,70 @@ def test_a_grid_override_dated_into_a_closed_month_is_refused(client, november):
     assert client.put("/api/v1/subsidies/grid/shanhe", headers=finance, json={
         "distance_km": 25.0, "reason": "补录", "effective_from": "2026-12-01"}).status_code == 200
     assert adjustments(client, finance) == []
+
+
+def test_a_close_waits_for_a_booking_that_read_the_months_before_it(app, client, november):
+    """A booking transaction has read the months (November open) and booked the 12th's trip
+    into November, not yet committed; finance closes November meanwhile. The close must wait
+    (PostgreSQL: for the district row the booking shares; SQLite: for the write lock the
+    booking holds) and then see the trip: November's books hold it, its frozen allowance counts
+    the 12th, and nothing is left to correct in December."""
+    issued: list[str] = []
+    closer: list[int] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        if closer and threading.get_ident() == closer[0]:
+            issued.append(statement)
+
+    def lock_sent() -> bool:
+        return any("FOR NO KEY UPDATE" in s or s.startswith("BEGIN IMMEDIATE") for s in issued)
+
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        closer.append(threading.get_ident())
+        try:
+            with app.app_context():
+                user = db.session.scalars(select(User).filter_by(username="caiwu.li")).one()
+                close_month(user, "2026-11", None, local_ts(nov.day(2, 12), "09:00:00"))
+        except BaseException as exc:  # noqa: BLE001  (reported by the test below)
+            errors.append(exc)
+
+    with app.app_context():
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", record)
+        booking = engine.connect()
+        try:
+            tx = booking.begin()
+            d = nov.details(nov.day(12), "shanhe", 11.5)
+            assert book_trip(booking, d, "audit", d["arrived_at"])
+            thread = threading.Thread(target=close)
+            thread.start()
+            # until the close asks for the lock (or, without one, is done or stuck on a write)
+            deadline = time.monotonic() + 10
+            while not lock_sent() and thread.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            waited = lock_sent() and thread.is_alive()
+            if waited and engine.dialect.name == "postgresql":  # on the booking's row lock
+                with engine.connect() as probe:
+                    while thread.is_alive() and not probe.scalar(text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                            "'Lock' AND query LIKE '%FOR NO KEY UPDATE%'")):
+                        time.sleep(0.01)
+                waited = thread.is_alive()
+            tx.commit()
+        finally:
+            booking.close()
+            thread.join(60)
+            event.remove(engine, "before_cursor_execute", record)
+    assert not thread.is_alive() and errors == []
+    finance = november["finance"]
+    closed = nov.statement(client, finance, "2026-11")
+    assert closed["closed"]
+    assert [(e["date"], e["amount"]) for e in closed["entries"]
+            if e["date"] == "2026-11-12"] == [("2026-11-12", 10.0)]
+    assert nov.lines(closed)[1] == ("allowance", "2026-11", "shanhe", 2, 2, 2, 2, 87.5)
+    assert adjustments(client, finance) == []
+    assert nov.statement(client, finance, "2026-12")["entries"] == []
+    assert waited, "the close did not wait for the booking"
 
