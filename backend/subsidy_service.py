@@ -64,8 +64,12 @@ def _insert(conn: Connection):
 
 
 def month_total(conn: Connection, teacher_id: str, month: str) -> float:
+    """What the teacher's trips worked in ``month`` were granted, whatever month's books the
+    rows are in: the monthly cap belongs to the month worked, so a late trip of a closed
+    month is capped against that month, not against the open month it is booked into."""
     return float(conn.scalar(select(func.coalesce(func.sum(ENTRIES.c.amount), 0.0)).where(
-        ENTRIES.c.teacher_id == teacher_id, ENTRIES.c.month == month)) or 0.0)
+        ENTRIES.c.teacher_id == teacher_id,
+        ENTRIES.c.service_date.like(f"{month}-%"))) or 0.0)
 
 
 def active_policy(conn: Connection, teacher_id: str) -> dict[str, Any] | None:
@@ -122,7 +126,7 @@ def book_trip(conn: Connection, d: dict[str, Any], recorded_by: str, now: float)
                                        policy.get("levels") or [])
     amount, capped = 0.0, False
     if not reasons:
-        amount, capped = cap_amount(per_trip, month_total(conn, teacher_id, month),
+        amount, capped = cap_amount(per_trip, month_total(conn, teacher_id, service_month),
                                     policy.get("monthly_cap"))
     row = {"trip_id": trip_id_of(d), "kind": "trip", "status": "pending" if reasons else "approved",
            "teacher_id": teacher_id, "month": month, "service_date": d["service_date"],
@@ -218,7 +222,7 @@ def decide(user: User, entry_id: int, approve: bool, reason: str, now: float) ->
     if approve:
         policy = db.session.get(SubsidyPolicy, trip.policy_id) if trip.policy_id else None
         amount, capped = cap_amount(trip.per_trip, month_total(conn, trip.teacher_id,
-                                                               base["month"]),
+                                                               trip.service_date[:7]),
                                     policy.monthly_cap if policy else None)
         kind, new_status = "approval", "approved"
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import delete, event, select, text
+from sqlalchemy import delete, event, select, text, update
 
 from backend.extensions import db
 from backend.finance.books import close_month
@@ -141,4 +141,48 @@ def test_a_close_waits_for_a_booking_that_read_the_months_before_it(app, client,
     assert adjustments(client, finance) == []
     assert nov.statement(client, finance, "2026-12")["entries"] == []
     assert waited, "the close did not wait for the booking"
+
+
+def test_a_late_trip_is_capped_against_the_month_it_was_worked_in(app, client, november):
+    """November's transport reached the cap (50 of 50); December's is 0. The 12th's trip, found
+    by the nightly audit after November closed, and the approval of the 17th's are November's:
+    0.00 with the cap applied, though booked into December. December's own trip pays."""
+    with app.app_context():
+        db.session.execute(update(SubsidyPolicy).values(monthly_cap=50.0))
+        db.session.commit()
+    finance = november["finance"]
+    close_november(client, finance)
+    nov.book(app, nov.day(12), "shanhe", 11.5)
+    mock = next(e for e in nov.statement(client, finance, "2026-11")["entries"]
+                if e["date"] == "2026-11-17")
+    response = client.post(f"/api/v1/subsidies/{mock['entry_id']}/approve",
+                           headers=november["wang"], json={"reason": "行程属实"})
+    assert response.status_code == 200, response.get_json()
+    nov.book(app, nov.day(1, 12), "longfeng", 6.2)
+    december = nov.statement(client, finance, "2026-12")
+    assert [(e["date"], e["kind"], e["amount"], e["cap_applied"], e["corrects_month"])
+            for e in december["entries"]] == [
+        ("2026-11-12", "trip", 0.0, True, "2026-11"),
+        ("2026-11-17", "approval", 0.0, True, "2026-11"),
+        ("2026-12-01", "trip", 10.0, False, None)]
+    assert december["total"] == 10.0
+
+
+def test_the_cap_of_the_month_worked_is_not_taken_by_the_month_booked_into(app, client,
+                                                                          november):
+    """December's own trips have used December's cap; a late November trip still has
+    November's room (50 booked of 60)."""
+    with app.app_context():
+        db.session.execute(update(SubsidyPolicy).values(monthly_cap=60.0))
+        db.session.commit()
+    finance = november["finance"]
+    close_november(client, finance)
+    for n in (1, 8, 15, 22, 29, 3):  # 60 of December's 60
+        nov.book(app, nov.day(n, 12), "longfeng" if n != 3 else "shanhe", 6.2)
+    nov.book(app, nov.day(12), "shanhe", 11.5)
+    december = nov.statement(client, finance, "2026-12")
+    late = [(e["amount"], e["cap_applied"]) for e in december["entries"]
+            if e["date"] == "2026-11-12"]
+    assert late == [(10.0, False)]
+    assert december["total"] == 70.0
 
