@@ -90,12 +90,16 @@ def _today() -> dt.date:
 @blp.doc(security=BEARER, description=(
     "Every member school's distance from its cluster's core school and its 三级九等 band: "
     "finance's override in force, else the median verified driven distance of recent trips, "
-    "else the straight line × the policy's road factor."))
+    "else the straight line × the policy's road factor. Logistics staff see the clusters of "
+    "their schools' districts; finance and admin every district's."))
 @blp.response(200, GridRowSchema(many=True))
 @blp.problems(401, 403)
 @require_role(*FINANCE, "logistics")
 def get_grid(query):
-    return grid(query["date"] or _today())
+    user = current_user()
+    # logistics staff see the grid of their schools' districts; the finance office every one
+    districts = None if user.role in FINANCE else {s.district_id for s in user.schools}
+    return grid(query["date"] or _today(), districts)
 
 
 class GridOverrideBody(Schema):

@@ -142,10 +142,14 @@ def school_grid(conn: Connection, school_id: str, on: dt.date,
             "band": None if band is None else asdict(band)}
 
 
-def grid(on: dt.date) -> list[dict[str, Any]]:
-    """Every member school of every cluster, on a date."""
+def grid(on: dt.date, district_ids: set[str] | None = None) -> list[dict[str, Any]]:
+    """Every member school of every cluster (of ``district_ids``; None: of every district),
+    on a date."""
     conn = db.session.connection()
-    members = db.session.execute(select(ClusterMember.school_id).order_by(
+    query = select(ClusterMember.school_id).join(Cluster, Cluster.id == ClusterMember.cluster_id)
+    if district_ids is not None:
+        query = query.where(Cluster.district_id.in_(sorted(district_ids)))
+    members = db.session.execute(query.order_by(
         ClusterMember.cluster_id, ClusterMember.school_id)).scalars()
     return [row for s in members if (row := school_grid(conn, s, on)) is not None]
 
