@@ -122,7 +122,8 @@ class GridOverrideBody(Schema):
 @blp.doc(security=BEARER, description=(
     "Finance sets a member school's distance from the core school from a local date on, with "
     "a reason (kept with who set it and when). Allowance days from that date are priced at "
-    "the new band; a date in a closed month corrects it in the next open month."))
+    "the new band. A date in a closed month is refused (409): a closed month stays priced on "
+    "the bands frozen at its close."))
 @blp.response(200, GridRowSchema)
 @blp.problems(401, 403, 404, 409)
 @require_role(*FINANCE)
