@@ -77,6 +77,15 @@ def test_a_grid_override_dated_into_a_closed_month_is_refused(client, november):
     assert adjustments(client, finance) == []
 
 
+def close_waits_on_a_lock(engine) -> bool:
+    """PostgreSQL: a backend of this database waits on a lock in the close's statement (a
+    transaction of its own each time: pg_stat_activity is a snapshot per transaction)."""
+    with engine.connect() as probe:
+        return bool(probe.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database() AND query LIKE '%FOR NO KEY UPDATE%'")))
+
+
 def test_a_close_waits_for_a_booking_that_read_the_months_before_it(app, client, november):
     """A booking transaction has read the months (November open) and booked the 12th's trip
     into November, not yet committed; finance closes November meanwhile. The close must wait
@@ -108,11 +117,11 @@ def test_a_close_waits_for_a_booking_that_read_the_months_before_it(app, client,
         engine = db.engine
         event.listen(engine, "before_cursor_execute", record)
         booking = engine.connect()
+        thread = threading.Thread(target=close)
         try:
             tx = booking.begin()
             d = nov.details(nov.day(12), "shanhe", 11.5)
             assert book_trip(booking, d, "audit", d["arrived_at"])
-            thread = threading.Thread(target=close)
             thread.start()
             # until the close asks for the lock (or, without one, is done or stuck on a write)
             deadline = time.monotonic() + 10
@@ -120,16 +129,14 @@ def test_a_close_waits_for_a_booking_that_read_the_months_before_it(app, client,
                 time.sleep(0.01)
             waited = lock_sent() and thread.is_alive()
             if waited and engine.dialect.name == "postgresql":  # on the booking's row lock
-                with engine.connect() as probe:
-                    while thread.is_alive() and not probe.scalar(text(
-                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                            "'Lock' AND query LIKE '%FOR NO KEY UPDATE%'")):
-                        time.sleep(0.01)
+                while thread.is_alive() and not close_waits_on_a_lock(engine):
+                    time.sleep(0.01)
                 waited = thread.is_alive()
             tx.commit()
         finally:
             booking.close()
-            thread.join(60)
+            if thread.ident is not None:
+                thread.join(60)
             event.remove(engine, "before_cursor_execute", record)
     assert not thread.is_alive() and errors == []
     finance = november["finance"]
