@@ -117,16 +117,25 @@ def to_csv(sheet: Sheet, lang: str = "zh") -> str:
     return buffer.getvalue()
 
 
-def to_xlsx(sheet: Sheet, lang: str = "zh") -> bytes:
-    """The sheet as an .xlsx: header row frozen and bold, numbers as numbers (amounts shown
-    with two decimals), times as date-times, the totals row last, columns sized to their text."""
+def to_xlsx(sheet: Sheet, lang: str = "zh", more: Sequence[Sheet] = ()) -> bytes:
+    """The sheet as an .xlsx (``more``: further sheets of the same workbook): header row frozen
+    and bold, numbers as numbers (amounts shown with two decimals), times as date-times, the
+    totals row last, columns sized to their text."""
     from openpyxl import Workbook
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
 
     lang = _lang(lang)
     book = Workbook()
-    ws = book.active
+    for index, each in enumerate([sheet, *more]):
+        _fill(book.active if index == 0 else book.create_sheet(), each, lang)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _fill(ws: Any, sheet: Sheet, lang: str) -> None:
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
     ws.title = sheet.title(lang)[:31]
     ws.append([c.head(lang) for c in sheet.columns])
     rows = [*sheet.rows, sheet.totals(lang)]
@@ -144,9 +153,6 @@ def to_xlsx(sheet: Sheet, lang: str = "zh") -> bytes:
         widest = max(_width(text(column, row.get(column.key), lang)) for row in rows)
         ws.column_dimensions[get_column_letter(index)].width = min(
             60, max(6, widest, _width(column.head(lang))) + 2)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
 
 
 def _width(value: str) -> int:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from backend.errors import ApiError, not_found
 from backend.extensions import db
-from backend.finance.closing import accounting_month, teacher_district
+from backend.finance.closing import accounting_month, lock_books, teacher_district
 from backend.finance.grid import pair_distance
 from backend.finance_export import Sheet, subsidy_sheet
 from backend.models import (
@@ -64,8 +64,12 @@ def _insert(conn: Connection):
 
 
 def month_total(conn: Connection, teacher_id: str, month: str) -> float:
+    """What the teacher's trips worked in ``month`` were granted, whatever month's books the
+    rows are in: the monthly cap belongs to the month worked, so a late trip of a closed
+    month is capped against that month, not against the open month it is booked into."""
     return float(conn.scalar(select(func.coalesce(func.sum(ENTRIES.c.amount), 0.0)).where(
-        ENTRIES.c.teacher_id == teacher_id, ENTRIES.c.month == month)) or 0.0)
+        ENTRIES.c.teacher_id == teacher_id,
+        ENTRIES.c.service_date.like(f"{month}-%"))) or 0.0)
 
 
 def active_policy(conn: Connection, teacher_id: str) -> dict[str, Any] | None:
@@ -108,7 +112,9 @@ def book_trip(conn: Connection, d: dict[str, Any], recorded_by: str, now: float)
         return False
     policy = active_policy(conn, teacher_id) or {}
     service_month = d["service_date"][:7]
-    month = accounting_month(conn, teacher_district(conn, teacher_id), service_month)
+    district_id = teacher_district(conn, teacher_id)
+    lock_books(conn, district_id)  # a close waits for this booking, or this for the close
+    month = accounting_month(conn, district_id, service_month)
     distance, arrived = float(d["path_km"]), float(d["arrived_at"])
     grid = pair_distance(conn, d["from_school_id"], d["to_school_id"],
                          dt.date.fromisoformat(d["service_date"]), before=departed)
@@ -120,7 +126,7 @@ def book_trip(conn: Connection, d: dict[str, Any], recorded_by: str, now: float)
                                        policy.get("levels") or [])
     amount, capped = 0.0, False
     if not reasons:
-        amount, capped = cap_amount(per_trip, month_total(conn, teacher_id, month),
+        amount, capped = cap_amount(per_trip, month_total(conn, teacher_id, service_month),
                                     policy.get("monthly_cap"))
     row = {"trip_id": trip_id_of(d), "kind": "trip", "status": "pending" if reasons else "approved",
            "teacher_id": teacher_id, "month": month, "service_date": d["service_date"],
@@ -203,18 +209,20 @@ def decide(user: User, entry_id: int, approve: bool, reason: str, now: float) ->
     if not approve and status == "rejected":
         raise ApiError(409, f"trip {trip.trip_id} is already rejected")
     conn = db.session.connection()
+    district_id = teacher_district(conn, trip.teacher_id)
+    lock_books(conn, district_id)  # see book_trip
     base = {c: getattr(trip, c) for c in (
         "trip_id", "teacher_id", "service_date", "from_school_id", "to_school_id",
         "departed_at", "arrived_at", "distance_km", "tier", "per_trip", "policy_id", "currency",
         "review_reasons", "grid_km", "priced_km", "level", "grade")}
     # a decision on a trip of a closed month is booked into the first open month after it
-    base["month"] = accounting_month(conn, teacher_district(conn, trip.teacher_id), trip.month)
+    base["month"] = accounting_month(conn, district_id, trip.month)
     base["corrects_month"] = trip.corrects_month or (
         trip.month if base["month"] != trip.month else None)
     if approve:
         policy = db.session.get(SubsidyPolicy, trip.policy_id) if trip.policy_id else None
         amount, capped = cap_amount(trip.per_trip, month_total(conn, trip.teacher_id,
-                                                               base["month"]),
+                                                               trip.service_date[:7]),
                                     policy.monthly_cap if policy else None)
         kind, new_status = "approval", "approved"
     else:

@@ -9,21 +9,29 @@ from __future__ import annotations
 
 import datetime as dt
 
+from flask import Response
 from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import select
 
 from backend.api.common import BEARER, Blueprint
-from backend.api.subsidies import MONTH
+from backend.api.subsidies import BINARY, MONTH
 from backend.auth import current_user, require_role
 from backend.errors import ApiError
 from backend.extensions import db
 from backend.finance.allowances import confirm_attendance
-from backend.finance.books import changes_since_export, close_month, month_status
+from backend.finance.books import (
+    changes_since_export,
+    close_month,
+    month_status,
+    record_export,
+)
+from backend.finance.export import allowance_sheet
 from backend.finance.grid import grid, set_override
+from backend.finance_export import LANGS, XLSX_MIMETYPE, to_xlsx
 from backend.live_service import clock
 from backend.models.district import District
 from backend.scopes import FINANCE, STAFF
-from backend.subsidy_service import teacher_or_404
+from backend.subsidy_service import export_sheet, month_statements, teacher_or_404
 from routing.calendar import local_date
 from routing.model import Calendar
 
@@ -90,12 +98,16 @@ def _today() -> dt.date:
 @blp.doc(security=BEARER, description=(
     "Every member school's distance from its cluster's core school and its 三级九等 band: "
     "finance's override in force, else the median verified driven distance of recent trips, "
-    "else the straight line × the policy's road factor."))
+    "else the straight line × the policy's road factor. Logistics staff see the clusters of "
+    "their schools' districts; finance and admin every district's."))
 @blp.response(200, GridRowSchema(many=True))
 @blp.problems(401, 403)
 @require_role(*FINANCE, "logistics")
 def get_grid(query):
-    return grid(query["date"] or _today())
+    user = current_user()
+    # logistics staff see the grid of their schools' districts; the finance office every one
+    districts = None if user.role in FINANCE else {s.district_id for s in user.schools}
+    return grid(query["date"] or _today(), districts)
 
 
 class GridOverrideBody(Schema):
@@ -110,7 +122,8 @@ class GridOverrideBody(Schema):
 @blp.doc(security=BEARER, description=(
     "Finance sets a member school's distance from the core school from a local date on, with "
     "a reason (kept with who set it and when). Allowance days from that date are priced at "
-    "the new band; a date in a closed month corrects it in the next open month."))
+    "the new band. A date in a closed month is refused (409): a closed month stays priced on "
+    "the bands frozen at its close."))
 @blp.response(200, GridRowSchema)
 @blp.problems(401, 403, 404, 409)
 @require_role(*FINANCE)
@@ -186,6 +199,31 @@ def post_close(body, month: str):
     return close_month(current_user(), _checked(month), body["district_id"], clock())
 
 
+class ExportBody(Schema):
+    lang = fields.String(load_default="zh", validate=validate.OneOf(LANGS), metadata={
+        "description": "headers and labels (zh: 中文, en: English)"})
+
+
+@blp.post("/months/<month>/export")
+@blp.arguments(ExportBody)
+@blp.doc(security=BEARER, description=(
+    "The finance office downloads a whole month: an XLSX workbook with every teacher's "
+    "transport rows (交通补助) and allowance lines (交流补贴), as `xiaoche report subsidies` "
+    "writes them. Recorded as the month's export: `GET /subsidies/changes` then lists what "
+    "changed since this download."))
+@blp.alt_response(200, schema=BINARY, content_type=XLSX_MIMETYPE, success=True)
+@blp.problems(401, 403, 422)
+@require_role(*FINANCE)
+def post_export(body, month: str):
+    month = _checked(month)
+    statements = month_statements(month)
+    content = to_xlsx(export_sheet(statements, month), body["lang"],
+                      more=[allowance_sheet(statements, month)])
+    record_export(month, current_user().username, clock(), statements)
+    return Response(content, mimetype=XLSX_MIMETYPE, headers={
+        "Content-Disposition": f'attachment; filename="subsidies-{month}.xlsx"'})
+
+
 class ChangesQuery(Schema):
     month = fields.String(required=True, validate=MONTH)
 
@@ -203,7 +241,8 @@ class ChangesSchema(Schema):
 @blp.arguments(ChangesQuery, location="query")
 @blp.doc(security=BEARER, description=(
     "What the month's books (transport rows and allowance lines) say now that its last "
-    "export (`xiaoche report subsidies`) did not: lines added, removed, changed in amount."))
+    "export (`xiaoche report subsidies`, or `POST /subsidies/months/{month}/export`) did not: "
+    "lines added, removed, changed in amount."))
 @blp.response(200, ChangesSchema)
 @blp.problems(401, 403)
 @require_role(*FINANCE)

@@ -10,11 +10,18 @@ is worth ``per_month / due days of the month`` at its school's band on that day,
 changed mid-month by finance counts from its date on (:func:`routing.allowance.monthly_allowance`).
 
 An open month's lines are computed when asked; a closed month's are the frozen rows.
+
+Closing a month also freezes what its allowance was priced on: per teacher, each due day with
+its school and band (``month_closings.basis``). Later recomputation of a closed month (the
+adjustments booked into the next open month) re-reads only the evidence — trips approved or
+booked late, scans, confirmations — against those frozen days and bands, so an assignment,
+policy or cluster changed after the close never re-prices the closed month.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict
 from typing import Any
 
 from geopy.distance import geodesic
@@ -25,6 +32,7 @@ from backend.extensions import db
 from backend.finance.closing import (
     accounting_month,
     closed_months,
+    frozen_basis,
     is_closed,
     month_days,
     teacher_district,
@@ -47,8 +55,10 @@ from routing.calendar import local_date, service_day_start, timetable_weekday
 ENTRIES = SubsidyEntry.__table__
 
 
-def verified_days(conn: Connection, teacher_id: str, month: str) -> set[tuple[str, str]]:
-    """``(school_id, date)`` the teacher was verifiably at in the month."""
+def verified_days(conn: Connection, teacher_id: str, month: str,
+                  schools: list[str] | None = None) -> set[tuple[str, str]]:
+    """``(school_id, date)`` the teacher was verifiably at in the month (scans: inside one of
+    ``schools``, by default the schools the teacher is assigned to now)."""
     status: dict[str, str] = {}
     arrivals: dict[str, tuple[str, str]] = {}
     for trip_id, kind, row_status, to_school, day in conn.execute(
@@ -63,21 +73,27 @@ def verified_days(conn: Connection, teacher_id: str, month: str) -> set[tuple[st
     days |= set(conn.execute(select(AttendanceConfirmation.school_id, AttendanceConfirmation.date)
                              .where(AttendanceConfirmation.teacher_id == teacher_id,
                                     AttendanceConfirmation.date.like(f"{month}-%"))).all())
-    return {(s, d) for s, d in days} | scanned_days(conn, teacher_id, month)
+    return {(s, d) for s, d in days} | scanned_days(conn, teacher_id, month, schools)
 
 
-def scanned_days(conn: Connection, teacher_id: str, month: str) -> set[tuple[str, str]]:
+def scanned_days(conn: Connection, teacher_id: str, month: str,
+                 school_ids: list[str] | None = None) -> set[tuple[str, str]]:
     """``(school_id, date)`` of the teacher's card scans made inside an assigned school's
-    radius (a reader at the gate, or the bus that brought them, standing in the school)."""
+    radius (a reader at the gate, or the bus that brought them, standing in the school);
+    ``school_ids``: these schools instead of today's assignments."""
     card = conn.scalar(select(Teacher.card_id).where(Teacher.id == teacher_id))
     district_id = teacher_district(conn, teacher_id)
     days = month_days(month)
     if not card or district_id is None or not days:
         return set()
     calendar = district_calendar(conn, district_id)
-    schools = conn.execute(select(School.id, School.lat, School.lon, School.radius_m).join(
-        TeacherAssignment, TeacherAssignment.school_id == School.id).where(
-        TeacherAssignment.teacher_id == teacher_id)).all()
+    query = select(School.id, School.lat, School.lon, School.radius_m)
+    if school_ids is None:
+        query = query.join(TeacherAssignment, TeacherAssignment.school_id == School.id).where(
+            TeacherAssignment.teacher_id == teacher_id)
+    else:
+        query = query.where(School.id.in_(school_ids))
+    schools = conn.execute(query).all()
     start = service_day_start(days[0], calendar)
     end = service_day_start(days[-1], calendar) + 86400.0
     found = set()
@@ -92,9 +108,15 @@ def scanned_days(conn: Connection, teacher_id: str, month: str) -> set[tuple[str
 
 
 def due_days(conn: Connection, teacher_id: str, month: str) -> list[DueDay]:
+    """The teacher's due days of the month with their bands and whether each is verified: of a
+    month closed with a basis, the frozen days and bands (only the evidence is read again);
+    else from today's assignments, calendar, cluster and policy."""
     district_id = teacher_district(conn, teacher_id)
     if district_id is None:
         return []
+    basis = frozen_basis(conn, district_id, month)
+    if basis is not None:
+        return frozen_due_days(conn, teacher_id, month, basis.get(teacher_id, []))
     calendar = district_calendar(conn, district_id)
     present = verified_days(conn, teacher_id, month)
     days = month_days(month)
@@ -114,6 +136,22 @@ def due_days(conn: Connection, teacher_id: str, month: str) -> list[DueDay]:
             out.append(DueDay(day, school_id, Band(**row["band"]),
                               (school_id, day.isoformat()) in present))
     return out
+
+
+def basis_of(days: list[DueDay]) -> list[dict[str, Any]]:
+    """Due days as stored with a closing (JSON)."""
+    return [{"date": d.date.isoformat(), "school_id": d.school_id, "band": asdict(d.band)}
+            for d in days]
+
+
+def frozen_due_days(conn: Connection, teacher_id: str, month: str,
+                    frozen: list[dict[str, Any]]) -> list[DueDay]:
+    """A closed month's due days as frozen at its close, each verified by the evidence known
+    now (a trip approved or booked late, a scan, a confirmation)."""
+    schools = sorted({row["school_id"] for row in frozen})
+    present = verified_days(conn, teacher_id, month, schools) if frozen else set()
+    return [DueDay(dt.date.fromisoformat(row["date"]), row["school_id"], Band(**row["band"]),
+                   (row["school_id"], row["date"]) in present) for row in frozen]
 
 
 def live_lines(conn: Connection, teacher_id: str, month: str) -> list[dict[str, Any]]:

@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from backend.errors import ApiError
 from backend.extensions import db
-from backend.finance.allowances import allowance_of
-from backend.finance.closing import is_closed, month_days, only_district
+from backend.finance.allowances import allowance_of, basis_of, due_days
+from backend.finance.closing import is_closed, lock_books, month_days, only_district
 from backend.models import (
     AllowanceEntry,
     District,
@@ -46,9 +46,12 @@ def district_teachers(district_id: str) -> list[Teacher]:
 
 def close_month(user: User, month: str, district_id: str | None, now: float) -> dict[str, Any]:
     """Close a month that is over: freeze each teacher's allowance lines (and the adjustments
-    of earlier months waiting in it) and record who closed it. Committed."""
+    of earlier months waiting in it) with the due days and bands they were priced on, and
+    record who closed it. Committed. Waits for the bookings that read the months before it
+    (:func:`backend.finance.closing.lock_books`)."""
     district_id = _district(district_id)
     conn = db.session.connection()
+    lock_books(conn, district_id, close=True)
     if is_closed(conn, district_id, month):
         raise ApiError(409, f"{month} is already closed")
     today = local_date(now, district_calendar(conn, district_id))
@@ -58,15 +61,16 @@ def close_month(user: User, month: str, district_id: str | None, now: float) -> 
                        errors={"month": ["a month YYYY-MM"]})
     if days[-1] >= today:
         raise ApiError(409, f"{month} is not over yet (today is {today.isoformat()})")
-    frozen = 0
+    frozen, basis = 0, {}
     for teacher in district_teachers(district_id):
+        basis[teacher.id] = basis_of(due_days(conn, teacher.id, month))
         for line in allowance_of(teacher.id, month)["lines"]:
             db.session.add(AllowanceEntry(
                 teacher_id=teacher.id, month=month, recorded_by=user.username,
                 recorded_at=now, **{k: v for k, v in line.items() if k != "entry_id"}))
             frozen += 1
     db.session.add(MonthClosing(district_id=district_id, month=month, closed_by=user.username,
-                                closed_at=now))
+                                closed_at=now, basis=basis))
     try:
         db.session.commit()
     except IntegrityError as exc:

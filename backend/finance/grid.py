@@ -19,6 +19,7 @@ from sqlalchemy import Connection, or_, select
 
 from backend.errors import ApiError, not_found
 from backend.extensions import db
+from backend.finance.closing import accounting_month, is_closed
 from backend.models import (
     Cluster,
     ClusterMember,
@@ -141,10 +142,14 @@ def school_grid(conn: Connection, school_id: str, on: dt.date,
             "band": None if band is None else asdict(band)}
 
 
-def grid(on: dt.date) -> list[dict[str, Any]]:
-    """Every member school of every cluster, on a date."""
+def grid(on: dt.date, district_ids: set[str] | None = None) -> list[dict[str, Any]]:
+    """Every member school of every cluster (of ``district_ids``; None: of every district),
+    on a date."""
     conn = db.session.connection()
-    members = db.session.execute(select(ClusterMember.school_id).order_by(
+    query = select(ClusterMember.school_id).join(Cluster, Cluster.id == ClusterMember.cluster_id)
+    if district_ids is not None:
+        query = query.where(Cluster.district_id.in_(sorted(district_ids)))
+    members = db.session.execute(query.order_by(
         ClusterMember.cluster_id, ClusterMember.school_id)).scalars()
     return [row for s in members if (row := school_grid(conn, s, on)) is not None]
 
@@ -158,6 +163,12 @@ def set_override(user: User, school_id: str, distance_km: float, reason: str,
         raise not_found("school")
     if cluster is None or cluster.core_school_id == school_id:
         raise ApiError(409, f"school {school_id} is no member school of a cluster")
+    month = effective_from.isoformat()[:7]
+    if is_closed(conn, cluster.district_id, month):
+        # a closed month's allowance stays priced on the bands frozen at its close
+        first_open = accounting_month(conn, cluster.district_id, month)
+        raise ApiError(409, f"{month} is closed: its bands are frozen; set the distance from "
+                            f"{first_open}-01 or later")
     db.session.add(GridOverride(school_id=school_id, distance_km=distance_km,
                                 effective_from=effective_from.isoformat(), reason=reason,
                                 set_by=user.username, set_at=now))

@@ -66,6 +66,9 @@ class MonthClosing(db.Model):
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
     closed_by: Mapped[str] = mapped_column(String(64))
     closed_at: Mapped[float] = mapped_column(Float)
+    # what the month's allowance was priced on, frozen at the close: teacher id → due days
+    # [{date, school_id, band}]; None for a month closed before it was kept (migration 0014)
+    basis: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class AllowanceEntry(db.Model):

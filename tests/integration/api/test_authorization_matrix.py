@@ -198,6 +198,9 @@ MATRIX = [
     Case("POST", "/api/v1/subsidies/months/<month>/close",
          "/api/v1/subsidies/months/2026-10/close",
          only({"finance": (200, None), "admin": (200, None)}), body={}, setup=reopen_october),
+    Case("POST", "/api/v1/subsidies/months/<month>/export",
+         "/api/v1/subsidies/months/2026-11/export",
+         only({"finance": (200, None), "admin": (200, None)}), body={}),
     Case("GET", "/api/v1/subsidies/changes", "/api/v1/subsidies/changes",
          only({"finance": (200, None), "admin": (200, None)}), query={"month": "2026-11"}),
     Case("POST", "/api/v1/vehicles/<vehicle_id>/texts", "/api/v1/vehicles/{vehicle}/texts",
@@ -285,3 +288,27 @@ def test_each_role_gets_the_expected_status_in_and_out_of_its_scope(client, app,
             elif response.status_code >= 400:
                 assert response.mimetype == "application/problem+json", (role, scope)
     assert wrong == []
+
+
+def test_the_grid_shows_logistics_only_their_own_districts_clusters(client, app, imported):
+    """GET /subsidies/grid: a logistics user of another district sees none of 渌口's member
+    schools; 渌口's own logistics and the finance office see them."""
+    from backend.models import District, School, User
+    from backend.security import hash_password
+
+    with app.app_context():
+        db.session.add(District(id="other-county", name="另一个县", timezone="Asia/Shanghai"))
+        db.session.flush()
+        school = School(id="other-school", district_id="other-county", name="外县学校",
+                        lat=28.0, lon=113.0)
+        db.session.add(school)
+        db.session.add(User(username="houqin.waixian", role="logistics",
+                            password_hash=hash_password("demo-logistics-x"), schools=[school]))
+        db.session.commit()
+    rows = {}
+    for who in (("houqin.waixian", "demo-logistics-x"), USERS["logistics"], USERS["finance"]):
+        response = client.get("/api/v1/subsidies/grid", headers=login(client, *who),
+                              query_string={"date": "2026-11-09"})
+        assert response.status_code == 200, response.get_json()
+        rows[who[0]] = [row["school_id"] for row in response.get_json()]
+    assert rows == {"houqin.waixian": [], "houqin.wang": ["longfeng"], "caiwu.li": ["longfeng"]}
