@@ -11,7 +11,7 @@ from typing import Any
 EVENT_KINDS = frozenset({
     "trip_started", "trip_completed", "stop_arrived", "stop_departed", "stop_missed",
     "route_deviation_started", "route_deviation_ended", "overspeed",
-    "teacher_trip_completed", "meal_delivery_arrived",
+    "teacher_trip_completed", "meal_delivery_arrived", "school_leg_completed",
 })
 VEHICLE_KINDS = frozenset({"school_bus", "teacher_car", "meal_truck"})
 

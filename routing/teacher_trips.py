@@ -5,7 +5,9 @@ A vehicle is *inside* a school once within its ``radius_m`` and *leaves* only be
 ``radius_m + geofence_exit_margin_m`` (hysteresis: a car parked on the edge does not flap). Entry
 and exit times are interpolated where the segment between two pings crosses the circle.
 
-A teacher trip runs from leaving one school to entering another within ``teacher_trip_max_s``.
+A teacher trip runs from leaving one school to entering another within ``teacher_trip_max_s``;
+a meal truck's drive between two schools is found the same way (``school_leg_completed``: the
+driven distance between schools that the finance grid's median also rests on).
 Its ``path_km`` sums the pings' hops from the last ping inside the origin's geofence to the first
 inside the destination's, each hop on the ellipsoid (:func:`routing.geometry.segment_m`, within
 1e-5 of the geodesic per hop, so the sum is as exact as the pings themselves); ``straight_km`` is
@@ -97,12 +99,11 @@ def matches_assignment(ctx: VehicleContext, from_id: str, to_id: str, departed_a
     return any(weekday in a.weekdays and a.school_id in (from_id, to_id) for a in ctx.assignments)
 
 
-def detect_teacher_trip(ctx: VehicleContext, gs: GeofenceState, left: Crossing | None,
-                        entered: Crossing | None, ts: float, hop_m: float,
-                        cfg: TrackerConfig) -> list[tuple[float, str, dict[str, Any]]]:
-    """Feed one ping's geofence crossings; return ``(ts, to_school_id, details)`` of each
-    completed trip."""
-    out = []
+def step_school_leg(gs: GeofenceState, left: Crossing | None, entered: Crossing | None,
+                    ts: float, hop_m: float, cfg: TrackerConfig) -> SchoolTrip | None:
+    """Feed one ping's geofence crossings to the drive from one school to another that the
+    vehicle may be on; return that drive when this ping completes it (entering another school
+    within ``teacher_trip_max_s`` of leaving the first)."""
     if left is not None:
         gs.trip = SchoolTrip(left.school.id, left.at, 0.0, 0)
     trip = gs.trip
@@ -115,20 +116,35 @@ def detect_teacher_trip(ctx: VehicleContext, gs: GeofenceState, left: Crossing |
         gs.trip = None
         if entered.school.id != trip.from_school_id and \
                 entered.at - trip.departed_at <= cfg.teacher_trip_max_s:
-            out.append((entered.at, entered.school.id, _details(ctx, trip, entered)))
-    return out
+            return trip
+    return None
 
 
-def _details(ctx: VehicleContext, trip: SchoolTrip, entered: Crossing) -> dict[str, Any]:
+def detect_teacher_trip(ctx: VehicleContext, gs: GeofenceState, left: Crossing | None,
+                        entered: Crossing | None, ts: float, hop_m: float,
+                        cfg: TrackerConfig) -> list[tuple[float, str, dict[str, Any]]]:
+    """Feed one ping's geofence crossings; return ``(ts, to_school_id, details)`` of each
+    completed trip."""
+    trip = step_school_leg(gs, left, entered, ts, hop_m, cfg)
+    if trip is None or entered is None:
+        return []
+    details = leg_details(ctx, trip, entered)
+    details["matches_assignment"] = matches_assignment(ctx, trip.from_school_id,
+                                                       entered.school.id, trip.departed_at)
+    return [(entered.at, entered.school.id, {"teacher_id": ctx.teacher_id, **details})]
+
+
+def leg_details(ctx: VehicleContext, trip: SchoolTrip, entered: Crossing) -> dict[str, Any]:
+    """What a completed drive from one school to another says: where from and to, when, the
+    driven ``path_km`` and the ``straight_km`` between the two schools."""
     origin = next(s for s in ctx.schools if s.id == trip.from_school_id)
     dest = entered.school
     straight = geodesic((origin.lat, origin.lon), (dest.lat, dest.lon)).km
     day: dt.date = local_date(trip.departed_at, ctx.calendar)
     return {
-        "teacher_id": ctx.teacher_id, "from_school_id": origin.id, "to_school_id": dest.id,
+        "from_school_id": origin.id, "to_school_id": dest.id,
         "departed_at": trip.departed_at, "arrived_at": entered.at,
         "duration_s": round(entered.at - trip.departed_at, 1),
         "path_km": round(trip.path_m / 1000, 3), "straight_km": round(straight, 3),
-        "matches_assignment": matches_assignment(ctx, origin.id, dest.id, trip.departed_at),
         "ping_count": trip.ping_count, "service_date": day.isoformat(),
     }

@@ -30,7 +30,13 @@ from routing.progress import ProjectedBatch, advance, snap
 from routing.run_matching import open_windows, run_windows, trip_id_for
 from routing.state import StopState, TerminalVisit, TrackerState, TripState, moved_at
 from routing.stop_arrival import Fix, StopEvent, detect_stops, miss_remaining
-from routing.teacher_trips import detect_teacher_trip, school_distances, step_geofence
+from routing.teacher_trips import (
+    detect_teacher_trip,
+    leg_details,
+    school_distances,
+    step_geofence,
+    step_school_leg,
+)
 from routing.trip_end import TripEnd, arrive_last, trip_end
 from routing.trip_start import (
     Departure,
@@ -216,6 +222,10 @@ class _Batch:
         else:
             for at, school_id, details in detect_meal_delivery(entered):
                 self.emit("meal_delivery_arrived", at, stop_id=school_id, details=details)
+            leg = step_school_leg(gs, left, entered, here[0], hop, self.cfg)
+            if leg is not None and entered is not None:  # evidence for the finance grid
+                self.emit("school_leg_completed", entered.at, stop_id=entered.school.id,
+                          details=leg_details(ctx, leg, entered))
 
     def terminals(self, k: int, prev: int | None) -> None:
         assert self.first_d is not None

@@ -2,7 +2,8 @@
 school, and the 三级九等 band it falls in.
 
 A distance is, in order: finance's override in force on the date (a row with its reason), the
-median verified driven distance between the two schools over the most recent trips, or the
+median verified driven distance between the two schools over the most recent drives (teachers'
+approved trips and meal trucks' drives between the two schools), or the
 straight line × the policy's road factor (:func:`routing.allowance.grid_distance`). The same
 rule gives the reference distance between any two schools of one cluster, which caps what a
 trip between them is paid on (a detour never pays more).
@@ -23,6 +24,7 @@ from backend.finance.closing import accounting_month, is_closed
 from backend.models import (
     Cluster,
     ClusterMember,
+    Event,
     GridOverride,
     School,
     SubsidyEntry,
@@ -33,6 +35,11 @@ from routing.allowance import DEFAULT_ROAD_FACTOR, GridDistance, band_of, grid_d
 
 RECENT_TRIPS = 20  # the median rests on at most this many of the newest verified trips
 ENTRIES = SubsidyEntry.__table__
+EVENTS = Event.__table__
+LEG_KIND = "school_leg_completed"
+LEG_ROWS = 200  # newest legs into either school read to find a pair's (both schools' deliveries)
+MAX_LEG_KMH = 100.0  # a drive between two schools averaging more was not driven
+MIN_PATH_RATIO = 0.95  # of the straight line between the centres (geofence edges, GPS noise)
 
 
 @dataclass(frozen=True)
@@ -63,8 +70,10 @@ def district_policy(conn: Connection, district_id: str) -> dict[str, Any] | None
 
 
 def driven_samples(conn: Connection, a: str, b: str, before: float | None = None) -> list[float]:
-    """Driven km of the newest verified trips between two schools, either way: trips whose
-    newest ledger row is approved (a pending or rejected trip proves nothing)."""
+    """Driven km of the newest verified drives between two schools, either way: teachers' trips
+    whose newest ledger row is approved (a pending or rejected trip proves nothing), and meal
+    trucks' drives between the two (``school_leg_completed``) that look driven: not shorter than
+    the straight line, at a plausible average speed."""
     pair = or_((ENTRIES.c.from_school_id == a) & (ENTRIES.c.to_school_id == b),
                (ENTRIES.c.from_school_id == b) & (ENTRIES.c.to_school_id == a))
     query = select(ENTRIES.c.trip_id, ENTRIES.c.status, ENTRIES.c.kind, ENTRIES.c.distance_km,
@@ -77,8 +86,32 @@ def driven_samples(conn: Connection, a: str, b: str, before: float | None = None
         if kind == "trip":
             trips[trip_id] = (departed, km)
         status[trip_id] = row_status
-    verified = sorted((v for t, v in trips.items() if status[t] == "approved"), reverse=True)
-    return [km for _, km in verified[:RECENT_TRIPS]]
+    verified = [v for t, v in trips.items() if status[t] == "approved"]
+    verified += truck_legs(conn, a, b, before)
+    return [km for _, km in sorted(verified, reverse=True)[:RECENT_TRIPS]]
+
+
+def truck_legs(conn: Connection, a: str, b: str, before: float | None) -> list[tuple[float, float]]:
+    """``(departed_at, path_km)`` of the newest vehicles' drives between two schools recorded as
+    ``school_leg_completed`` events (meal trucks; a bus between schools is on a run through the
+    villages, not a drive from one school to the other, and a teacher's car is booked as a trip)."""
+    query = (select(EVENTS.c.details).where(EVENTS.c.kind == LEG_KIND,
+                                            EVENTS.c.stop_id.in_((a, b)))
+             .order_by(EVENTS.c.ts.desc()).limit(LEG_ROWS))
+    if before is not None:
+        query = query.where(EVENTS.c.ts < before)
+    out = []
+    for (details,) in conn.execute(query):
+        d = details or {}
+        if {d.get("from_school_id"), d.get("to_school_id")} != {a, b}:
+            continue
+        km, straight, seconds = d.get("path_km"), d.get("straight_km"), d.get("duration_s")
+        if not all(isinstance(v, int | float) for v in (km, straight, seconds)) or seconds <= 0:
+            continue
+        if km < straight * MIN_PATH_RATIO or km / (seconds / 3600) > MAX_LEG_KMH:
+            continue  # shorter than the straight line (less a margin), or faster than a truck
+        out.append((float(d.get("departed_at") or 0.0), float(km)))
+    return out
 
 
 def straight_km(conn: Connection, a: str, b: str) -> float:

@@ -100,3 +100,25 @@ def test_a_meal_truck_entering_a_school_is_a_delivery_once_per_entry():
     assert [(e.stop_id, e.details["school_id"]) for e in deliveries] == [
         ("zhuting", "zhuting"), ("longfeng", "longfeng")]
     assert deliveries[0].ts == pytest.approx(t0 + 10 + 85, abs=1)  # crossing 150 m, interpolated
+
+
+def test_a_meal_trucks_drive_from_one_school_to_another_is_a_school_leg_with_its_driven_km():
+    t0 = at(TUESDAY, "10:00")
+    truck_events = run(truck(), school_to_school(t0))[1]
+    (leg,) = kinds(truck_events, "school_leg_completed")
+    (trip,) = kinds(run(car(), school_to_school(t0))[1], "teacher_trip_completed")
+    d = leg.details
+    assert (d["from_school_id"], d["to_school_id"], leg.stop_id) == ("zhuting", "longfeng",
+                                                                     "longfeng")
+    # the same drive measured as a teacher's trip is measured: same path, times and line
+    for key in ("departed_at", "arrived_at", "duration_s", "path_km", "straight_km",
+                "ping_count", "service_date"):
+        assert d[key] == trip.details[key], key
+    assert d["path_km"] > d["straight_km"]  # round the corner at (6000, 0)
+    assert "teacher_id" not in d and "matches_assignment" not in d
+    assert kinds(truck_events, "meal_delivery_arrived")  # the delivery is still told
+
+
+def test_a_teacher_car_gives_teacher_trips_not_school_legs():
+    _, events = run(car(), school_to_school(at(TUESDAY, "07:30")))
+    assert kinds(events, "teacher_trip_completed") and not kinds(events, "school_leg_completed")
