@@ -32,9 +32,10 @@ from backend.api.me import notification_item
 from backend.extensions import db
 from backend.live_service import CONFIG as TRACKER_CONFIG
 from backend.live_service import clock, current_trip, vehicle_context
-from backend.models import LivePosition, Notification, TrackerState
+from backend.models import LivePosition, Notification
 from backend.scopes import LiveScope
 from backend.timefmt import iso
+from backend.tracker_states import load_states
 from routing.state import TrackerState as RoutingState
 from routing.tracker import live_view
 
@@ -285,9 +286,7 @@ def read_position_events(cursor: _LateCommitCursor, now: float,
                        ident=lambda p: (p.vehicle_id, p.received_at, p.ts), now=now)
     if not rows:
         return []
-    states = {vehicle_id: RoutingState.from_dict(raw) for vehicle_id, raw in db.session.execute(
-        select(TrackerState.vehicle_id, TrackerState.state)
-        .where(TrackerState.vehicle_id.in_([p.vehicle_id for p in rows]))) if raw}
+    states = load_states(db.session.connection(), (p.vehicle_id for p in rows))
     wall = clock()
     events = []
     for p in rows:
