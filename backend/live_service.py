@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from backend.extensions import db
 from backend.models import Event, Route, RouteSubstitution, vehicle_routes
+from backend.scopes import STAFF
 from backend.tracker_states import last_ping_marks, load_state, load_states
 from backend.tracking_service import ContextCache, district_calendar, route_definition
 from routing import model as rm
@@ -29,6 +30,9 @@ from routing.state import TripState
 from routing.tracker import live_view, route_of
 
 CONFIG = TrackerConfig()
+#: who may read a route's live view (``GET /routes/<id>/live``, served by the view or the
+#: fast path), each within their scope
+LIVE_ROLES = ("parent", *STAFF)
 
 
 def clock() -> float:

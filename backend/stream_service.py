@@ -27,12 +27,11 @@ from typing import Any, TypeVar
 from flask import current_app
 from sqlalchemy import func, select
 
-from backend.api.common import out_point
-from backend.api.me import notification_item
 from backend.extensions import db
 from backend.live_service import CONFIG as TRACKER_CONFIG
 from backend.live_service import clock, current_trip, vehicle_context
 from backend.models import LivePosition, Notification
+from backend.presenters import notification_item, out_point
 from backend.scopes import LiveScope
 from backend.timefmt import iso
 from backend.tracker_states import load_states
