@@ -35,6 +35,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select, update
 
+from backend.districts import district_timezone
 from backend.extensions import db
 from backend.models import Notification, NotificationDelivery, User
 from backend.presenters import notification_item
@@ -161,8 +162,6 @@ def dispatch_once(app: Flask, now: float | None = None, limit: int = 200) -> Dis
 
 def _plan(now: float, limit: int, channels: dict[str, Channel], result: DispatchResult,
           cfg: NotifyConfig = DEFAULT) -> None:
-    from backend.scheduler import district_timezone
-
     stmt = (select(Notification).where(Notification.push_state == "pending")
             .order_by(Notification.id).limit(limit))
     if _is_postgres():
