@@ -28,14 +28,18 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import select, update
 
+from backend.districts import district_timezone
 from backend.extensions import db
 from backend.models import Notification, NotificationDelivery, User
+from backend.presenters import notification_item
+from gps_ingest.mqtt_common import parse_mqtt_url
 from notifications.channels import Channel, ChannelConfigError, DeliveryError
 from notifications.channels import channels_from_config as _channels_from_config
 from notifications.config import DEFAULT, NotifyConfig
@@ -87,6 +91,19 @@ def backoff_s(attempts: int, rng: Callable[[], float] = random.random) -> float:
     return full / 2 + rng() * full / 2
 
 
+def channel_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The app's settings as the push channels read them: with ``MQTT_BROKER``, the broker of
+    ``XIAOCHE_MQTT_URL`` parsed by the device edge's parser (the only one), when it is set."""
+    url = config.get("MQTT_URL")
+    if not url:
+        return config
+    try:
+        broker = parse_mqtt_url(url)
+    except ValueError as exc:
+        raise ChannelConfigError(f"XIAOCHE_MQTT_URL: {exc}") from exc
+    return {**config, "MQTT_BROKER": broker}
+
+
 def check_settings(app: Flask) -> dict[str, Channel]:
     """The app's push channels, made now: raises :class:`ChannelConfigError` (a ``ValueError``)
     with a readable message when one is half configured (a webhook URL without its secret).
@@ -94,7 +111,7 @@ def check_settings(app: Flask) -> dict[str, Channel]:
     with _channels_lock:
         channels = app.extensions.get(CHANNELS_KEY)
         if channels is None:
-            channels = _channels_from_config(app.config)
+            channels = _channels_from_config(channel_config(app.config))
             app.extensions[CHANNELS_KEY] = channels
         return channels
 
@@ -145,8 +162,6 @@ def dispatch_once(app: Flask, now: float | None = None, limit: int = 200) -> Dis
 
 def _plan(now: float, limit: int, channels: dict[str, Channel], result: DispatchResult,
           cfg: NotifyConfig = DEFAULT) -> None:
-    from backend.scheduler import district_timezone
-
     stmt = (select(Notification).where(Notification.push_state == "pending")
             .order_by(Notification.id).limit(limit))
     if _is_postgres():
@@ -237,8 +252,6 @@ def _next_due(now: float) -> NotificationDelivery | None:
 
 def _deliver(app: Flask, clock: Callable[[], float], limit: int, channels: dict[str, Channel],
              result: DispatchResult, cfg: NotifyConfig = DEFAULT) -> None:
-    from backend.api.me import notification_item
-
     max_attempts = _max_attempts(app)
     for _ in range(limit):
         now = clock()

@@ -69,8 +69,8 @@ class LiveFastPath:
 
     def __init__(self, app: Flask, flask_app: WsgiApp) -> None:
         from backend.access_log import record_access
-        from backend.api.routes import LIVE_ROLES, render_route_live
-        from backend.live_service import route_live_json
+        from backend.live_service import LIVE_ROLES, route_live_json
+        from backend.presenters import render_route_live
 
         self.app = app
         self.flask_app = flask_app

@@ -10,15 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 
 from backend.extensions import db
-from backend.models import Event, Route, RouteSubstitution, TrackerState, vehicle_routes
+from backend.models import Event, Route, RouteSubstitution, vehicle_routes
+from backend.scopes import STAFF
+from backend.tracker_states import last_ping_marks, load_state, load_states
 from backend.tracking_service import ContextCache, district_calendar, route_definition
 from routing import model as rm
 from routing.calendar import is_service_day, local_date, service_dates_for, service_day_start
@@ -28,6 +30,9 @@ from routing.state import TripState
 from routing.tracker import live_view, route_of
 
 CONFIG = TrackerConfig()
+#: who may read a route's live view (``GET /routes/<id>/live``, served by the view or the
+#: fast path), each within their scope
+LIVE_ROLES = ("parent", *STAFF)
 
 
 def clock() -> float:
@@ -48,9 +53,7 @@ def vehicle_context(vehicle_id: str) -> rm.VehicleContext | None:
 
 
 def tracker_state(vehicle_id: str) -> RoutingState | None:
-    raw = db.session.scalar(select(TrackerState.state)
-                            .where(TrackerState.vehicle_id == vehicle_id))
-    return RoutingState.from_dict(raw) if raw else None
+    return load_state(db.session.connection(), vehicle_id)
 
 
 def current_trip(state: RoutingState | None, now: float) -> TripState | None:
@@ -241,12 +244,9 @@ def _route_answer(route_id: str, now: float) -> tuple[tuple, RouteLive] | None:
                                 max_age_s=current_app.config.get("LIVE_MARKS_MAX_AGE_S", 0.0))
     signature = (route_id, int(now // 5), marks)
     return signature, _ANSWERS.get(signature, lambda: _compute_route_live(
-        route_id, definition, calendar, candidates, _raw_states(candidates), now),
+        route_id, definition, calendar, candidates,
+        load_states(db.session.connection(), candidates), now),
         wait=not holds)
-
-
-_NEWEST_PING_MARKS = (select(TrackerState.vehicle_id, TrackerState.last_ts)
-                      .where(TrackerState.vehicle_id.in_(bindparam("ids", expanding=True))))
 
 
 def _newest_ping_marks(vehicle_ids: list[str], on_session: bool) -> tuple[tuple[str, float], ...]:
@@ -254,11 +254,9 @@ def _newest_ping_marks(vehicle_ids: list[str], on_session: bool) -> tuple[tuple[
     the session's connection when it holds one, else on a pooled connection in autocommit,
     given back at once (one statement, no BEGIN and ROLLBACK round trips around it)."""
     if on_session:
-        rows = db.session.connection().execute(_NEWEST_PING_MARKS, {"ids": vehicle_ids}).all()
-    else:
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            rows = conn.execute(_NEWEST_PING_MARKS, {"ids": vehicle_ids}).all()
-    return tuple(sorted((vehicle_id, last_ts) for vehicle_id, last_ts in rows))
+        return last_ping_marks(db.session.connection(), vehicle_ids)
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return last_ping_marks(conn, vehicle_ids)
 
 
 def _holds_connection() -> bool:
@@ -340,19 +338,13 @@ def _shared_reads() -> SharedRead:
     return reads
 
 
-def _raw_states(vehicle_ids: list[str]) -> dict[str, Any]:
-    """The stored tracker states (JSON) of these vehicles. Read after the signature's marks: a
-    state newer than its mark only makes the answer fresher, and the next call recomputes it."""
-    return dict(db.session.execute(select(TrackerState.vehicle_id, TrackerState.state)
-                                   .where(TrackerState.vehicle_id.in_(vehicle_ids))).all())
-
-
 def _compute_route_live(route_id: str, definition: rm.Route, calendar: rm.Calendar,
-                        candidates: list[str], raw_states: dict[str, Any],
+                        candidates: list[str], states: Mapping[str, RoutingState | None],
                         now: float) -> RouteLive:
+    """``states``: the candidates' stored tracker states, read after the signature's marks (a
+    state newer than its mark only makes the answer fresher, and the next call recomputes it)."""
     for vehicle_id in candidates:
-        raw = raw_states.get(vehicle_id)
-        state = RoutingState.from_dict(raw) if raw else None
+        state = states.get(vehicle_id)
         trip = current_trip(state, now)
         if trip is None or trip.route_id != route_id:
             continue

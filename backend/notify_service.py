@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 from backend.messages_service import insert_notifications
 from backend.models import District, Route, School, Stop, User, Vehicle
 from backend.scopes import visible_route_ids, visible_vehicle_ids
+from backend.tracker_states import load_states
 from backend.tracking_service import (
     EVENTS,
     ContextCache,
@@ -252,13 +253,9 @@ class ScanStep:
         self.notify = notify or NotifyStep(audience)
 
     def __call__(self, conn: Connection, scans: Sequence[StoredScan]) -> None:
-        from backend.models import TrackerState
-
         audience = self.audience.get(conn)
         vehicle_ids = sorted({s.vehicle_id for s in scans if s.vehicle_id})
-        states = {v: RoutingState.from_dict(raw) if raw else None for v, raw in conn.execute(
-            select(TrackerState.vehicle_id, TrackerState.state)
-            .where(TrackerState.vehicle_id.in_(vehicle_ids))).all()}
+        states = load_states(conn, vehicle_ids)
         events: list[rm.Event] = []
         for stored in sorted(scans, key=lambda s: (s.scan.ts, s.scan.card_id)):
             scan, vehicle_id = stored.scan, stored.vehicle_id

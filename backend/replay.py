@@ -42,8 +42,9 @@ from sqlalchemy import func, select
 
 from backend.extensions import db
 from backend.ingest_service import filter_config
-from backend.models import Device, District, Event, TrackerState, Vehicle
+from backend.models import Device, District, Event, Vehicle
 from backend.timefmt import iso
+from backend.tracker_states import last_ping_ts
 from gps_ingest.pipeline import PINGS, IngestPipeline, Message, MessageResult
 from gps_ingest.records import PingRecord
 from gps_ingest.traces import TraceError, read_trace
@@ -225,9 +226,7 @@ def _start(path: Path, device_id: str) -> ReplayResult:
         select(Vehicle.district_id).where(Vehicle.id == device.vehicle_id)
     )
     timezone = db.session.scalar(select(District.timezone).where(District.id == district_id))
-    last_ts = db.session.scalar(
-        select(TrackerState.last_ts).where(TrackerState.vehicle_id == device.vehicle_id)
-    )
+    last_ts = last_ping_ts(db.session.connection(), device.vehicle_id)
     return ReplayResult(
         trace=path,
         device_id=device_id,

@@ -12,13 +12,12 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Connection, func, select
 
-from backend.models import TrackerState, vehicle_routes
+from backend.models import vehicle_routes
+from backend.tracker_states import load_states
 from routing import model as rm
 from routing.config import TrackerConfig
 from routing.fleet import ClaimBook
 from routing.state import TrackerState as RoutingState
-
-STATES = TrackerState.__table__
 
 
 def pooled_routes(conn: Connection, route_ids: Sequence[str]) -> frozenset[str]:
@@ -47,7 +46,5 @@ def claim_book(conn: Connection, contexts: Mapping[str, rm.VehicleContext],
     others = sorted(partners - set(states))
     known: dict[str, RoutingState | None] = dict(states)
     if others:
-        for vehicle_id, raw in conn.execute(select(STATES.c.vehicle_id, STATES.c.state)
-                                            .where(STATES.c.vehicle_id.in_(others))):
-            known[vehicle_id] = RoutingState.from_dict(raw) if raw else None
+        known.update(load_states(conn, others))
     return ClaimBook.of(known, cfg)

@@ -37,14 +37,13 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
-from sqlalchemy import select
 
 from backend.audit_service import AuditSummary, audit_date
 from backend.dispatch_service import check_settings, close_channels, dispatch_once
+from backend.districts import district_timezone
 from backend.extensions import db
 from backend.lease import Lease, LeaseKeeper
 from backend.meals_service import remind_missing_reports
-from backend.models import District
 from routing.calendar import zone
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,6 @@ RETENTION_JOB_ID = "retention"
 DISPATCH_JOB_ID = "dispatch_outbox"
 OFFLINE_JOB_ID = "device_offline_watch"
 PARTITIONS_JOB_ID = "ping_partitions"
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 #: Job store aliases: the database table, and memory for the frequent dispatcher (see JobSpec).
 PERSISTENT, MEMORY = "default", "memory"
 JOBS_TABLE = "apscheduler_jobs"
@@ -80,12 +78,6 @@ def parse_audit_at(text: str) -> tuple[int, int]:
     if match is None:
         raise ValueError(f"XIAOCHE_AUDIT_AT={text!r} is not a local time HH:MM (00:00-23:59)")
     return int(match.group(1)), int(match.group(2))
-
-
-def district_timezone() -> str:
-    """The timezone local dates are counted in (the first district's; one county per install)."""
-    name = db.session.scalars(select(District.timezone).order_by(District.id)).first()
-    return name or DEFAULT_TIMEZONE
 
 
 def audit_yesterday(app: Flask, now: dt.datetime | float | None = None) -> AuditSummary:

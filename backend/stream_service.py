@@ -9,32 +9,29 @@ processes can therefore share the database.
 
 This module holds what one stream is made of: the wire format (:class:`Message`), the resume
 point a client sends back as ``Last-Event-ID`` (:class:`ResumePoint`), the reads (the events of
-the vehicles that moved, a stream's catch-up), and :func:`live_stream`, a plain generator of
-:class:`Message` with an injected clock and sleep, so a stream is tested without HTTP; the views
-only format and send what it yields.
+the vehicles that moved, a stream's catch-up). :func:`backend.streams.live.live_stream` makes
+them one stream.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import current_app
 from sqlalchemy import func, select
 
-from backend.api.common import out_point
-from backend.api.me import notification_item
 from backend.extensions import db
 from backend.live_service import CONFIG as TRACKER_CONFIG
 from backend.live_service import clock, current_trip, vehicle_context
-from backend.models import LivePosition, Notification, TrackerState
+from backend.models import LivePosition, Notification
+from backend.presenters import notification_item, out_point
 from backend.scopes import LiveScope
 from backend.timefmt import iso
+from backend.tracker_states import load_states
 from routing.state import TrackerState as RoutingState
 from routing.tracker import live_view
 
@@ -171,62 +168,6 @@ class _LateCommitCursor:
 
 
 
-def live_stream(user_id: int, token_version: int | None = None, *, resume: str | None = None,
-                crs: str = "wgs84", config: StreamConfig | None = None,
-                monotonic: Callable[[], float] = time.monotonic,
-                sleep: Callable[[float], None] = time.sleep,
-                hub: Any = None) -> Iterator[Message]:
-    """The messages of one ``/stream`` connection, until ``config.max_s`` has passed.
-
-    Runs inside an app context. First ``retry`` and the resume point; then ``position``,
-    ``eta`` and ``notification`` events, each carrying the new resume point as its ``id``, and a
-    keep-alive comment whenever ``heartbeat_s`` passed without a write. ``resume`` is the
-    client's ``Last-Event-ID``: missed notifications and the newest position of each vehicle
-    since then are sent first; a value we did not give out means "from now". Ends early when
-    the user is deleted or their token is revoked (``token_version`` changed).
-
-    ``hub``: the process's :class:`backend.streams.hub.StreamHub`, polled by its own thread;
-    this generator then only waits for what it delivers. Without one (tests) the stream gets a
-    hub of its own, polled here every ``poll_s`` with the injected clock; no database
-    connection is held between polls either way.
-    """
-    from backend.streams.hub import StreamHub, ThreadSink
-
-    config = config or (hub.config if hub is not None else StreamConfig())
-    private = hub is None
-    if private:
-        hub = StreamHub(current_app._get_current_object(), config, monotonic)
-    sub, first = hub.open(user_id, token_version, resume, crs, ThreadSink())
-    try:
-        yield from first
-        began = last_write = monotonic()
-        while True:
-            if private:
-                hub.poll()
-            elif not sub.queue and not sub.closed:
-                with sub.changed:
-                    wait_s = min(config.heartbeat_s - (monotonic() - last_write),
-                                 config.max_s - (monotonic() - began))
-                    if wait_s > 0 and not sub.queue and not sub.closed:
-                        sub.changed.wait(wait_s)
-            if sub.closed:
-                return  # the user is gone or logged out everywhere
-            events = sub.take()
-            yield from events
-            now = monotonic()
-            if events:
-                last_write = now
-            if now - began >= config.max_s:
-                return
-            if now - last_write >= config.heartbeat_s:
-                yield HEARTBEAT
-                last_write = now
-            if private:
-                sleep(config.poll_s)
-    finally:
-        hub.close(sub)
-
-
 def resume_or_now(user_id: int | None, asked: ResumePoint | None) -> ResumePoint:
     """The client's resume point, but never ahead of what is stored (that one is not ours);
     ``user_id`` None: the newest notification of anyone (the hub's watermark)."""
@@ -285,9 +226,7 @@ def read_position_events(cursor: _LateCommitCursor, now: float,
                        ident=lambda p: (p.vehicle_id, p.received_at, p.ts), now=now)
     if not rows:
         return []
-    states = {vehicle_id: RoutingState.from_dict(raw) for vehicle_id, raw in db.session.execute(
-        select(TrackerState.vehicle_id, TrackerState.state)
-        .where(TrackerState.vehicle_id.in_([p.vehicle_id for p in rows]))) if raw}
+    states = load_states(db.session.connection(), (p.vehicle_id for p in rows))
     wall = clock()
     events = []
     for p in rows:

@@ -18,8 +18,7 @@ from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Connection, bindparam, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, func, or_, select
 
 from backend.extensions import db
 from backend.models import (
@@ -32,11 +31,11 @@ from backend.models import (
     Stop,
     Teacher,
     TeacherAssignment,
-    TrackerState,
     Vehicle,
     vehicle_routes,
 )
 from backend.run_claims import claim_book, pooled_routes
+from backend.tracker_states import load_state, lock_states, save_states, state_row
 from gps_ingest.pipeline import AfterStore, StoredPing
 from routing import model as rm
 from routing.calendar import is_service_day, local_date
@@ -49,7 +48,6 @@ from routing.tracker import TrackerState as RoutingState
 EVENTS = Event.__table__
 #: a stretch's arrival is an observation only with the arrival before it: read this far back
 TODAY_STRETCH_MAX_S = 3600.0
-STATES = TrackerState.__table__
 ETA_HISTORY_RUNS = 10  # recent completed runs per run id whose segment times feed the ETA
 #: completed runs read per run id, of which the ETA_HISTORY_RUNS latest of the same weekday type
 #: (Monday-Friday, Saturday, Sunday) as the prediction are kept when there are enough of them
@@ -475,8 +473,7 @@ class TrackingStep:
             if book is not None:
                 book.update(vehicle_id, new_state)
             tracked[vehicle_id] = (ctx, new_state)
-            saved.append({"vid": vehicle_id, "state": new_state.to_dict(),
-                          "last_ts": new_state.last_ts, "updated_at": now})
+            saved.append(state_row(vehicle_id, new_state, now))
             produced.extend(new_events)
         save_states(conn, saved)
         if produced:
@@ -490,39 +487,6 @@ class TrackingStep:
                 batch_step(conn, produced, tracked)
 
 
-def lock_states(conn: Connection, vehicle_ids: list[str],
-                now: float) -> dict[str, RoutingState | None]:
-    """Read the vehicles' tracker states, locking their rows on PostgreSQL until commit.
-
-    One statement for the whole batch (rows locked in vehicle-id order, the same in every
-    worker, so two workers never deadlock), plus one insert for vehicles seen for the first time.
-    """
-    query = (select(STATES.c.vehicle_id, STATES.c.state)
-             .where(STATES.c.vehicle_id.in_(vehicle_ids)).order_by(STATES.c.vehicle_id))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    raw = dict(conn.execute(query).all())
-    missing = [v for v in vehicle_ids if v not in raw]
-    if missing:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        conn.execute(dialect.insert(STATES).on_conflict_do_nothing(index_elements=["vehicle_id"]),
-                     [{"vehicle_id": v, "state": {}, "last_ts": None, "updated_at": now}
-                      for v in missing])
-        raw.update(conn.execute(query.where(STATES.c.vehicle_id.in_(missing))).all())
-    return {v: RoutingState.from_dict(state) if state else None for v, state in raw.items()}
-
-
-_SAVE_STATE = (STATES.update().where(STATES.c.vehicle_id == bindparam("vid"))
-               .values(state=bindparam("state", type_=STATES.c.state.type),
-                       last_ts=bindparam("last_ts"), updated_at=bindparam("updated_at")))
-
-
-def save_states(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Write the batch's states back (``vid``, ``state`` dict, ``last_ts``, ``updated_at``)."""
-    if rows:
-        conn.execute(_SAVE_STATE, rows)
-
-
 def tracking_steps(app: Flask) -> list[AfterStore]:
     step = TrackingStep()
     app.extensions["xiaoche.contexts"] = step.contexts
@@ -531,10 +495,7 @@ def tracking_steps(app: Flask) -> list[AfterStore]:
 
 def live_trip(vehicle_id: str) -> dict | None:
     """The trip the vehicle is on now, from its stored tracker state (None when on none)."""
-    raw = db.session.scalar(select(TrackerState.state).where(TrackerState.vehicle_id == vehicle_id))
-    if not raw:
-        return None
-    state = RoutingState.from_dict(raw)
+    state = load_state(db.session.connection(), vehicle_id)
     trip = getattr(state, "trip", None)
     if trip is None:
         return None

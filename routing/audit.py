@@ -13,6 +13,13 @@ from routing.state import TrackerState
 from routing.tracker import OnPing, route_of, track
 
 
+def audit_day(ctx: VehicleContext, pings: Sequence[Ping], cfg: TrackerConfig = DEFAULT,
+              service_date: dt.date | None = None) -> list[TripAudit]:
+    """Recompute a day's trips from stored pings with the same code as live tracking (the
+    audit's entry point, next to :func:`routing.tracker.track`): :func:`audit_trips`."""
+    return audit_trips(ctx, pings, cfg, service_date)
+
+
 def audit_trips(ctx: VehicleContext, pings: Sequence[Ping], cfg: TrackerConfig = DEFAULT,
                 service_date: dt.date | None = None,
                 on_ping: OnPing | None = None) -> list[TripAudit]:

@@ -24,7 +24,7 @@ from routing.eta import segment_seconds
 from routing.geometry import RouteGeometry, route_geometry, segments_m
 from routing.live import live_view, route_index_of, route_of
 from routing.meal_deliveries import detect_meal_delivery
-from routing.model import Event, Ping, TripAudit, VehicleContext
+from routing.model import Event, Ping, VehicleContext
 from routing.overspeed import detect_overspeed, ping_speed_kmh
 from routing.progress import ProjectedBatch, advance, snap
 from routing.run_matching import open_windows, run_windows, trip_id_for
@@ -53,7 +53,7 @@ from routing.trip_start import (
     zone_of,
 )
 
-__all__ = ["OnPing", "TrackerState", "audit_day", "live_view", "moved_at", "route_of",
+__all__ = ["OnPing", "TrackerState", "live_view", "moved_at", "route_of",
            "sorted_unique", "track", "track_owned", "trip_id_for"]
 
 
@@ -460,14 +460,3 @@ class _Batch:
             self.advance(trip, b, k, prev, float(self.hops[prev]), speed)
         else:
             self.advance(trip, b, k, None, 0.0, speed, first=True)
-
-
-def audit_day(ctx: VehicleContext, pings: Sequence[Ping], cfg: TrackerConfig = DEFAULT,
-              service_date: Any = None) -> list[TripAudit]:
-    """Recompute a day's trips from stored pings with the same code as live tracking.
-
-    See :func:`routing.audit.audit_trips` (this is its entry point next to :func:`track`).
-    """
-    from routing.audit import audit_trips
-
-    return audit_trips(ctx, pings, cfg, service_date)

@@ -55,25 +55,6 @@ class CrsQuery(Schema):
     crs = fields.String(load_default="wgs84", validate=validate.OneOf(["wgs84", "gcj02"]))
 
 
-class PositionSchema(Schema):
-    """A vehicle's newest fix, in the requested crs."""
-
-    lat = fields.Float(required=True)
-    lon = fields.Float(required=True)
-    ts = fields.String(required=True)
-    speed_kmh = fields.Float(allow_none=True, required=True)
-    heading_deg = fields.Float(allow_none=True, required=True)
-
-
-def out_point(lat: float, lon: float, crs: str) -> tuple[float, float]:
-    """(lat, lon) in the requested CRS; stored coordinates are WGS-84."""
-    if crs == "gcj02":
-        from routing.gcj02 import wgs84_to_gcj02
-
-        return wgs84_to_gcj02(lat, lon)
-    return lat, lon
-
-
 def encode_cursor(values: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 

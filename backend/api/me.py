@@ -12,7 +12,8 @@ from backend.auth import current_user
 from backend.errors import ApiError
 from backend.extensions import db
 from backend.models import Notification, School, Stop
-from backend.timefmt import EventTime, iso
+from backend.presenters import notification_item
+from backend.timefmt import EventTime
 from notifications.model import CHANNELS, DEFAULT_LANGUAGE, LANGUAGES, Preferences
 
 blp = Blueprint("me", __name__, description="The caller")
@@ -99,12 +100,6 @@ def my_notifications(query):
                                      if query["since"] is not None else []))
         .order_by(Notification.id.desc()).limit(query["limit"])).all()
     return {"items": [notification_item(n) for n in rows]}
-
-
-def notification_item(n: Notification) -> dict:
-    return {"id": n.id, "kind": n.kind, "title": n.title, "body": n.body,
-            "created_at": iso(n.created_at), "route_id": n.route_id, "stop_id": n.stop_id,
-            "trip_id": n.trip_id}
 
 
 # --- /me/preferences ------------------------------------------------------------------------

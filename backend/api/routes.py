@@ -2,84 +2,29 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import time
-
-import orjson
 from flask import current_app
 from marshmallow import Schema, fields, validate
 
 from backend.access_log import record_access
-from backend.api.common import BEARER, Blueprint, CrsQuery, PositionSchema, out_point
+from backend.api.common import BEARER, Blueprint, CrsQuery
 from backend.auth import cached_caller, current_user, require_role
-from backend.errors import ApiError, not_found
+from backend.errors import not_found
 from backend.extensions import db
-from backend.live_service import RouteLive, clear_caches, clock, route_live_json
+from backend.live_service import LIVE_ROLES, route_live_json
 from backend.messages_service import broadcast_to_route
-from backend.models import Route, RouteSubstitution, Vehicle
+from backend.models import Route, RouteSubstitution
+from backend.presenters import RouteLiveSchema, render_route_live
 from backend.scopes import STAFF, can_see_route
+from backend.substitutes import (
+    cancel_substitute,
+    route_vehicles,
+    service_date,
+    set_substitute,
+    substitute_on,
+)
 from backend.timefmt import iso
-from backend.tracking_service import district_calendar
-from routing.calendar import local_date
 
 blp = Blueprint("routes", __name__, description="Routes: live bus, messages, substitute bus")
-
-LIVE_ROLES = ("parent", *STAFF)
-
-
-class StopLiveSchema(Schema):
-    stop_id = fields.String(required=True)
-    name = fields.String(required=True)
-    sequence = fields.Integer(required=True)
-    lat = fields.Float(required=True)
-    lon = fields.Float(required=True)
-    scheduled_at = fields.String(allow_none=True, required=True)
-    status = fields.String(required=True, validate=validate.OneOf(
-        ["visited", "missed", "upcoming", "unobserved"]))
-    arrived_at = fields.String(allow_none=True, required=True)
-    departed_at = fields.String(allow_none=True, required=True)
-    eta = fields.String(allow_none=True, required=True)
-    eta_confidence = fields.Float(allow_none=True, required=True)
-    eta_uncertainty_s = fields.Float(allow_none=True, required=True, metadata={
-        "description": "one robust standard deviation of `eta`, seconds (from the spread of "
-                       "today's drives over the stretches ahead); null with `eta`"})
-
-
-class LastTripSchema(Schema):
-    trip_id = fields.String(required=True)
-    completed_at = fields.String(required=True)
-    arrived_at_last_stop = fields.String(allow_none=True, required=True, metadata={
-        "description": "when the bus reached the route's last stop (the school); null if that "
-                       "arrival was not observed"})
-
-
-class NextRunSchema(Schema):
-    run_id = fields.String(required=True)
-    service_date = fields.String(required=True, metadata={"description": "local date, ISO"})
-    departs_at = fields.String(required=True, metadata={
-        "description": "scheduled departure from the route's first stop"})
-
-
-class RouteLiveSchema(Schema):
-    route_id = fields.String(required=True)
-    name = fields.String(required=True)
-    active = fields.Boolean(required=True)
-    trip_id = fields.String(allow_none=True, required=True)
-    run_id = fields.String(allow_none=True, required=True)
-    vehicle_id = fields.String(allow_none=True, required=True)
-    position = fields.Nested(PositionSchema, allow_none=True, required=True)
-    next_stop_id = fields.String(allow_none=True, required=True)
-    delay_s = fields.Float(allow_none=True, required=True)
-    eta_source = fields.String(allow_none=True, required=True)
-    as_of = fields.String(allow_none=True, required=True)
-    crs = fields.String(required=True)
-    stops = fields.List(fields.Nested(StopLiveSchema), required=True)
-    last_trip = fields.Nested(LastTripSchema, allow_none=True, required=True, metadata={
-        "description": "when no trip is in progress: today's newest completed trip of the "
-                       "route (null during a trip or before the first one of the day)"})
-    next_run = fields.Nested(NextRunSchema, allow_none=True, required=True, metadata={
-        "description": "when no trip is in progress: the next run to leave the first stop, "
-                       "later today or on a later service day (null during a trip)"})
 
 
 @blp.get("/<route_id>/live")
@@ -102,55 +47,6 @@ def get_route_live(query, route_id: str):
         raise not_found("route")
     record_access(current_app, caller.user_id, "route_live", route_id)
     return current_app.response_class(body, mimetype="application/json")
-
-
-_LIVE_SCHEMA = RouteLiveSchema()
-
-
-def render_route_live(live: RouteLive, crs: str) -> bytes:
-    """What ``@blp.response(200, RouteLiveSchema)`` would send for ``route_live_body``: the
-    schema's dump, as JSON (keys sorted, as Flask's JSON provider sorts them)."""
-    return orjson.dumps(_LIVE_SCHEMA.dump(route_live_body(live, crs)), option=orjson.OPT_SORT_KEYS)
-
-
-def route_live_body(live: RouteLive, crs: str) -> dict:
-    view = live.view
-    by_stop = {s.stop_id: s for s in view.stops} if view else {}
-    stops = []
-    for j, place in enumerate(live.route.stops):
-        lat, lon = out_point(place.lat, place.lon, crs)
-        s = by_stop.get(place.id) if view else None
-        scheduled = s.scheduled_at if s else (live.scheduled_at[j] if live.scheduled_at else None)
-        stops.append({
-            "stop_id": place.id, "name": place.name, "sequence": j, "lat": lat, "lon": lon,
-            "scheduled_at": iso(scheduled), "status": s.status if s else "upcoming",
-            "arrived_at": iso(s.arrived_at) if s else None,
-            "departed_at": iso(s.departed_at) if s else None,
-            "eta": iso(s.eta) if s else None,
-            "eta_confidence": s.eta_confidence if s else None,
-            "eta_uncertainty_s": s.eta_uncertainty_s if s else None,
-        })
-    position = None
-    if view is not None and view.position.get("lat") is not None:
-        lat, lon = out_point(view.position["lat"], view.position["lon"], crs)
-        position = {"lat": lat, "lon": lon, "ts": iso(view.position["ts"]),
-                    "speed_kmh": view.position.get("speed_kmh"),
-                    "heading_deg": view.position.get("heading_deg")}
-    return {
-        "route_id": live.route.id, "name": live.route.name, "active": view is not None,
-        "trip_id": view.trip_id if view else None, "run_id": view.run_id if view else None,
-        "vehicle_id": live.vehicle_id, "position": position,
-        "next_stop_id": view.next_stop_id if view else None,
-        "delay_s": view.delay_s if view else None,
-        "eta_source": view.eta_source if view else None,
-        "as_of": iso(view.as_of) if view else None, "crs": crs, "stops": stops,
-        "last_trip": None if view or live.last_trip is None else {
-            "trip_id": live.last_trip.trip_id, "completed_at": iso(live.last_trip.completed_at),
-            "arrived_at_last_stop": iso(live.last_trip.arrived_at_last_stop)},
-        "next_run": None if view or live.next_run is None else {
-            "run_id": live.next_run.run_id, "service_date": live.next_run.service_date.isoformat(),
-            "departs_at": iso(live.next_run.departs_at)},
-    }
 
 
 class MessageSchema(Schema):
@@ -210,23 +106,9 @@ class RouteVehicleSchema(Schema):
 @blp.problems(400, 401, 403, 404)
 @require_role(*STAFF)
 def put_route_vehicle(query, body, route_id: str):
-    user = current_user()
     route = _route_in_scope(route_id)
-    date = _service_date(route, query["date"])
-    vehicle = db.session.get(Vehicle, body["vehicle_id"])
-    if vehicle is None or vehicle.district_id != route.district_id:
-        raise ApiError(422, f"no vehicle {body['vehicle_id']!r} in this district",
-                       errors={"vehicle_id": ["unknown vehicle"]})
-    if vehicle.kind != "school_bus":
-        raise ApiError(422, f"{vehicle.id} is a {vehicle.kind}, not a school bus",
-                       errors={"vehicle_id": ["not a school bus"]})
-    row = db.session.get(RouteSubstitution, (route_id, date.isoformat()))
-    if row is None:
-        row = RouteSubstitution(route_id=route_id, service_date=date.isoformat())
-        db.session.add(row)
-    row.vehicle_id, row.set_by, row.set_at = vehicle.id, user.username, time.time()
-    db.session.commit()
-    clear_caches()
+    row = set_substitute(route, service_date(route, query["date"]), body["vehicle_id"],
+                         current_user().username)
     return _substitution_body(row)
 
 
@@ -238,13 +120,7 @@ def put_route_vehicle(query, body, route_id: str):
 @require_role(*STAFF)
 def delete_route_vehicle(query, route_id: str):
     route = _route_in_scope(route_id)
-    date = _service_date(route, query["date"])
-    row = db.session.get(RouteSubstitution, (route_id, date.isoformat()))
-    if row is None:
-        raise not_found("substitute bus")
-    db.session.delete(row)
-    db.session.commit()
-    clear_caches()
+    cancel_substitute(route, service_date(route, query["date"]))
     return None
 
 
@@ -256,22 +132,12 @@ def delete_route_vehicle(query, route_id: str):
 @require_role(*STAFF)
 def get_route_vehicle(query, route_id: str):
     route = _route_in_scope(route_id)
-    date = _service_date(route, query["date"])
-    row = db.session.get(RouteSubstitution, (route_id, date.isoformat()))
+    date = service_date(route, query["date"])
+    row = substitute_on(route, date)
     if row is not None:
         return _substitution_body(row)
     return {"route_id": route_id, "date": date.isoformat(), "substitute": False,
-            "vehicle_ids": [v.id for v in _route_vehicles(route)]}
-
-
-def _route_vehicles(route: Route) -> list[Vehicle]:
-    from sqlalchemy import select
-
-    from backend.models import vehicle_routes
-
-    ids = db.session.scalars(select(vehicle_routes.c.vehicle_id)
-                             .where(vehicle_routes.c.route_id == route.id)).all()
-    return [db.session.get(Vehicle, i) for i in sorted(ids)]
+            "vehicle_ids": [v.id for v in route_vehicles(route)]}
 
 
 def _substitution_body(row: RouteSubstitution) -> dict:
@@ -284,15 +150,3 @@ def _route_in_scope(route_id: str) -> Route:
     if not can_see_route(current_user(), route_id):
         raise not_found("route")
     return db.session.get(Route, route_id)
-
-
-def _service_date(route: Route, date: dt.date | None) -> dt.date:
-    calendar = district_calendar(db.session.connection(), route.district_id)
-    today = local_date(clock(), calendar)
-    if date is None:
-        return today
-    if date < today:
-        raise ApiError(422, "a substitute bus is set for today or a later date",
-                       errors={"date": ["in the past"]})
-    return date
-

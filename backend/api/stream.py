@@ -9,7 +9,7 @@ from backend.access_log import record_access
 from backend.api.common import BEARER, Blueprint, CrsQuery
 from backend.auth import current_user
 from backend.errors import ApiError
-from backend.stream_service import live_stream
+from backend.streams.live import live_stream
 from backend.streams.runner import hub_of
 
 blp = Blueprint("stream", __name__, description="Live events over Server-Sent Events")

@@ -7,13 +7,14 @@ from marshmallow import fields
 from sqlalchemy import select
 
 from backend.access_log import record_access
-from backend.api.common import BEARER, Blueprint, CrsQuery, out_point
+from backend.api.common import BEARER, Blueprint, CrsQuery
 from backend.api.vehicles import TrackPropertiesSchema, TrackSchema, line_feature
 from backend.auth import current_user, require_role
 from backend.errors import not_found
 from backend.extensions import db
 from backend.live_service import trip_bounds
 from backend.models import Ping
+from backend.presenters import out_point
 from backend.scopes import STAFF, can_see_route, can_see_vehicle
 
 blp = Blueprint("trips", __name__, description="Trips of school buses")

@@ -12,11 +12,12 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy import select
 
 from backend.access_log import record_access
-from backend.api.common import BEARER, Blueprint, CrsQuery, PositionSchema, out_point
+from backend.api.common import BEARER, Blueprint, CrsQuery
 from backend.auth import current_user, require_role
 from backend.errors import ApiError, not_found
 from backend.extensions import db
 from backend.models import LivePosition, Ping, Vehicle
+from backend.presenters import PositionSchema, out_point
 from backend.scopes import STAFF, can_see_vehicle, visible_vehicle_ids
 from backend.timefmt import EventTime, iso
 from backend.tracking_service import live_trip

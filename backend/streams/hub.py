@@ -19,7 +19,7 @@ whose child changed route follows the new route.
 Delivery goes through a sink, so the same hub feeds blocking WSGI streams (:class:`ThreadSink`:
 a condition per stream) and the asyncio stream server (``backend.streams.asgi``: one
 ``call_soon_threadsafe`` per poll for all its streams). The hub has no thread of its own: the
-caller polls it (:func:`backend.stream_service.live_stream` in tests,
+caller polls it (:func:`backend.streams.live.live_stream` in tests,
 :class:`backend.streams.runner.HubThread` in a server, woken by the store's change notices).
 """
 

@@ -2,8 +2,8 @@
 
 The payload is the ``/me/notifications`` item as UTF-8 JSON; QoS 1, and a send returns only once
 the broker's PUBACK came (or raises a retryable :class:`DeliveryError` after ``timeout_s``). One
-connection (``XIAOCHE_MQTT_URL``, the service account, which may write ``xiaoche/v1/users/#``)
-is opened on the first send and reused; paho's network thread reconnects it when it is lost, and
+connection (``XIAOCHE_MQTT_URL``, the service account, which may write ``xiaoche/v1/users/#``;
+the backend, which wires the channels, parses the URL into a :class:`Broker`) is opened on the first send and reused; paho's network thread reconnects it when it is lost, and
 a send waits up to ``timeout_s`` for that. MQTT 5 is tried first, 3.1.1 when the broker refuses it
 (amqtt). The client id is random per process, so two dispatchers never take over each other's
 connection, and the session is clean: nothing is queued for us while we are away.
@@ -16,13 +16,12 @@ import logging
 import re
 import threading
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gps_ingest.mqtt_client import parse_mqtt_url
 from notifications.channels.base import DeliveryError
 
 log = logging.getLogger(__name__)
@@ -34,6 +33,16 @@ RC_UNSUPPORTED_PROTOCOL = 132
 # invalid, packet too large, payload format invalid
 PUBACK_FOR_GOOD = frozenset({135, 144, 149, 153})
 _TOPIC_LEVEL = re.compile(r"[^/+#\x00]+")
+
+
+class Broker(NamedTuple):
+    """Where to publish, and as whom (``XIAOCHE_MQTT_URL``, parsed by the backend)."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool
 
 
 def _code(reason: Any) -> int:
@@ -62,8 +71,9 @@ class MqttChannel:
 
     name = "mqtt"
 
-    def __init__(self, url: str, timeout_s: float = 10.0, client_id: str | None = None):
-        self.host, self.port, self._username, self._password, self._tls = parse_mqtt_url(url)
+    def __init__(self, broker: Broker | tuple[str, int, str | None, str | None, bool],
+                 timeout_s: float = 10.0, client_id: str | None = None):
+        self.host, self.port, self._username, self._password, self._tls = broker
         self.timeout_s = timeout_s
         self.client_id = client_id or f"xiaoche-push-{uuid.uuid4().hex[:12]}"
         self._protocol = paho.MQTTv5

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-from notifications.channels.base import Channel, ChannelConfigError
+from notifications.channels.base import Channel
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +89,14 @@ def _load_entry_points() -> None:
 
 
 def _mqtt(config: Mapping[str, Any]) -> Channel | None:
-    url = config.get("MQTT_URL")
-    if not url:
+    # the broker of XIAOCHE_MQTT_URL, parsed by the backend that wires the channels (one MQTT
+    # URL parser in the project, the device edge's): (host, port, username, password, tls)
+    broker = config.get("MQTT_BROKER")
+    if not broker:
         return None
-    from notifications.channels.mqtt import MqttChannel
+    from notifications.channels.mqtt import Broker, MqttChannel
 
-    try:
-        return MqttChannel(url, timeout_s=float(config.get("PUSH_TIMEOUT_S") or 10.0))
-    except ValueError as exc:
-        raise ChannelConfigError(f"XIAOCHE_MQTT_URL: {exc}") from exc
+    return MqttChannel(Broker(*broker), timeout_s=float(config.get("PUSH_TIMEOUT_S") or 10.0))
 
 
 def _webhook(config: Mapping[str, Any]) -> Channel | None:

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select
 
 import backend.auth
-from backend.api.routes import RouteLiveSchema, route_live_body
 from backend.extensions import db
 from backend.live_service import SharedRead, route_live
 from backend.models import Student, User
+from backend.presenters import RouteLiveSchema, route_live_body
 from tests.conftest import login
 from tests.drives import local_ts, on_schedule_drive
 from tests.integration.api.test_routes_live import (

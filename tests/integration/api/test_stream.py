@@ -16,7 +16,8 @@ from sqlalchemy import select
 from backend.extensions import db
 from backend.messages_service import broadcast_to_route
 from backend.models import LivePosition, User
-from backend.stream_service import HEARTBEAT, Message, ResumePoint, StreamConfig, live_stream
+from backend.stream_service import HEARTBEAT, Message, ResumePoint, StreamConfig
+from backend.streams.live import live_stream
 from backend.timefmt import iso
 from routing.gcj02 import wgs84_to_gcj02
 from tests.conftest import login

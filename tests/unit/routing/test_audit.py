@@ -1,7 +1,7 @@
 """The daily audit recomputed from stored pings."""
 
+from routing.audit import audit_day
 from routing.calendar import parse_hms
-from routing.tracker import audit_day
 
 from .helpers import ping, straight
 from .simulate import MONDAY, at, bus, make_route
