@@ -64,7 +64,10 @@ CHUNK = 500  # ids per IN (…) of the bulk scope refresh
 class Sink:
     """Where a poll's messages go; called with the hub's lock held, so it must not block."""
 
-    def deliver(self, batch: list[tuple[Subscriber, list[Message]]]) -> None:
+    def deliver(self, batch: list[tuple[Subscriber, list[Message]]],
+                origin: float | None = None) -> None:
+        """``origin``: when the change was first known (the store's notice, or the poll that
+        read it; ``time.monotonic()``), for the fan-out histogram."""
         raise NotImplementedError
 
     def closed(self, subscribers: list[Subscriber]) -> None:
@@ -74,7 +77,7 @@ class Sink:
 class ThreadSink(Sink):
     """Each subscriber keeps a queue that a blocking reader waits on (WSGI, tests)."""
 
-    def deliver(self, batch):
+    def deliver(self, batch, origin=None):
         for sub, messages in batch:
             with sub.changed:
                 sub.queue.extend(messages)
@@ -153,6 +156,8 @@ class StreamHub:
         self.thread: HubThread | None = None  # what polls this hub in a server
         self.listener: ChangeListener | None = None  # what wakes it on PostgreSQL
         self._requests: list[OpenRequest] = []
+        # notice (or poll) → the last recipient's frame handed to its transport
+        self.fanout = FanoutHistogram()
 
     # -- counting -------------------------------------------------------------------------
 
@@ -361,9 +366,12 @@ class StreamHub:
 
     # -- the poll -------------------------------------------------------------------------
 
-    def poll(self) -> int:
+    def poll(self, origin: float | None = None) -> int:
         """Read what changed once and deliver it to every stream that may see it; runs in an
-        app context. Returns the number of messages delivered."""
+        app context. Returns the number of messages delivered. ``origin`` (``time.monotonic()``):
+        when the change that brought this poll forward was noticed (default: now)."""
+        if origin is None:
+            origin = time.monotonic()
         now = self.monotonic()
         with self._lock:
             if not self._subs:
@@ -410,7 +418,7 @@ class StreamHub:
                 by_sink[sub.sink].append((sub, messages))
                 delivered += len(messages)
             for sink, pairs in by_sink.items():
-                sink.deliver(pairs)
+                sink.deliver(pairs, origin)
         return delivered
 
     def _recipients(self, kind: str, item: Any) -> Iterable[Subscriber]:
@@ -478,6 +486,41 @@ class StreamHub:
             by_sink[sub.sink].append(sub)
         for sink, subs in by_sink.items():
             sink.closed(subs)
+
+
+class FanoutHistogram:
+    """A Prometheus-style histogram (cumulative buckets, in seconds) of the fan-out latency:
+    from the store's change notice, or the poll that read the change, to the moment the last
+    recipient's frame of that poll was written to its connection. Observed on the event loop;
+    read by ``/metrics`` (in a worker) or written to a stream process's status file."""
+
+    BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4,
+               0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(self.BUCKETS) + 1)  # per bucket, the last one +Inf
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        i = 0
+        while i < len(self.BUCKETS) and seconds > self.BUCKETS[i]:
+            i += 1
+        self.counts[i] += 1
+        self.sum += seconds
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """``[(le, count of observations <= le)]``, ``+Inf`` last, as Prometheus exposes it."""
+        out, total = [], 0
+        for bound, n in zip((*map(str, self.BUCKETS), "+Inf"), self.counts, strict=True):
+            total += n
+            out.append((bound, total))
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"buckets": self.cumulative(), "sum": self.sum, "count": self.count}
 
 
 def _discard(index: dict, key: Any, sub: Subscriber) -> None:
