@@ -399,12 +399,13 @@ class StreamHub:
             if refresh:
                 self._apply_scopes(scopes)
             batch: dict[Subscriber, list[Message]] = {}
+            shared: dict = {}
             for kind, item in items:
                 for sub in self._recipients(kind, item):
                     if sub.pending is not None:
                         sub.pending.append((kind, item))
                         continue
-                    messages = self._accept(sub, (kind, item))
+                    messages = self._accept(sub, (kind, item), shared)
                     if messages:
                         batch.setdefault(sub, []).extend(messages)
             mark = positions.mark
@@ -431,32 +432,43 @@ class StreamHub:
             found.update(self._by_route.get(event.route_id, ()))
         return found
 
-    def _accept(self, sub: Subscriber, entry: tuple) -> list[Message]:
+    def _accept(self, sub: Subscriber, entry: tuple, shared: dict | None = None
+                ) -> list[Message]:
         """The messages of one hub item for this subscriber: none when it is older than the
-        stream's start, was already sent by its catch-up, or is outside its scope."""
+        stream's start, was already sent by its catch-up, or is outside its scope. ``shared``:
+        one poll's messages by (kind, resume point, body), so that the streams that stand at
+        the same point get the same message object (and the sink encodes it once)."""
         kind, item = entry
         if kind == "notification":
             notification_id, _, (data, body) = item
             if notification_id <= sub.start.notification_id or notification_id in sub.caught_up:
                 return []
-            return [self._stamp(sub, "notification", notification_id, data, body)]
+            return [self._stamp(sub, "notification", notification_id, data, body, shared)]
         event = item
         if event.received_at <= sub.start.received_at or event.ident in sub.caught_up:
             return []
         scope = sub.scope
         if scope is None or not scope.may_follow(event.vehicle_id, event.route_id):
             return []
-        return [self._stamp(sub, kind, event.received_at, data, body)
+        return [self._stamp(sub, kind, event.received_at, data, body, shared)
                 for kind, data, body in event.encoded(sub.crs)]
 
     @staticmethod
-    def _stamp(sub: Subscriber, kind: str, key: Any, data: dict, body: str) -> Message:
+    def _stamp(sub: Subscriber, kind: str, key: Any, data: dict, body: str,
+               shared: dict | None = None) -> Message:
         """The message with this subscriber's resume point after it as ``id``."""
         if kind == "notification":
             sub.notification_mark = max(sub.notification_mark, key)
         else:
             sub.received_mark = max(sub.received_mark, key)
-        return Message(event=kind, data=data, id=sub.point(), body=body)
+        if shared is None:
+            return Message(event=kind, data=data, id=sub.point(), body=body)
+        marks = (sub.received_mark, sub.notification_mark)
+        found = shared.get((kind, marks, id(body)))
+        if found is None:  # the body lives as long as the poll: its id() is not reused
+            found = shared[(kind, marks, id(body))] = Message(
+                event=kind, data=data, id=ResumePoint(*marks).encode(), body=body)
+        return found
 
     # -- scopes in bulk -------------------------------------------------------------------
 

@@ -74,9 +74,10 @@ class LoopSink(Sink):
     def _fan_out(self, subscribers: list[Subscriber], origin: float) -> None:
         woken: list[Subscriber] = []
         live, now = self.live, self.loop.time()
+        frames: dict[tuple[int, ...], tuple[list, bytes]] = {}  # the streams at the same point: encoded once
         for sub in subscribers:
             stream = live.get(sub)
-            if stream is None or not stream.write(sub, now):
+            if stream is None or not stream.write(sub, now, frames):
                 woken.append(sub)
         fanout = _Fanout(self.fanout, origin, len(woken))
         for sub in woken:
@@ -108,16 +109,25 @@ class _Live:
         self.last_write = last_write
         self.size = size
 
-    def write(self, sub: Subscriber, now: float) -> bool:
+    def write(self, sub: Subscriber, now: float, frames: dict | None = None) -> bool:
         """Write what is queued for ``sub`` now; False (nothing taken) when the connection
-        cannot take it at once or too much is queued: its coroutine must deal with it."""
+        cannot take it at once or too much is queued: its coroutine must deal with it.
+        ``frames``: the bytes of message lists already encoded in this callback, by the ids
+        of their messages (the hub gives streams at the same point the same objects)."""
         with sub.changed:
             messages = sub.queue
             if not messages:
                 return True
             if len(messages) > MAX_QUEUED or sub.closed:
                 return False
-            data = "".join(m.encode() for m in messages).encode()
+            key = tuple(map(id, messages))
+            found = None if frames is None else frames.get(key)
+            if found is None:
+                data = "".join(m.encode() for m in messages).encode()
+                if frames is not None:  # the messages kept alive with it: no id is reused
+                    frames[key] = (messages, data)
+            else:
+                data = found[1]
             if not self.write_now(data):
                 return False
             sub.queue = []
