@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/parents.py [--parents 100,1000,10000] [--ramp-s 60] [--hold-s 30]
                                       [--workers 2] [--threads 64] [--stream-max 0]
-                                      [--stream-processes 1]
+                                      [--stream-processes 1] [--client-processes 2]
                                       [--worker-class backend.streams.worker.StreamWorker]
                                       [--mqtt-url URL] [--pg postgresql://postgres@127.0.0.1:5432/postgres]
 
@@ -24,14 +24,20 @@ time (each level: the ramp, the hold, then every connection closed; the whole ru
   not share connections evenly between workers, so the bench lifts it unless asked).
 - **Buses**: each of the three publishes a ping every 5 s (``ts`` = now, in ms) through MQTT,
   the three 1.67 s apart (real devices are not in step).
-- **Parents**: asyncio clients in this process (uvloop when installed; the open-files limit
-  raised to the hard limit), opened at an even pace over ``--ramp-s``, each reading its stream
-  (chunked SSE, parsed here) until the end of the level.
+- **Parents**: asyncio clients spread over ``--client-processes`` processes (2 by default;
+  uvloop when installed; the open-files limit raised to the hard limit), opened at an even pace
+  over ``--ramp-s``, each reading its stream until the end of the level. A client does not parse
+  SSE or JSON: it finds each ``position`` event's ``vehicle_id`` and ``ts`` by a byte search and
+  notes when it read them; the publish times are matched here (``time.monotonic`` is one clock
+  for all processes on Linux).
 
 Per level it prints: streams connected (and refused / failed), time to the stream's first
 bytes and to its first ``position`` event, push latency (publish → ``position`` event with that
 ``ts`` at the client; this process holds both clocks) p50/p99/max during the hold, CPU in cores
-per process group (gunicorn master + workers, ingest, postgres, this bench), the workers' RSS
+per process group (gunicorn master + workers, ingest, postgres, this bench, each client
+process), the server's own fan-out latency (``xiaoche_stream_fanout_seconds`` from ``/metrics``:
+the store's notice, or the poll that read the change, to the last recipient's frame written;
+p50/p99 over the hold, interpolated in its buckets as Prometheus does), the workers' RSS
 growth per stream, and meanwhile: a login every second (p50/p99/max) and ``/live`` with
 ``wrk -c50`` for 10 s (req/s, p50, p99). Results also in ``bench/results/parents-<ts>.json``.
 """
