@@ -156,6 +156,11 @@ class StreamHub:
         self.thread: HubThread | None = None  # what polls this hub in a server
         self.listener: ChangeListener | None = None  # what wakes it on PostgreSQL
         self._requests: list[OpenRequest] = []
+        # re-read scopes in a thread of their own (a server's hub thread sets it: for 10,000
+        # parents the read takes ~0.5 s, which a ping committed meanwhile would wait for);
+        # otherwise in the poll that finds them due, before its changes (tests)
+        self.refresh_in_background = False
+        self._refresher: threading.Thread | None = None
         # notice (or poll) → the last recipient's frame handed to its transport
         self.fanout = FanoutHistogram()
 
@@ -378,6 +383,13 @@ class StreamHub:
                 return 0
             positions, notifications = self._positions, self._notifications
             refresh = now - self._scope_read_at >= self.config.scope_refresh_s
+            if refresh and self.refresh_in_background:  # not in the way of this poll's changes
+                refresh = False
+                self._scope_read_at = now
+                if self._refresher is None or not self._refresher.is_alive():
+                    self._refresher = threading.Thread(target=self._refresh_scopes,
+                                                       name="stream-scopes", daemon=True)
+                    self._refresher.start()
         assert positions is not None and notifications is not None
         try:
             if refresh:
@@ -477,11 +489,27 @@ class StreamHub:
             return sorted({(s.user_id, s.token_version) for s in self._subs},
                           key=lambda u: (u[0], u[1] is None, u[1] or 0))
 
-    def _apply_scopes(self, scopes: dict[tuple[int, int | None], LiveScope | None]) -> None:
+    def _refresh_scopes(self) -> None:
+        """Every open stream's scope re-read and applied, apart from the polls."""
+        try:
+            with self.app.app_context():
+                try:
+                    began = self.monotonic()
+                    scopes = _bulk_scopes(self._users())
+                finally:
+                    db.session.remove()
+            with self._lock:
+                self._apply_scopes(scopes, opened_before=began)
+        except Exception:  # noqa: BLE001 — the next one is due in scope_refresh_s
+            log.exception("stream hub: re-reading the streams' scopes failed")
+
+    def _apply_scopes(self, scopes: dict[tuple[int, int | None], LiveScope | None],
+                      opened_before: float | None = None) -> None:
         gone = []
         for sub in list(self._subs):
             key = (sub.user_id, sub.token_version)
-            if key not in scopes:
+            if key not in scopes or (opened_before is not None
+                                     and sub.opened_at >= opened_before):
                 continue  # opened after the read: its scope is newer
             scope = scopes[key]
             if scope is None:

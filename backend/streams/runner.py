@@ -41,6 +41,7 @@ class HubThread:
 
     def __init__(self, hub: StreamHub):
         self.hub = hub
+        hub.refresh_in_background = True  # the polls carry on while scopes are re-read
         self._stop = threading.Event()
         self._wake = threading.Event()  # a stream to open, or a notice: do not wait
         self._poked = False
