@@ -12,7 +12,8 @@ The cost of a ping is one read and one encoding plus a few microseconds per reci
 A :class:`Subscriber` is one open stream. :meth:`StreamHub.open` checks the caller's scope,
 registers the stream, and only then reads what the client missed since its ``Last-Event-ID``
 (so nothing committed meanwhile falls between the catch-up and the first poll; what both see is
-sent once). Scopes are re-read in bulk every ``scope_refresh_s`` (a handful of queries for all
+sent once). Scopes are re-read in bulk every ``scope_refresh_s`` (in a server, in a thread of
+their own beside the polls; a handful of queries for all
 parents at once): a stream whose user was deleted or logged out everywhere is closed, a parent
 whose child changed route follows the new route.
 
