@@ -31,7 +31,7 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,8 @@ class _AppCollector(Collector):
         hub = app.extensions.get("xiaoche.stream_hub")
         yield GaugeMetricFamily("xiaoche_streams_open", "Open GET /stream connections",
                                 value=hub[0].open_count if hub else 0)
+        if hub:
+            yield _fanout_family({f"worker-{os.getpid()}": hub[0].fanout.to_json()})
         yield from _stream_processes()
         from backend.extensions import db
 
@@ -117,6 +119,7 @@ def _stream_processes() -> Iterator[GaugeMetricFamily]:
                                "Open GET /stream connections of a stream process",
                                labels=["process"])
     now = time.time()
+    fanouts: dict[str, dict] = {}
     for path in sorted(glob.glob(glob.escape(prefix) + ".*.json")):
         name = "stream-" + path[len(prefix) + 1:-len(".json")]
         try:
@@ -127,8 +130,24 @@ def _stream_processes() -> Iterator[GaugeMetricFamily]:
         fresh = now - float(state["at"]) <= STALE_INTERVALS * float(state["interval_s"])
         up.add_metric([name], 1.0 if fresh else 0.0)
         opened.add_metric([name], float(state.get("open", 0)) if fresh else 0.0)
+        if state.get("fanout"):
+            fanouts[name] = state["fanout"]
     yield up
     yield opened
+    if fanouts:
+        yield _fanout_family(fanouts)
+
+
+def _fanout_family(by_process: dict[str, dict]) -> HistogramMetricFamily:
+    """``xiaoche_stream_fanout_seconds``: change notice (or poll) → the last recipient's frame
+    written (``backend.streams.hub.FanoutHistogram``), per serving process."""
+    family = HistogramMetricFamily(
+        "xiaoche_stream_fanout_seconds",
+        "Stream fan-out: store change notice (or the poll that read it) to the last "
+        "recipient's frame written", labels=["process"])
+    for name, h in by_process.items():
+        family.add_metric([name], [(le, float(n)) for le, n in h["buckets"]], h["sum"])
+    return family
 
 
 def _outbox_pending(db: Any) -> int | None:

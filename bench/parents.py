@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/parents.py [--parents 100,1000,10000] [--ramp-s 60] [--hold-s 30]
                                       [--workers 2] [--threads 64] [--stream-max 0]
-                                      [--stream-processes 1]
+                                      [--stream-processes 1] [--client-processes 2]
                                       [--worker-class backend.streams.worker.StreamWorker]
                                       [--mqtt-url URL] [--pg postgresql://postgres@127.0.0.1:5432/postgres]
 
@@ -24,14 +24,20 @@ time (each level: the ramp, the hold, then every connection closed; the whole ru
   not share connections evenly between workers, so the bench lifts it unless asked).
 - **Buses**: each of the three publishes a ping every 5 s (``ts`` = now, in ms) through MQTT,
   the three 1.67 s apart (real devices are not in step).
-- **Parents**: asyncio clients in this process (uvloop when installed; the open-files limit
-  raised to the hard limit), opened at an even pace over ``--ramp-s``, each reading its stream
-  (chunked SSE, parsed here) until the end of the level.
+- **Parents**: asyncio clients spread over ``--client-processes`` processes (2 by default;
+  uvloop when installed; the open-files limit raised to the hard limit), opened at an even pace
+  over ``--ramp-s``, each reading its stream until the end of the level. A client does not parse
+  SSE or JSON: it finds each ``position`` event's ``vehicle_id`` and ``ts`` by a byte search and
+  notes when it read them; the publish times are matched here (``time.monotonic`` is one clock
+  for all processes on Linux).
 
 Per level it prints: streams connected (and refused / failed), time to the stream's first
 bytes and to its first ``position`` event, push latency (publish → ``position`` event with that
 ``ts`` at the client; this process holds both clocks) p50/p99/max during the hold, CPU in cores
-per process group (gunicorn master + workers, ingest, postgres, this bench), the workers' RSS
+per process group (gunicorn master + workers, ingest, postgres, this bench, each client
+process), the server's own fan-out latency (``xiaoche_stream_fanout_seconds`` from ``/metrics``:
+the store's notice, or the poll that read the change, to the last recipient's frame written;
+p50/p99 over the hold, interpolated in its buckets as Prometheus does), the workers' RSS
 growth per stream, and meanwhile: a login every second (p50/p99/max) and ``/live`` with
 ``wrk -c50`` for 10 s (req/s, p50, p99). Results also in ``bench/results/parents-<ts>.json``.
 """
@@ -201,94 +207,226 @@ class Buses:
 # -- the parents -----------------------------------------------------------------------------------
 
 
-class Parents:
-    """``count`` SSE clients on one event loop; what they measured."""
+class _Stream(asyncio.Protocol):
+    """One parent's ``GET /stream``: the status read once, then only a byte search per read for
+    the ``vehicle_id`` and ``ts`` of each ``position`` event (no JSON parse, no SSE parser)."""
 
-    def __init__(self, port: int, buses: Buses) -> None:
+    def __init__(self, client: _Client, token: str, began: float) -> None:
+        self.client, self.token, self.began = client, token, began
+        self.transport: asyncio.Transport | None = None
+        self.status: int | None = None
+        self.head = b""
+        self.buffer = b""
+        self.first = True
+        self.seen_position = False
+        self.done = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.write(f"GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: "
+                        f"Bearer {self.token}\r\nAccept: text/event-stream\r\n\r\n".encode())
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        c = self.client
+        if self.status is None:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.status = int(self.head.split(b" ", 2)[1])
+            data, self.head = self.head[end + 4:], b""
+            if self.status != 200:
+                c.refused[self.status] = c.refused.get(self.status, 0) + 1
+                c.count(1, 1)
+                self.transport.close()
+                return
+            c.count(0, 1)
+            c.count(3, 1)
+        if not data:
+            return
+        if self.first:
+            c.first_bytes_s.append(now - self.began)
+            self.first = False
+        buf = self.buffer + data
+        cut = buf.rfind(b"\n\n")
+        if cut < 0:
+            self.buffer = buf
+            return
+        self.buffer = buf[cut + 2:]
+        pos = 0
+        while True:
+            i = buf.find(b"event: position\n", pos, cut)
+            if i < 0:
+                break
+            v = buf.find(b'"vehicle_id":"', i) + 14
+            t = buf.find(b'"ts":"', i) + 6
+            pos = buf.find(b'"', t)
+            c.events.append((buf[v:buf.find(b'"', v)], buf[t:pos], now))
+            if not self.seen_position:
+                c.first_event_s.append(now - self.began)
+                self.seen_position = True
+
+    def connection_lost(self, exc) -> None:
+        if self.status == 200:
+            self.client.count(3, -1)
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class _Client:
+    """The parents of one client process (``--client-processes``): every ``K``-th of them."""
+
+    def __init__(self, port: int, counts: Any, slot: int) -> None:
         self.port = port
+        self.counts, self.slot = counts, slot  # shared: connected, refused, failed, open now
+        self.refused: dict[int, int] = {}
+        self.failed: dict[str, int] = {}
+        self.first_bytes_s: list[float] = []
+        self.first_event_s: list[float] = []
+        self.events: list[tuple[bytes, bytes, float]] = []  # (vehicle_id, ts, received at)
+        self.streams: list[_Stream] = []
+
+    def count(self, what: int, n: int) -> None:
+        self.counts[self.slot * 4 + what] += n
+
+    async def one(self, token: str) -> None:
+        loop = asyncio.get_running_loop()
+        began = time.monotonic()
+        stream = None
+        try:
+            _, stream = await asyncio.wait_for(loop.create_connection(
+                lambda: _Stream(self, token, began), "127.0.0.1", self.port), 30)
+            self.streams.append(stream)
+            await asyncio.wait_for(asyncio.shield(stream.done), 60)  # answered within 60 s?
+            if stream.status is None:
+                self._fail("ConnectionError")  # closed before answering
+        except TimeoutError:
+            if stream is not None and stream.status is not None:
+                return  # answered: it lives until the level ends
+            self._fail("TimeoutError")
+        except Exception as exc:  # noqa: BLE001 — counted, not raised
+            self._fail(type(exc).__name__)
+
+    def _fail(self, name: str) -> None:
+        self.failed[name] = self.failed.get(name, 0) + 1
+        self.count(2, 1)
+
+
+def client_process(port: int, tokens_: list[tuple[int, str]], total: int, ramp_s: float,
+                   counts: Any, slot: int, pipe: Any) -> None:
+    """A client process: opens its parents at their turn of the common pace (``began`` from
+    the pipe), keeps them until told to stop, then sends back what they measured."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    raise_nofile()
+
+    async def run() -> None:
+        client = _Client(port, counts, slot)
+        loop = asyncio.get_running_loop()
+        pipe.send("ready")
+        began = await loop.run_in_executor(None, pipe.recv)
+        tasks = []
+        for index, token in tokens_:
+            delay = began + ramp_s * index / max(1, total) - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(loop.create_task(client.one(token)))
+        await loop.run_in_executor(None, pipe.recv)  # "stop"
+        for stream in client.streams:
+            if stream.transport is not None:
+                stream.transport.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        pipe.send({"refused": client.refused, "failed": client.failed,
+                   "first_bytes_s": client.first_bytes_s, "first_event_s": client.first_event_s,
+                   "events": client.events})
+
+    asyncio.run(run())
+
+
+class Parents:
+    """``count`` SSE clients spread over ``processes`` client processes; what they measured."""
+
+    def __init__(self, port: int, buses: Buses, token_list: list[str], ramp_s: float,
+                 processes: int) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # this process has threads: no fork
         self.buses = buses
-        self.connected = 0
+        self.k = max(1, min(processes, len(token_list)))
+        self.shared = ctx.RawArray("i", 4 * self.k)
+        self.pipes, self.processes = [], []
+        for slot in range(self.k):
+            mine = [(i, t) for i, t in enumerate(token_list) if i % self.k == slot]
+            ours, theirs = ctx.Pipe()
+            process = ctx.Process(target=client_process, name=f"parents-{slot}", daemon=True,
+                                  args=(port, mine, len(token_list), ramp_s, self.shared, slot,
+                                        theirs))
+            process.start()
+            self.pipes.append(ours)
+            self.processes.append(process)
+        for pipe in self.pipes:
+            if not pipe.poll(60) or pipe.recv() != "ready":
+                raise RuntimeError("a client process did not start")
         self.refused: dict[int, int] = {}
         self.failed: dict[str, int] = {}
         self.first_bytes_s: list[float] = []
         self.first_event_s: list[float] = []
         self.latencies: list[tuple[float, float]] = []  # (received at, latency s)
         self.by_ping: dict[tuple[str, str], list[float]] = {}  # latencies of each ping
-        self.open_now = 0
 
-    async def one(self, token: str) -> None:
-        began = time.monotonic()
-        writer = None
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", self.port), 30)
-            writer.write(f"GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                         f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
-                         .encode())
-            status_line = await asyncio.wait_for(reader.readline(), 60)
-            if not status_line:
-                raise ConnectionError("closed before answering")
-            status = int(status_line.split()[1])
-            while (await reader.readline()) not in (b"\r\n", b""):
-                pass
-            if status != 200:
-                self.refused[status] = self.refused.get(status, 0) + 1
-                return
-            self.connected += 1
-            self.open_now += 1
-            first = True
-            seen_position = False
-            buffer = b""
-            try:
-                while True:
-                    size_line = await reader.readline()
-                    if not size_line:
-                        return
-                    size = int(size_line.strip() or b"0", 16)
-                    chunk = await reader.readexactly(size + 2)
-                    if size == 0:
-                        return
-                    now = time.monotonic()
-                    if first:
-                        self.first_bytes_s.append(now - began)
-                        first = False
-                    buffer += chunk[:-2]
-                    *events, buffer = buffer.split(b"\n\n")
-                    for event in events:
-                        if b"event: position\n" not in event:
-                            continue
-                        data = json.loads(event.split(b"data: ", 1)[1])
-                        sent = self.buses.sent.get((data["vehicle_id"], data["ts"]))
-                        if sent is not None:
-                            self.latencies.append((now, now - sent))
-                            self.by_ping.setdefault((data["vehicle_id"], data["ts"]),
-                                                    []).append(now - sent)
-                        if not seen_position:
-                            self.first_event_s.append(now - began)
-                            seen_position = True
-            finally:
-                self.open_now -= 1
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 — counted, not raised
-            name = type(exc).__name__
-            self.failed[name] = self.failed.get(name, 0) + 1
-        finally:
-            if writer is not None:
-                writer.close()
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
 
+    def _sum(self, what: int) -> int:
+        return sum(self.shared[slot * 4 + what] for slot in range(self.k))
 
-async def open_parents(parents: Parents, tokens_: list[str], ramp_s: float
-                       ) -> list[asyncio.Task]:
-    tasks = []
-    began = time.monotonic()
-    for i, token in enumerate(tokens_):
-        due = began + ramp_s * i / max(1, len(tokens_))
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(parents.one(token)))
-    return tasks
+    @property
+    def connected(self) -> int:
+        return self._sum(0)
+
+    @property
+    def answered(self) -> int:
+        return self._sum(0) + self._sum(1) + self._sum(2)
+
+    @property
+    def open_now(self) -> int:
+        return self._sum(3)
+
+    def go(self, began: float) -> None:
+        for pipe in self.pipes:
+            pipe.send(began)
+
+    def stop(self) -> None:
+        """Every stream closed, the clients' measurements gathered (``ts`` matched here)."""
+        for pipe in self.pipes:
+            pipe.send("stop")
+        sent = self.buses.sent
+        for pipe, process in zip(self.pipes, self.processes, strict=True):
+            result = pipe.recv() if pipe.poll(120) else None
+            process.join(10)
+            if result is None:
+                self.failed["client process lost"] = 1
+                continue
+            for status, n in result["refused"].items():
+                self.refused[status] = self.refused.get(status, 0) + n
+            for name, n in result["failed"].items():
+                self.failed[name] = self.failed.get(name, 0) + n
+            self.first_bytes_s += result["first_bytes_s"]
+            self.first_event_s += result["first_event_s"]
+            for vehicle, ts, now in result["events"]:
+                key = (vehicle.decode(), ts.decode())
+                at = sent.get(key)
+                if at is not None:
+                    self.latencies.append((now, now - at))
+                    self.by_ping.setdefault(key, []).append(now - at)
 
 
 # -- meanwhile: logins and /live -------------------------------------------------------------------
@@ -318,6 +456,40 @@ class Logins:
             self.samples.append((began, time.monotonic() - began, status))
 
 
+def fanout_buckets(port: int) -> dict[float, float]:
+    """The server's ``xiaoche_stream_fanout_seconds`` histogram from ``/metrics`` (cumulative
+    count per upper bound, summed over the serving processes); empty when it has none."""
+    out: dict[float, float] = {}
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+        connection.close()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        if line.startswith("xiaoche_stream_fanout_seconds_bucket{"):
+            labels, value = line[line.index("{") + 1:].split("} ")
+            le = dict(p.split("=", 1) for p in labels.split(","))["le"].strip('"')
+            bound = float("inf") if le == "+Inf" else float(le)
+            out[bound] = out.get(bound, 0.0) + float(value)
+    return out
+
+
+def bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """As Prometheus's ``histogram_quantile``: linear within the bucket that holds it."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank, lower, below = q * buckets[-1][1], 0.0, 0.0
+    for bound, n in buckets:
+        if n >= rank:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * (rank - below) / max(n - below, 1e-9)
+        lower, below = bound, n
+    return lower
+
+
 def rss_kb(pids: list[int]) -> int:
     total = 0
     for pid in pids:
@@ -340,22 +512,24 @@ def workers_of(pid: int) -> list[int]:
 async def level(args: argparse.Namespace, count: int, port: int, token_list: list[str],
                 buses: Buses, groups: dict[str, list[int]], api_pid: int, lua: Path
                 ) -> dict[str, Any]:
-    parents = Parents(port, buses)
+    parents = Parents(port, buses, token_list[:count], args.ramp_s, args.client_processes)
+    groups = {**groups, **{f"client-{n}": [pid] for n, pid in enumerate(parents.pids)}}
     logins = Logins(port)
     workers = workers_of(api_pid)
     rss_before = rss_kb(workers)
     cpu_before = bench_api.cpu_snapshot(groups, with_children=("gunicorn", "ingest"))
     logins.thread.start()
     ramp_began = time.monotonic()
-    tasks = await open_parents(parents, token_list[:count], args.ramp_s)
+    parents.go(ramp_began)
+    await asyncio.sleep(args.ramp_s)
     # wait until every stream answered (or the ramp's end + 30 s)
     deadline = time.monotonic() + 30
-    while (parents.connected + sum(parents.refused.values()) + sum(parents.failed.values())
-           < count and time.monotonic() < deadline):
+    while parents.answered < count and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     ramp_s = time.monotonic() - ramp_began
     hold_began = time.monotonic()
     cpu_hold = bench_api.cpu_snapshot(groups, with_children=("gunicorn", "ingest"))
+    fanout_before = fanout_buckets(port)
     rss_after = rss_kb(workers)
     loop = asyncio.get_running_loop()
     wrk = None
@@ -372,11 +546,11 @@ async def level(args: argparse.Namespace, count: int, port: int, token_list: lis
     cpu_end = bench_api.cpu_snapshot(groups, with_children=("gunicorn", "ingest"))
     open_at_end = parents.open_now
     logins.stop.set()
+    await loop.run_in_executor(None, parents.stop)
     logins.thread.join(35)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await asyncio.sleep(3)  # the server notices the closed streams
+    await asyncio.sleep(3)  # the server notices the closed streams (and writes its status)
+    fanout_after = fanout_buckets(port)
+    fanout = [(le, n - fanout_before.get(le, 0)) for le, n in sorted(fanout_after.items())]
     held = [lat for at, lat in parents.latencies if at >= hold_began]
     # per ping: its first stream's latency is the way to the hub (ingest, commit, the poll);
     # its last stream's minus the first is the fan-out
@@ -410,6 +584,14 @@ async def level(args: argparse.Namespace, count: int, port: int, token_list: lis
         "logins": len(logins.samples), "logins_ok": len(login_s),
         "login_p50_s": pct(login_s, 50), "login_p99_s": pct(login_s, 99),
         "login_max_s": max(login_s) if login_s else None,
+        "fanout_n": fanout[-1][1] if fanout else 0,
+        "fanout_p50_s": bucket_quantile(fanout, 0.50),
+        "fanout_p99_s": bucket_quantile(fanout, 0.99),
+        "client_processes": len(parents.pids),
+        "cores_clients": [bench_api.cpu_delta(cpu_hold, cpu_end).get(f"client-{n}", 0)
+                          for n in range(len(parents.pids))],
+        "cores_clients_ramp": [bench_api.cpu_delta(cpu_before, cpu_hold).get(f"client-{n}", 0)
+                               for n in range(len(parents.pids))],
         "live": None if wrk is None else {k: wrk[k] for k in (
             "req_per_s", "p50_ms", "p99_ms", "max_ms", "non_2xx", "timeouts")},
     }
@@ -432,9 +614,15 @@ def print_level(r: dict[str, Any]) -> None:
           f"{ms(r['ping_first_max_s'])} (ingest + commit + poll); first → last stream p50 "
           f"{ms(r['fanout_spread_p50_s'])} max {ms(r['fanout_spread_max_s'])} (fan-out)\n"
           f"  cores during the hold: gunicorn {c.get('gunicorn', 0):.2f}, ingest "
-          f"{c.get('ingest', 0):.2f}, postgres {c.get('postgres', 0):.2f}, bench (clients) "
-          f"{c.get('bench', 0):.2f}, machine {c.get('machine_busy', 0):.2f}; during the ramp: "
+          f"{c.get('ingest', 0):.2f}, postgres {c.get('postgres', 0):.2f}, clients "
+          f"{sum(r['cores_clients']):.2f} (bench {c.get('bench', 0):.2f}), machine "
+          f"{c.get('machine_busy', 0):.2f}; during the ramp: "
           f"gunicorn {r['cores_ramp'].get('gunicorn', 0):.2f}\n"
+          f"  client processes ({r['client_processes']}) cores, hold: "
+          f"{', '.join(f'{x:.2f}' for x in r['cores_clients'])}; ramp: "
+          f"{', '.join(f'{x:.2f}' for x in r['cores_clients_ramp'])}\n"
+          f"  server fan-out (notice or poll → last frame written, /metrics, n="
+          f"{r['fanout_n']:,.0f}) p50 {ms(r['fanout_p50_s'])} p99 {ms(r['fanout_p99_s'])}\n"
           f"  workers' RSS {r['rss_workers_kb'][0] / 1024:,.0f} → "
           f"{r['rss_workers_kb'][1] / 1024:,.0f} MB: {r['rss_per_stream_kb']:.1f} kB per stream\n"
           f"  logins meanwhile: {r['logins_ok']}/{r['logins']} ok, p50 {ms(r['login_p50_s'])} "
@@ -462,6 +650,8 @@ def main() -> None:
     parser.add_argument("--stream-max", type=int, default=0, help="XIAOCHE_STREAM_MAX")
     parser.add_argument("--stream-processes", type=int, default=1,
                         help="XIAOCHE_STREAM_PROCESSES (0: streams on the workers, as before)")
+    parser.add_argument("--client-processes", type=int, default=2,
+                        help="processes the parents' clients are spread over")
     parser.add_argument("--mqtt-url", default=None)
     parser.add_argument("--pg", default=bench_api.DEFAULT_PG)
     parser.add_argument("--timeout-s", type=float, default=1800.0)
@@ -536,13 +726,15 @@ def main() -> None:
     path.write_text(json.dumps(saved, indent=1, default=str), encoding="utf-8")
     print(f"\nresults: {path.relative_to(ROOT)}")
     if saved["levels"]:
-        print("\n| parents | connected | first position p50 / p99 | push p50 / p99 | gunicorn "
-              "cores | login p99 | /live req/s (p99) |\n|---:|---:|---|---|---:|---|---|")
+        print("\n| parents | connected | first position p50 / p99 | push p50 / p99 | server "
+              "fan-out p50 / p99 | gunicorn cores | login p99 | /live req/s (p99) |\n"
+              "|---:|---:|---|---|---|---:|---|---|")
         for r in saved["levels"]:
             live = r["live"]
             print(f"| {r['parents']:,} | {r['connected']:,} | {ms(r['first_event_p50_s'])} / "
                   f"{ms(r['first_event_p99_s'])} | {ms(r['push_p50_s'])} / "
-                  f"{ms(r['push_p99_s'])} | {r['cores_hold'].get('gunicorn', 0):.2f} | "
+                  f"{ms(r['push_p99_s'])} | {ms(r['fanout_p50_s'])} / {ms(r['fanout_p99_s'])} | "
+                  f"{r['cores_hold'].get('gunicorn', 0):.2f} | "
                   f"{ms(r['login_p99_s'])} | "
                   + (f"{live['req_per_s']:,.0f} ({live['p99_ms']:.0f} ms) |" if live else "— |"))
 

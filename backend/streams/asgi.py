@@ -38,17 +38,19 @@ from backend.logs import request_id
 from backend.security import TokenError, read_user_token
 from backend.streams.handoff import Handoff
 from backend.streams.hub import OpenRequest, Sink, Subscriber
+from backend.streams.loop_sink import MAX_QUEUED, LoopSink, _Live
 from backend.streams.runner import hub_of
 
 STREAM_PATH = "/api/v1/stream"
 DETACH = "xiaoche.stream.detach"  # environ key: the view opens the stream for this server
-MAX_QUEUED = 2000  # messages waiting for a client that does not read: it is dropped (resumes)
 HEARTBEAT = b": keep-alive\n\n"
+# ASGI scope extension: a ``write_now(bytes) -> bool`` that writes a body chunk at once if the
+# connection takes it (``backend.streams.handoff``), so the sink need not wake the coroutine
+WRITE_NOW = "xiaoche.write_now"
 # what the Flask view answers a stream with (Flask adds the charset to text/* types)
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 OPEN_TIMEOUT_S = 30.0
-TICK_S = 0.5  # heartbeats and ends of life are this late at most
 
 access_log = logging.getLogger("xiaoche.access")
 
@@ -60,53 +62,6 @@ class Detach:
     def __init__(self, sink: Sink):
         self.sink = sink
         self.subscriber: Subscriber | None = None
-
-
-class LoopSink(Sink):
-    """Delivers a poll's messages to the streams of one event loop: one wake-up per poll."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop = loop
-        self.events: dict[Subscriber, asyncio.Event] = {}
-        # when each stream must wake without a delivery (heartbeat, end of life): one ticker
-        # checks them every second instead of a timer per stream and wait
-        self.deadlines: dict[Subscriber, float] = {}
-        self._ticker: asyncio.Task | None = None
-
-    def wait_until(self, sub: Subscriber, deadline: float) -> None:
-        self.deadlines[sub] = deadline
-        if self._ticker is None or self._ticker.done():
-            self._ticker = self.loop.create_task(self._tick())
-
-    def forget(self, sub: Subscriber) -> None:
-        self.events.pop(sub, None)
-        self.deadlines.pop(sub, None)
-
-    async def _tick(self) -> None:
-        while self.events:
-            await asyncio.sleep(TICK_S)
-            now = self.loop.time()
-            due = [sub for sub, deadline in self.deadlines.items() if deadline <= now]
-            for sub in due:
-                del self.deadlines[sub]
-                event = self.events.get(sub)
-                if event is not None:
-                    event.set()
-
-    def deliver(self, batch):
-        for sub, messages in batch:
-            with sub.changed:
-                sub.queue.extend(messages)
-        self.loop.call_soon_threadsafe(self._wake, [sub for sub, _ in batch])
-
-    def closed(self, subscribers):
-        self.loop.call_soon_threadsafe(self._wake, list(subscribers))
-
-    def _wake(self, subscribers: list[Subscriber]) -> None:
-        for sub in subscribers:
-            event = self.events.get(sub)
-            if event is not None:
-                event.set()
 
 
 class XiaocheAsgi:
@@ -180,7 +135,7 @@ class XiaocheAsgi:
     def _sink_here(self) -> LoopSink:
         loop = asyncio.get_running_loop()
         if self._sink is None or self._sink.loop is not loop:
-            self._sink = LoopSink(loop)
+            self._sink = LoopSink(loop, hub_of(self.app).fanout)
         return self._sink
 
     async def _stream(self, scope: dict, receive: Any, send: Any) -> tuple[int, int]:
@@ -218,6 +173,8 @@ class XiaocheAsgi:
         event = sink.events[sub] = asyncio.Event()
         gone = asyncio.Event()
         watcher = asyncio.ensure_future(_watch_disconnect(receive, gone, event))
+        write_now = (scope.get("extensions") or {}).get(WRITE_NOW)
+        live = None
         size = 0
         try:
             await send({"type": "http.response.start", "status": 200,
@@ -226,7 +183,11 @@ class XiaocheAsgi:
             size += len(first)
             await send({"type": "http.response.body", "body": first, "more_body": True})
             began = last_write = loop.time()
+            if write_now is not None:  # from now on the sink writes this stream's events
+                live = sink.live[sub] = _Live(write_now, last_write, 0)
             while True:
+                if live is not None:
+                    last_write = max(last_write, live.last_write)
                 messages = sub.take()
                 if len(messages) > MAX_QUEUED:
                     break  # a client this far behind resumes with Last-Event-ID instead
@@ -235,6 +196,7 @@ class XiaocheAsgi:
                     size += len(data)
                     await send({"type": "http.response.body", "body": data, "more_body": True})
                     last_write = loop.time()
+                sink.written(sub)
                 if sub.closed or gone.is_set() or self.stopping:
                     break
                 now = loop.time()
@@ -245,6 +207,8 @@ class XiaocheAsgi:
                     await send({"type": "http.response.body", "body": HEARTBEAT,
                                 "more_body": True})
                     last_write = now
+                    if live is not None:
+                        live.last_write = now
                     continue
                 event.clear()
                 if sub.queue or sub.closed:
@@ -257,6 +221,8 @@ class XiaocheAsgi:
             hub.close(sub)
             sink.forget(sub)
             watcher.cancel()
+        if live is not None:
+            size += live.size
         return 200, size
 
     def _token_caller(self, scope: dict) -> tuple[str, int, str | None, str] | None:

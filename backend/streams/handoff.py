@@ -292,6 +292,17 @@ class HandedOver:
                 return
             await self.conn.writable.wait()  # the client reads slowly: wait as uvicorn does
 
+    def write_now(self, body: bytes) -> bool:
+        """Write one body chunk now, from the event loop, without a coroutine: False (nothing
+        written) unless the response has started, chunked, and the connection takes writes (its
+        client reads: the transport's buffer is below its high-water mark)."""
+        conn = self.conn
+        if (not self._chunked or self.done or conn.transport is None or conn.lost.is_set()
+                or not conn.writable.is_set() or not body):
+            return False
+        conn.transport.write(b"%x\r\n%s\r\n" % (len(body), body))
+        return True
+
 
 async def serve_handed_over(loop: asyncio.AbstractEventLoop, sock: socket.socket,
                             scope: dict[str, Any], app: Any) -> None:
@@ -302,6 +313,8 @@ async def serve_handed_over(loop: asyncio.AbstractEventLoop, sock: socket.socket
         sock.close()
         return
     exchange = HandedOver(conn)
+    scope = {**scope, "extensions": {**(scope.get("extensions") or {}),
+                                     "xiaoche.write_now": exchange.write_now}}
     try:
         await app(scope, exchange.receive, exchange.send)
     except Exception:  # noqa: BLE001 — one stream's failure must not end the process

@@ -12,7 +12,8 @@ The cost of a ping is one read and one encoding plus a few microseconds per reci
 A :class:`Subscriber` is one open stream. :meth:`StreamHub.open` checks the caller's scope,
 registers the stream, and only then reads what the client missed since its ``Last-Event-ID``
 (so nothing committed meanwhile falls between the catch-up and the first poll; what both see is
-sent once). Scopes are re-read in bulk every ``scope_refresh_s`` (a handful of queries for all
+sent once). Scopes are re-read in bulk every ``scope_refresh_s`` (in a server, in a thread of
+their own beside the polls; a handful of queries for all
 parents at once): a stream whose user was deleted or logged out everywhere is closed, a parent
 whose child changed route follows the new route.
 
@@ -64,7 +65,10 @@ CHUNK = 500  # ids per IN (…) of the bulk scope refresh
 class Sink:
     """Where a poll's messages go; called with the hub's lock held, so it must not block."""
 
-    def deliver(self, batch: list[tuple[Subscriber, list[Message]]]) -> None:
+    def deliver(self, batch: list[tuple[Subscriber, list[Message]]],
+                origin: float | None = None) -> None:
+        """``origin``: when the change was first known (the store's notice, or the poll that
+        read it; ``time.monotonic()``), for the fan-out histogram."""
         raise NotImplementedError
 
     def closed(self, subscribers: list[Subscriber]) -> None:
@@ -74,7 +78,7 @@ class Sink:
 class ThreadSink(Sink):
     """Each subscriber keeps a queue that a blocking reader waits on (WSGI, tests)."""
 
-    def deliver(self, batch):
+    def deliver(self, batch, origin=None):
         for sub, messages in batch:
             with sub.changed:
                 sub.queue.extend(messages)
@@ -153,6 +157,13 @@ class StreamHub:
         self.thread: HubThread | None = None  # what polls this hub in a server
         self.listener: ChangeListener | None = None  # what wakes it on PostgreSQL
         self._requests: list[OpenRequest] = []
+        # re-read scopes in a thread of their own (a server's hub thread sets it: for 10,000
+        # parents the read takes ~0.5 s, which a ping committed meanwhile would wait for);
+        # otherwise in the poll that finds them due, before its changes (tests)
+        self.refresh_in_background = False
+        self._refresher: threading.Thread | None = None
+        # notice (or poll) → the last recipient's frame handed to its transport
+        self.fanout = FanoutHistogram()
 
     # -- counting -------------------------------------------------------------------------
 
@@ -361,15 +372,25 @@ class StreamHub:
 
     # -- the poll -------------------------------------------------------------------------
 
-    def poll(self) -> int:
+    def poll(self, origin: float | None = None) -> int:
         """Read what changed once and deliver it to every stream that may see it; runs in an
-        app context. Returns the number of messages delivered."""
+        app context. Returns the number of messages delivered. ``origin`` (``time.monotonic()``):
+        when the change that brought this poll forward was noticed (default: now)."""
+        if origin is None:
+            origin = time.monotonic()
         now = self.monotonic()
         with self._lock:
             if not self._subs:
                 return 0
             positions, notifications = self._positions, self._notifications
             refresh = now - self._scope_read_at >= self.config.scope_refresh_s
+            if refresh and self.refresh_in_background:  # not in the way of this poll's changes
+                refresh = False
+                self._scope_read_at = now
+                if self._refresher is None or not self._refresher.is_alive():
+                    self._refresher = threading.Thread(target=self._refresh_scopes,
+                                                       name="stream-scopes", daemon=True)
+                    self._refresher.start()
         assert positions is not None and notifications is not None
         try:
             if refresh:
@@ -391,12 +412,13 @@ class StreamHub:
             if refresh:
                 self._apply_scopes(scopes)
             batch: dict[Subscriber, list[Message]] = {}
+            shared: dict = {}
             for kind, item in items:
                 for sub in self._recipients(kind, item):
                     if sub.pending is not None:
                         sub.pending.append((kind, item))
                         continue
-                    messages = self._accept(sub, (kind, item))
+                    messages = self._accept(sub, (kind, item), shared)
                     if messages:
                         batch.setdefault(sub, []).extend(messages)
             mark = positions.mark
@@ -410,7 +432,7 @@ class StreamHub:
                 by_sink[sub.sink].append((sub, messages))
                 delivered += len(messages)
             for sink, pairs in by_sink.items():
-                sink.deliver(pairs)
+                sink.deliver(pairs, origin)
         return delivered
 
     def _recipients(self, kind: str, item: Any) -> Iterable[Subscriber]:
@@ -423,32 +445,43 @@ class StreamHub:
             found.update(self._by_route.get(event.route_id, ()))
         return found
 
-    def _accept(self, sub: Subscriber, entry: tuple) -> list[Message]:
+    def _accept(self, sub: Subscriber, entry: tuple, shared: dict | None = None
+                ) -> list[Message]:
         """The messages of one hub item for this subscriber: none when it is older than the
-        stream's start, was already sent by its catch-up, or is outside its scope."""
+        stream's start, was already sent by its catch-up, or is outside its scope. ``shared``:
+        one poll's messages by (kind, resume point, body), so that the streams that stand at
+        the same point get the same message object (and the sink encodes it once)."""
         kind, item = entry
         if kind == "notification":
             notification_id, _, (data, body) = item
             if notification_id <= sub.start.notification_id or notification_id in sub.caught_up:
                 return []
-            return [self._stamp(sub, "notification", notification_id, data, body)]
+            return [self._stamp(sub, "notification", notification_id, data, body, shared)]
         event = item
         if event.received_at <= sub.start.received_at or event.ident in sub.caught_up:
             return []
         scope = sub.scope
         if scope is None or not scope.may_follow(event.vehicle_id, event.route_id):
             return []
-        return [self._stamp(sub, kind, event.received_at, data, body)
+        return [self._stamp(sub, kind, event.received_at, data, body, shared)
                 for kind, data, body in event.encoded(sub.crs)]
 
     @staticmethod
-    def _stamp(sub: Subscriber, kind: str, key: Any, data: dict, body: str) -> Message:
+    def _stamp(sub: Subscriber, kind: str, key: Any, data: dict, body: str,
+               shared: dict | None = None) -> Message:
         """The message with this subscriber's resume point after it as ``id``."""
         if kind == "notification":
             sub.notification_mark = max(sub.notification_mark, key)
         else:
             sub.received_mark = max(sub.received_mark, key)
-        return Message(event=kind, data=data, id=sub.point(), body=body)
+        if shared is None:
+            return Message(event=kind, data=data, id=sub.point(), body=body)
+        marks = (sub.received_mark, sub.notification_mark)
+        found = shared.get((kind, marks, id(body)))
+        if found is None:  # the body lives as long as the poll: its id() is not reused
+            found = shared[(kind, marks, id(body))] = Message(
+                event=kind, data=data, id=ResumePoint(*marks).encode(), body=body)
+        return found
 
     # -- scopes in bulk -------------------------------------------------------------------
 
@@ -457,11 +490,27 @@ class StreamHub:
             return sorted({(s.user_id, s.token_version) for s in self._subs},
                           key=lambda u: (u[0], u[1] is None, u[1] or 0))
 
-    def _apply_scopes(self, scopes: dict[tuple[int, int | None], LiveScope | None]) -> None:
+    def _refresh_scopes(self) -> None:
+        """Every open stream's scope re-read and applied, apart from the polls."""
+        try:
+            with self.app.app_context():
+                try:
+                    began = self.monotonic()
+                    scopes = _bulk_scopes(self._users())
+                finally:
+                    db.session.remove()
+            with self._lock:
+                self._apply_scopes(scopes, opened_before=began)
+        except Exception:  # noqa: BLE001 — the next one is due in scope_refresh_s
+            log.exception("stream hub: re-reading the streams' scopes failed")
+
+    def _apply_scopes(self, scopes: dict[tuple[int, int | None], LiveScope | None],
+                      opened_before: float | None = None) -> None:
         gone = []
         for sub in list(self._subs):
             key = (sub.user_id, sub.token_version)
-            if key not in scopes:
+            if key not in scopes or (opened_before is not None
+                                     and sub.opened_at >= opened_before):
                 continue  # opened after the read: its scope is newer
             scope = scopes[key]
             if scope is None:
@@ -478,6 +527,41 @@ class StreamHub:
             by_sink[sub.sink].append(sub)
         for sink, subs in by_sink.items():
             sink.closed(subs)
+
+
+class FanoutHistogram:
+    """A Prometheus-style histogram (cumulative buckets, in seconds) of the fan-out latency:
+    from the store's change notice, or the poll that read the change, to the moment the last
+    recipient's frame of that poll was written to its connection. Observed on the event loop;
+    read by ``/metrics`` (in a worker) or written to a stream process's status file."""
+
+    BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4,
+               0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(self.BUCKETS) + 1)  # per bucket, the last one +Inf
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        i = 0
+        while i < len(self.BUCKETS) and seconds > self.BUCKETS[i]:
+            i += 1
+        self.counts[i] += 1
+        self.sum += seconds
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """``[(le, count of observations <= le)]``, ``+Inf`` last, as Prometheus exposes it."""
+        out, total = [], 0
+        for bound, n in zip((*map(str, self.BUCKETS), "+Inf"), self.counts, strict=True):
+            total += n
+            out.append((bound, total))
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"buckets": self.cumulative(), "sum": self.sum, "count": self.count}
 
 
 def _discard(index: dict, key: Any, sub: Subscriber) -> None:

@@ -41,9 +41,11 @@ class HubThread:
 
     def __init__(self, hub: StreamHub):
         self.hub = hub
+        hub.refresh_in_background = True  # the polls carry on while scopes are re-read
         self._stop = threading.Event()
         self._wake = threading.Event()  # a stream to open, or a notice: do not wait
         self._poked = False
+        self._poked_at: float | None = None  # the first notice since the last poll
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.polls = 0  # how many polls ran (tests, /metrics)
@@ -67,6 +69,8 @@ class HubThread:
 
     def poke(self) -> None:
         """The store changed: poll as soon as ``MIN_GAP_S`` after the last poll allows."""
+        if self._poked_at is None:
+            self._poked_at = time.monotonic()
         self._poked = True
         self._wake.set()
 
@@ -94,7 +98,8 @@ class HubThread:
                         next_poll = now + poll_s
                         last_poll = now
                         self.polls += 1
-                        hub.poll()
+                        origin, self._poked_at = self._poked_at, None
+                        hub.poll(origin)
             except Exception:  # noqa: BLE001 — one failed read must not end every stream
                 log.exception("stream hub: poll failed; trying again")
             self._wake.wait(max(0.0, next_poll - time.monotonic()))

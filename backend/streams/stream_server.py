@@ -84,7 +84,8 @@ class StreamServer:
         try:
             write_heartbeat(Path(status_path(self.path)), {
                 "at": time.time(), "interval_s": ORPHAN_CHECK_S, "pid": os.getpid(),
-                "open": hub[0].open_count if hub else 0, "received": self.received})
+                "open": hub[0].open_count if hub else 0, "received": self.received,
+                "fanout": hub[0].fanout.to_json() if hub else None})
         except OSError as exc:
             log.warning("stream process: cannot write its status (%s)", exc)
 

@@ -86,3 +86,25 @@ def test_a_parent_whose_child_changes_route_follows_the_new_route_after_the_bulk
         clock.now += 10.0
         hub.poll()
     assert sub.scope.trip_route_ids == frozenset({"lf-am-1"}) and not sub.closed
+
+
+def test_in_a_server_scopes_are_re_read_apart_from_the_poll_that_finds_them_due(app, imported):
+    """A server's hub re-reads scopes in a thread of its own: the poll that finds them due
+    delivers its changes without waiting for the read (~0.5 s for 10,000 parents)."""
+    clock = FakeClock()
+    config = stream_service.StreamConfig(poll_s=0.25, heartbeat_s=5.0, scope_refresh_s=10.0)
+    hub = StreamHub(app, config, clock.monotonic)
+    hub.refresh_in_background = True
+    parent = user_id(app, PARENT[0])
+    with app.app_context():
+        sub, _ = hub.open(parent, None, None, "wgs84", ThreadSink())
+        hub.poll()
+        hub._refresher.join(30)
+        user = db.session.get(User, parent)
+        user.students[0].route_id = "lf-am-1"
+        db.session.commit()
+        clock.now += 10.0
+        hub.poll()
+    hub._refresher.join(30)
+    assert not hub._refresher.is_alive()
+    assert sub.scope.trip_route_ids == frozenset({"lf-am-1"}) and not sub.closed

@@ -219,3 +219,39 @@ def test_metrics_count_the_streams_each_stream_process_holds(imported, api_strea
                               'xiaoche_stream_process_up{process="stream-1"} 1.0']
     finally:
         stream.close()
+
+
+@pytest.mark.slow
+def test_metrics_give_the_fan_out_latency_of_each_stream_process(imported, api_streams):
+    """``xiaoche_stream_fanout_seconds``: from the change (notice or poll) to the last frame
+    written, a histogram per stream process, read through a worker's ``/metrics``."""
+    import http.client
+
+    api = api_streams
+    parent = SseClient(api.port, api.token(PARENT))
+    try:
+        parent.wait_for(lambda e: e.id is not None)
+        assert api.request("POST", "/api/v1/routes/zt-am-1/messages",
+                           {"title": "校车晚点", "body": "晚到约10分钟。"},
+                           api.token(LOGISTICS))[0] == 201
+        parent.wait_for(lambda e: e.event == "notification")
+        deadline = time.monotonic() + 30
+        while True:  # each stream process rewrites its status every 2 s
+            connection = http.client.HTTPConnection("127.0.0.1", api.port, timeout=30)
+            connection.request("GET", "/metrics")
+            text = connection.getresponse().read().decode()
+            connection.close()
+            counts = {line.split("{", 1)[1].split("}")[0]: float(line.rsplit(" ", 1)[1])
+                      for line in text.splitlines()
+                      if line.startswith("xiaoche_stream_fanout_seconds_count{")}
+            if sum(counts.values()) >= 1:
+                break
+            assert time.monotonic() < deadline, text
+            time.sleep(0.5)
+        assert set(counts) <= {'process="stream-0"', 'process="stream-1"'}, counts
+        for labels, count in counts.items():
+            inf = [line for line in text.splitlines() if line.startswith(
+                "xiaoche_stream_fanout_seconds_bucket{") and labels in line and '+Inf' in line]
+            assert len(inf) == 1 and float(inf[0].rsplit(" ", 1)[1]) == count, inf
+    finally:
+        parent.close()
