@@ -140,7 +140,7 @@ def _stream_processes() -> Iterator[GaugeMetricFamily]:
 
 def _fanout_family(by_process: dict[str, dict]) -> HistogramMetricFamily:
     """``xiaoche_stream_fanout_seconds``: change notice (or poll) → the last recipient's frame
-    written (``backend.streams.hub.FanoutHistogram``), per serving process."""
+    written (``backend.streams.fanout.FanoutHistogram``), per serving process."""
     family = HistogramMetricFamily(
         "xiaoche_stream_fanout_seconds",
         "Stream fan-out: store change notice (or the poll that read it) to the last "

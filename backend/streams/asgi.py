@@ -37,9 +37,9 @@ from backend.access_log import record_access
 from backend.logs import request_id
 from backend.security import TokenError, read_user_token
 from backend.streams.handoff import Handoff
-from backend.streams.hub import OpenRequest, Sink, Subscriber
 from backend.streams.loop_sink import MAX_QUEUED, LoopSink, _Live
 from backend.streams.runner import hub_of
+from backend.streams.subscribers import OpenRequest, Sink, Subscriber
 
 STREAM_PATH = "/api/v1/stream"
 DETACH = "xiaoche.stream.detach"  # environ key: the view opens the stream for this server

@@ -32,7 +32,6 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
@@ -40,8 +39,7 @@ from sqlalchemy import func, select
 
 from backend.extensions import db
 from backend.models import Notification, User
-from backend.models.people import Student, user_students
-from backend.scopes import LiveScope, live_scope, visible_route_ids
+from backend.scopes import LiveScope
 from backend.stream_service import (
     NOTIFICATIONS_PER_POLL,
     Message,
@@ -53,87 +51,15 @@ from backend.stream_service import (
     read_position_events,
     resume_or_now,
 )
+from backend.streams.fanout import FanoutHistogram
+from backend.streams.scopes import CHUNK, bulk_scopes, user_scope
+from backend.streams.subscribers import OpenRequest, Sink, Subscriber
 
 if TYPE_CHECKING:
     from backend.streams.runner import ChangeListener, HubThread
 
 log = logging.getLogger(__name__)
 
-CHUNK = 500  # ids per IN (…) of the bulk scope refresh
-
-
-class Sink:
-    """Where a poll's messages go; called with the hub's lock held, so it must not block."""
-
-    def deliver(self, batch: list[tuple[Subscriber, list[Message]]],
-                origin: float | None = None) -> None:
-        """``origin``: when the change was first known (the store's notice, or the poll that
-        read it; ``time.monotonic()``), for the fan-out histogram."""
-        raise NotImplementedError
-
-    def closed(self, subscribers: list[Subscriber]) -> None:
-        raise NotImplementedError
-
-
-class ThreadSink(Sink):
-    """Each subscriber keeps a queue that a blocking reader waits on (WSGI, tests)."""
-
-    def deliver(self, batch, origin=None):
-        for sub, messages in batch:
-            with sub.changed:
-                sub.queue.extend(messages)
-                sub.changed.notify_all()
-
-    def closed(self, subscribers):
-        for sub in subscribers:
-            with sub.changed:
-                sub.changed.notify_all()
-
-
-@dataclass(eq=False)
-class Subscriber:
-    """One open stream: whose, what it may see, where it stands."""
-
-    user_id: int
-    token_version: int | None
-    crs: str
-    sink: Sink
-    start: ResumePoint = ResumePoint(0.0, 0)
-    scope: LiveScope | None = None
-    received_mark: float = 0.0
-    notification_mark: int = 0
-    closed: bool = False
-    # deliveries that arrived while the catch-up was read; merged once it is sent
-    pending: list[tuple] | None = field(default_factory=list)
-    # what the catch-up sent, so the first polls do not send it again
-    caught_up: set = field(default_factory=set)
-    queue: list[Message] = field(default_factory=list)
-    changed: threading.Condition = field(default_factory=threading.Condition)
-    opened_at: float = 0.0
-
-    def point(self) -> str:
-        return ResumePoint(self.received_mark, self.notification_mark).encode()
-
-    def take(self) -> list[Message]:
-        """What was delivered since the last take (for :class:`ThreadSink` readers)."""
-        with self.changed:
-            out, self.queue = self.queue, []
-            return out
-
-
-@dataclass(eq=False)
-class OpenRequest:
-    """A stream to open in the hub's next batch (:meth:`StreamHub.open_pending`): the caller's
-    token was checked already (signature and age); ``done(subscriber, first messages)`` is
-    called from the hub's thread, with ``None`` when the user or the token version does not
-    hold (or the batch failed): the caller then lets the Flask view answer, as it would."""
-
-    username: str
-    token_version: int
-    resume: str | None
-    crs: str
-    sink: Sink
-    done: Callable[[Subscriber | None, list[Message]], None]
 
 
 class StreamHub:
@@ -195,7 +121,7 @@ class StreamHub:
             # through the hub (held in ``pending`` until this ends), whatever committed before
             # is at or below the point (a fresh stream: nothing to catch up) or is read by the
             # catch-up (a resumed stream), and what both saw is sent once
-            sub.scope = _user_scope(user_id, token_version, candidates=asked is not None)
+            sub.scope = user_scope(user_id, token_version, candidates=asked is not None)
             if sub.scope is not None:
                 with self._lock:
                     if not self._subs:  # idle until now: start reading from here
@@ -275,7 +201,7 @@ class StreamHub:
                     refused.append(r)
                 else:
                     valid.append((r, found[0]))
-            scopes = _bulk_scopes(sorted({(uid, r.token_version) for r, uid in valid}))
+            scopes = bulk_scopes(sorted({(uid, r.token_version) for r, uid in valid}))
             now = self.monotonic()
             subs: list[tuple[OpenRequest, Subscriber]] = []
             with self._lock:
@@ -311,7 +237,7 @@ class StreamHub:
                     sub.notification_mark = sub.start.notification_id
                     first = Message(retry_ms=self.config.retry_ms, id=sub.start.encode())
                     if asked is not None and sub.scope is not None:
-                        sub.scope = _user_scope(sub.user_id, None) or sub.scope  # candidates
+                        sub.scope = user_scope(sub.user_id, None) or sub.scope  # candidates
                         events = catch_up(sub.user_id, sub.scope, sub.start, sub.crs, now)
                     else:
                         events = []
@@ -394,7 +320,7 @@ class StreamHub:
         assert positions is not None and notifications is not None
         try:
             if refresh:
-                scopes = _bulk_scopes(self._users())
+                scopes = bulk_scopes(self._users())
                 self._scope_read_at = now
             vehicle_events = read_position_events(positions, now)
             rows = db.session.scalars(
@@ -496,7 +422,7 @@ class StreamHub:
             with self.app.app_context():
                 try:
                     began = self.monotonic()
-                    scopes = _bulk_scopes(self._users())
+                    scopes = bulk_scopes(self._users())
                 finally:
                     db.session.remove()
             with self._lock:
@@ -529,90 +455,9 @@ class StreamHub:
             sink.closed(subs)
 
 
-class FanoutHistogram:
-    """A Prometheus-style histogram (cumulative buckets, in seconds) of the fan-out latency:
-    from the store's change notice, or the poll that read the change, to the moment the last
-    recipient's frame of that poll was written to its connection. Observed on the event loop;
-    read by ``/metrics`` (in a worker) or written to a stream process's status file."""
-
-    BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4,
-               0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(self.BUCKETS) + 1)  # per bucket, the last one +Inf
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, seconds: float) -> None:
-        seconds = max(0.0, seconds)
-        i = 0
-        while i < len(self.BUCKETS) and seconds > self.BUCKETS[i]:
-            i += 1
-        self.counts[i] += 1
-        self.sum += seconds
-        self.count += 1
-
-    def cumulative(self) -> list[tuple[str, int]]:
-        """``[(le, count of observations <= le)]``, ``+Inf`` last, as Prometheus exposes it."""
-        out, total = [], 0
-        for bound, n in zip((*map(str, self.BUCKETS), "+Inf"), self.counts, strict=True):
-            total += n
-            out.append((bound, total))
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        return {"buckets": self.cumulative(), "sum": self.sum, "count": self.count}
-
-
 def _discard(index: dict, key: Any, sub: Subscriber) -> None:
     members = index.get(key)
     if members is not None:
         members.discard(sub)
         if not members:
             del index[key]
-
-
-def _user_scope(user_id: int, token_version: int | None, candidates: bool = True
-                ) -> LiveScope | None:
-    """The user's scope; a parent's without the buses that may drive their routes unless
-    ``candidates`` (only the catch-up of a resumed stream narrows its read with them)."""
-    user = db.session.get(User, user_id)
-    if user is None or (token_version is not None and user.token_version != token_version):
-        return None
-    if user.role == "parent" and not candidates:
-        return LiveScope(vehicle_ids=frozenset(),
-                         trip_route_ids=frozenset(visible_route_ids(user) or ()),
-                         candidate_vehicle_ids=None)
-    return live_scope(user)
-
-
-def _bulk_scopes(users: list[tuple[int, int | None]]
-                 ) -> dict[tuple[int, int | None], LiveScope | None]:
-    """Every open stream's scope read again, in a few queries for all parents at once (staff,
-    drivers and teachers are few: each is read as at connect). None: the user is gone or
-    logged out everywhere (its ``token_version`` changed)."""
-    ids = sorted({user_id for user_id, _ in users})
-    found: dict[int, tuple[int, str]] = {}
-    routes: dict[int, set[str]] = defaultdict(set)
-    for i in range(0, len(ids), CHUNK):
-        chunk = ids[i:i + CHUNK]
-        for user_id, version, role in db.session.execute(
-                select(User.id, User.token_version, User.role).where(User.id.in_(chunk))):
-            found[user_id] = (version, role)
-        for user_id, route_id in db.session.execute(
-                select(user_students.c.user_id, Student.route_id)
-                .join(Student, Student.id == user_students.c.student_id)
-                .where(user_students.c.user_id.in_(chunk), Student.route_id.is_not(None))):
-            routes[user_id].add(route_id)
-    scopes: dict[tuple[int, int | None], LiveScope | None] = {}
-    for user_id, version in users:
-        known = found.get(user_id)
-        if known is None or (version is not None and known[0] != version):
-            scopes[(user_id, version)] = None
-        elif known[1] == "parent":
-            scopes[(user_id, version)] = LiveScope(
-                vehicle_ids=frozenset(), trip_route_ids=frozenset(routes.get(user_id, ())),
-                candidate_vehicle_ids=None)
-        else:
-            scopes[(user_id, version)] = live_scope(db.session.get(User, user_id))
-    return scopes

@@ -14,7 +14,8 @@ from typing import Any
 from flask import current_app
 
 from backend.stream_service import HEARTBEAT, Message, StreamConfig
-from backend.streams.hub import StreamHub, ThreadSink
+from backend.streams.hub import StreamHub
+from backend.streams.subscribers import ThreadSink
 
 
 def live_stream(user_id: int, token_version: int | None = None, *, resume: str | None = None,

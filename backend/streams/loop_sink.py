@@ -7,7 +7,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from backend.streams.hub import FanoutHistogram, Sink, Subscriber
+from backend.streams.fanout import FanoutHistogram
+from backend.streams.subscribers import Sink, Subscriber
 
 MAX_QUEUED = 2000  # messages waiting for a client that does not read: it is dropped (resumes)
 TICK_S = 0.5  # heartbeats and ends of life are this late at most

@@ -12,8 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backend.stream_service import Message
-from backend.streams.hub import FanoutHistogram, Subscriber
+from backend.streams.fanout import FanoutHistogram
 from backend.streams.loop_sink import LoopSink, _Live
+from backend.streams.subscribers import Subscriber
 from tests.loops import run
 
 BODY = 'event: position\ndata: {"vehicle_id":"bus-07","ts":"t1"}\n\n'

@@ -8,7 +8,8 @@ from backend import stream_service
 from backend.extensions import db
 from backend.messages_service import broadcast_to_route
 from backend.models import User
-from backend.streams.hub import StreamHub, ThreadSink
+from backend.streams.hub import StreamHub
+from backend.streams.subscribers import ThreadSink
 from tests.integration.api.test_routes_live import drive
 from tests.integration.api.test_stream import (
     CONFIG,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 
 from backend.extensions import db
-from backend.streams.hub import ThreadSink
 from backend.streams.runner import MIN_GAP_S, hub_of
+from backend.streams.subscribers import ThreadSink
 from tests.integration.api.test_routes_live import drive
 from tests.integration.api.test_stream import PARENT, mid_trip_rows
 from tests.integration.api.test_stream_hub import user_id
