@@ -17,7 +17,6 @@ from collections import defaultdict
 from collections.abc import Callable, Container, Sequence
 from typing import Any
 
-from flask import Flask
 from sqlalchemy import Connection, bindparam, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -37,7 +36,7 @@ from backend.models import (
     vehicle_routes,
 )
 from backend.run_claims import claim_book, pooled_routes
-from gps_ingest.pipeline import AfterStore, StoredPing
+from gps_ingest.pipeline import StoredPing
 from routing import model as rm
 from routing.calendar import is_service_day, local_date
 from routing.config import TrackerConfig
@@ -398,14 +397,9 @@ def ping_eta_recorder(ctx: rm.VehicleContext, config: TrackerConfig, out: list[P
     return record
 
 
-def default_event_steps() -> list[EventStep]:
-    from backend.subsidy_service import book_trips
-
-    return [book_trips]
-
-
 class TrackingStep:
-    """The after-store step of the ingest pipeline.
+    """The after-store step of the ingest pipeline (built with its steps in
+    ``backend.ingest.steps``, the one list).
 
     ``event_steps`` get the events this batch produced, in the same transaction, once they are
     inserted (the subsidy ledger books completed teacher trips there): no step has to read back
@@ -417,11 +411,11 @@ class TrackingStep:
     """
 
     def __init__(self, config: TrackerConfig | None = None, contexts: ContextCache | None = None,
-                 event_steps: Sequence[EventStep] | None = None,
+                 event_steps: Sequence[EventStep] = (),
                  batch_steps: Sequence[BatchStep] = ()):
         self.config = config or TrackerConfig()
         self.contexts = contexts or ContextCache()
-        self.event_steps = list(default_event_steps() if event_steps is None else event_steps)
+        self.event_steps = list(event_steps)  # the ingest's: backend.ingest.steps.event_steps
         # called for every batch, events or not (an ETA moves with every ping): notifications
         self.batch_steps = list(batch_steps)
 
@@ -521,12 +515,6 @@ def save_states(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Write the batch's states back (``vid``, ``state`` dict, ``last_ts``, ``updated_at``)."""
     if rows:
         conn.execute(_SAVE_STATE, rows)
-
-
-def tracking_steps(app: Flask) -> list[AfterStore]:
-    step = TrackingStep()
-    app.extensions["xiaoche.contexts"] = step.contexts
-    return [step]
 
 
 def live_trip(vehicle_id: str) -> dict | None:

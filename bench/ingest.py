@@ -707,7 +707,7 @@ def pipeline_without_tracking(app):
 
     Module-level so the pipeline processes (``XIAOCHE_INGEST_PROCESSES``, started with
     ``spawn``) can build it too."""
-    from backend.ingest_service import pipeline
+    from backend.ingest.service import pipeline
 
     built = pipeline(app)
     built.after_store, built.after_scans = [], []
