@@ -47,6 +47,11 @@ class MemoryTransaction:
                 found[device_id] = (ts, row["lat"], row["lon"])
         return found
 
+    def live_fixes(self, device_ids: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+        wanted = set(device_ids)
+        return {row["device_id"]: (row["ts"], row["lat"], row["lon"])
+                for row in self.tables.live.values() if row["device_id"] in wanted}
+
     def insert_pings(self, rows: Sequence[PingRow]) -> set[tuple[str, float]]:
         new: set[tuple[str, float]] = set()
         for values in rows:

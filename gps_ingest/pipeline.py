@@ -117,7 +117,8 @@ class _Work:
 class IngestPipeline:
     def __init__(self, store: IngestStore, registry: DeviceDirectory,
                  filter_config: FilterConfig | None = None, clock: Callable[[], float] = time.time,
-                 after_store: Sequence[AfterStore] = (), after_scans: Sequence[AfterScans] = ()):
+                 after_store: Sequence[AfterStore] = (), after_scans: Sequence[AfterScans] = (),
+                 shared_stream: bool = False):
         self.store = store
         self.filter_config = filter_config or FilterConfig()
         self.registry = registry
@@ -125,6 +126,10 @@ class IngestPipeline:
         self.after_store = list(after_store)
         self.after_scans = list(after_scans)
         self._last_fix: dict[str, Fix] = {}
+        # Several workers on one shared subscription: a device's messages come to any of them, so
+        # the last fix this one cached may be older than what another stored since. Each batch
+        # then reads its devices' live positions (one small query) and takes a newer one.
+        self.shared_stream = shared_stream
         self.counters: dict[str, int] = {}
 
     # -- the order of the steps -----------------------------------------------------------------
@@ -279,6 +284,11 @@ class IngestPipeline:
         pings = [p for _, p in candidates]
         devices = {p.device_id for p in pings}
         known = self._last_fix
+        if self.shared_stream:
+            for device_id, (ts, lat, lon) in tx.live_fixes(devices).items():
+                cached = known.get(device_id)
+                if cached is None or cached.ts < ts:
+                    known[device_id] = Fix(ts, lat, lon)
         missing = [d for d in devices if d not in known]
         if missing:
             for device_id, (ts, lat, lon) in tx.latest_fixes(missing).items():

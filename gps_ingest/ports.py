@@ -67,6 +67,11 @@ class StoreTransaction(Protocol):
         """(ts, lat, lon) of each device's newest stored ping; devices with none are absent."""
         ...
 
+    def live_fixes(self, device_ids: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+        """(ts, lat, lon) of the live positions these devices hold (a vehicle's newest stored
+        ping, whichever worker stored it); a device not holding its vehicle's is absent."""
+        ...
+
     def insert_pings(self, rows: Sequence[PingRow]) -> set[tuple[str, float]]:
         """Store ping rows (:data:`PING_COLUMNS` order), skipping a (device_id, ts) already
         stored; of two rows of the same key in ``rows`` one is stored. Returns the keys new."""

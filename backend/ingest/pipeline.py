@@ -22,7 +22,8 @@ class IngestPipeline(core.IngestPipeline):
     def __init__(self, engine: Engine, filter_config: FilterConfig | None = None,
                  registry: DeviceDirectory | None = None, clock: Callable[[], float] = time.time,
                  after_store: Sequence[core.AfterStore] = (),
-                 after_scans: Sequence[core.AfterScans] = ()):
+                 after_scans: Sequence[core.AfterScans] = (), shared_stream: bool = False):
         super().__init__(SqlStore(engine), registry or DeviceRegistry(engine), filter_config,
-                         clock=clock, after_store=after_store, after_scans=after_scans)
+                         clock=clock, after_store=after_store, after_scans=after_scans,
+                         shared_stream=shared_stream)
         self.engine = engine

@@ -42,7 +42,9 @@ def pipeline(app: Flask | None = None) -> IngestPipeline:
         with app.app_context():
             after_store, after_scans = ingest_steps(app)
             existing = IngestPipeline(
-                db.engine, filter_config(app), after_store=after_store, after_scans=after_scans
+                db.engine, filter_config(app), after_store=after_store, after_scans=after_scans,
+                # members of a shared group get any device's messages: see its cached last fix
+                shared_stream=bool(app.config.get("INGEST_SHARED_GROUP")),
             )
         app.extensions["xiaoche.pipeline"] = existing
     return existing

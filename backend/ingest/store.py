@@ -227,6 +227,18 @@ class SqlTransaction:
     def latest_fixes(self, device_ids: Iterable[str]) -> dict[str, tuple[float, float, float]]:
         return latest_fixes(self.connection, device_ids)
 
+    def live_fixes(self, device_ids: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+        ids = sorted(set(device_ids))
+        if not ids:
+            return {}
+        rows = self.connection.execute(select(LIVE.c.device_id, LIVE.c.ts, LIVE.c.lat, LIVE.c.lon)
+                                       .where(LIVE.c.device_id.in_(ids)))
+        found: dict[str, tuple[float, float, float]] = {}
+        for device_id, ts, lat, lon in rows:  # a device on two vehicles' rows: its newest
+            if device_id not in found or ts > found[device_id][0]:
+                found[device_id] = (ts, lat, lon)
+        return found
+
     def insert_pings(self, rows: Sequence[PingRow]) -> set[tuple[str, float]]:
         return insert_ping_rows(self.connection, rows)
 
