@@ -3,7 +3,7 @@
 Counted where the work happens, in the process that does it:
 
 * the ingest (MQTT batches in ``backend.runtime.IngestRunner``, HTTP requests in
-  ``backend.ingest_service.ingest_http``): pings stored, duplicates, rejects by reason, batch
+  ``backend.ingest.service.ingest_http``): pings stored, duplicates, rejects by reason, batch
   sizes, the time a batch takes to commit, and the lag from receipt to commit;
 * read when scraped: open ``/stream`` connections of this process, notification deliveries
   waiting in the outbox, database connections in use.
@@ -52,13 +52,13 @@ LAG_SECONDS = Histogram("xiaoche_ingest_lag_seconds",
 
 def count_results(path: str, results: Iterable[Any]) -> None:
     """Pipeline ``MessageResult``s of one batch on ``path`` (http, jt808 in this process)."""
-    from backend.ingest_processes import tally
+    from backend.ingest.processes import tally
 
     count_outcome(tally(list(results)), path)
 
 
 def count_outcome(outcome: dict[str, Any], path: str = "mqtt") -> None:
-    """A batch's tally from the pipeline processes (``backend.ingest_processes``)."""
+    """A batch's tally from the pipeline processes (``backend.ingest.processes``)."""
     if outcome["stored"]:
         PINGS.labels(path).inc(outcome["stored"])
     if outcome["duplicates"]:

@@ -282,7 +282,7 @@ class ScanStep:
 
 
 def notification_steps(contexts: ContextCache) -> tuple[NotifyStep, ScanStep]:
-    """The two steps with one shared audience cache (for ``backend.ingest_service``)."""
+    """The two steps with one shared audience cache (for ``backend.ingest.steps``)."""
     audience = Audience()
     notify = NotifyStep(audience)
     return notify, ScanStep(audience, contexts, notify)

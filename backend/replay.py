@@ -41,11 +41,12 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from backend.extensions import db
-from backend.ingest_service import filter_config
+from backend.ingest.pipeline import IngestPipeline
+from backend.ingest.service import filter_config
 from backend.models import Device, District, Event, Vehicle
 from backend.timefmt import iso
 from backend.tracker_states import last_ping_ts
-from gps_ingest.pipeline import PINGS, IngestPipeline, Message, MessageResult
+from gps_ingest.pipeline import PINGS, Message, MessageResult
 from gps_ingest.records import PingRecord
 from gps_ingest.traces import TraceError, read_trace
 
@@ -290,13 +291,14 @@ def _replay_pipeline(app: Flask, recorder: EtaRecorder | None = None,
     ``fresh_contexts``: every batch rebuilds its vehicles' contexts, with today's stretch
     observations up to its latest ping (live, contexts last a minute of wall-clock time; a
     replayed minute is hours of event time)."""
-    from backend.tracking_service import ContextCache, TrackingStep
+    from backend.ingest.steps import tracking_step
+    from backend.tracking_service import ContextCache
 
     config = dataclasses.replace(filter_config(app), max_age_s=0.0)
-    # A TrackingStep of its own rather than tracking_steps(app): that one also registers its
+    # A TrackingStep of its own rather than ingest_steps(app): that one also registers its
     # context cache on the app, which would orphan the cache of the app's live pipeline.
-    step = TrackingStep(contexts=ContextCache(ttl_s=0.0) if fresh_contexts else None,
-                        batch_steps=[recorder] if recorder is not None else ())
+    step = tracking_step(contexts=ContextCache(ttl_s=0.0) if fresh_contexts else None,
+                         batch_steps=[recorder] if recorder is not None else ())
     return IngestPipeline(db.engine, config, after_store=[step])
 
 

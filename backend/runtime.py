@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
-from backend.ingest_runner import INGEST_TOPICS, IngestRunner, database_answers
+from backend.ingest.runner import INGEST_TOPICS, IngestRunner, database_answers
 
 if TYPE_CHECKING:
     from backend.streams.serve import HttpServer
 
 log = logging.getLogger(__name__)
-# the ingest's runner lives in backend.ingest_runner; its names stay importable from here
+# the ingest's runner lives in backend.ingest.runner; its names stay importable from here
 __all__ = ["INGEST_TOPICS", "IngestRunner", "database_answers", "mqtt_url_or_embedded",
            "freeze_startup_objects", "run_ingest", "Jt808Service", "driver_card_event",
            "start_jt808", "run_jt808", "run_scheduler", "run_all_in_one"]
@@ -61,7 +61,7 @@ def freeze_startup_objects() -> None:
 def run_ingest(app: Flask, pipeline_factory: Callable[[Flask], Any] | None = None) -> None:
     """``xiaoche ingest``: run until SIGTERM/SIGINT (the pipeline in ``INGEST_PROCESSES``
     processes of its own; ``pipeline_factory`` builds it there, by default the app's own)."""
-    from backend.ingest_processes import PipelineProcessError
+    from backend.ingest.processes import PipelineProcessError
 
     url, broker = mqtt_url_or_embedded(app)
     processes = int(app.config.get("INGEST_PROCESSES", 0))
@@ -113,18 +113,18 @@ def run_ingest(app: Flask, pipeline_factory: Callable[[Flask], Any] | None = Non
 class Jt808Service:
     """The JT/T 808 gateway on the app's pipeline (the one MQTT and HTTP use), knowing
     terminals by ``devices.jt808_phone``; with ``processes`` ≥ 1 the pipeline runs in that
-    many processes of its own (``backend.ingest_processes``, each terminal's messages always in
+    many processes of its own (``backend.ingest.processes``, each terminal's messages always in
     the same one), as in ``xiaoche ingest``; 0: in this process, as in ``serve``."""
 
     def __init__(self, app: Flask, port: int | None = None, host: str | None = None,
                  processes: int = 0) -> None:
         from backend import metrics
         from backend.extensions import db
-        from backend.ingest_processes import PipelineProcesses
-        from backend.ingest_service import pipeline
+        from backend.ingest.devices import PhoneDirectory
+        from backend.ingest.processes import PipelineProcesses
+        from backend.ingest.service import pipeline
         from backend.jt808_texts import TextOutbox
         from gps_ingest.jt808_gateway import GatewayConfig, Jt808Gateway
-        from gps_ingest.registry import PhoneDirectory
 
         with app.app_context():
             directory = PhoneDirectory(db.engine)
@@ -164,7 +164,7 @@ class Jt808Service:
     def start(self) -> int:
         """Start the pipeline processes, then the gateway in a thread of its own: the port
         bound, or SystemExit saying why not."""
-        from backend.ingest_processes import PipelineProcessError
+        from backend.ingest.processes import PipelineProcessError
 
         if self.processes is not None:
             try:

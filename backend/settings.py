@@ -145,7 +145,7 @@ SETTINGS: tuple[Setting, ...] = (
         15.0,
         "a shared group's member renews its slot's lease every third of this; a slot not renewed "
         "for this long is adopted by a survivor, which drains its broker session "
-        "(backend/ingest_member.py): a dead member's queued pings are stored within ~4/3 of it",
+        "(backend/ingest/member.py): a dead member's queued pings are stored within ~4/3 of it",
         float,
     ),
     Setting(
@@ -156,7 +156,7 @@ SETTINGS: tuple[Setting, ...] = (
         "messages always to the same one; a batch is acked once all committed their share): "
         "single pings with tracking 0.39 -> 0.64 of bare paho, arrays 52 k -> 85 k pings/s at 2 "
         "on 2 cores (bench/ingest.py); 0: the pipeline runs in the MQTT process itself, as in "
-        "`serve` (backend/ingest_processes.py)",
+        "`serve` (backend/ingest/processes.py)",
         int,
     ),
     Setting(

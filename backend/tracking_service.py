@@ -17,7 +17,6 @@ from collections import defaultdict
 from collections.abc import Callable, Container, Sequence
 from typing import Any
 
-from flask import Flask
 from sqlalchemy import Connection, func, or_, select
 
 from backend.extensions import db
@@ -36,7 +35,7 @@ from backend.models import (
 )
 from backend.run_claims import claim_book, pooled_routes
 from backend.tracker_states import load_state, lock_states, save_states, state_row
-from gps_ingest.pipeline import AfterStore, StoredPing
+from gps_ingest.pipeline import StoredPing
 from routing import model as rm
 from routing.calendar import is_service_day, local_date
 from routing.config import TrackerConfig
@@ -396,14 +395,9 @@ def ping_eta_recorder(ctx: rm.VehicleContext, config: TrackerConfig, out: list[P
     return record
 
 
-def default_event_steps() -> list[EventStep]:
-    from backend.subsidy_service import book_trips
-
-    return [book_trips]
-
-
 class TrackingStep:
-    """The after-store step of the ingest pipeline.
+    """The after-store step of the ingest pipeline (built with its steps in
+    ``backend.ingest.steps``, the one list).
 
     ``event_steps`` get the events this batch produced, in the same transaction, once they are
     inserted (the subsidy ledger books completed teacher trips there): no step has to read back
@@ -415,11 +409,11 @@ class TrackingStep:
     """
 
     def __init__(self, config: TrackerConfig | None = None, contexts: ContextCache | None = None,
-                 event_steps: Sequence[EventStep] | None = None,
+                 event_steps: Sequence[EventStep] = (),
                  batch_steps: Sequence[BatchStep] = ()):
         self.config = config or TrackerConfig()
         self.contexts = contexts or ContextCache()
-        self.event_steps = list(default_event_steps() if event_steps is None else event_steps)
+        self.event_steps = list(event_steps)  # the ingest's: backend.ingest.steps.event_steps
         # called for every batch, events or not (an ETA moves with every ping): notifications
         self.batch_steps = list(batch_steps)
 
@@ -487,10 +481,6 @@ class TrackingStep:
                 batch_step(conn, produced, tracked)
 
 
-def tracking_steps(app: Flask) -> list[AfterStore]:
-    step = TrackingStep()
-    app.extensions["xiaoche.contexts"] = step.contexts
-    return [step]
 
 
 def live_trip(vehicle_id: str) -> dict | None:

@@ -140,7 +140,7 @@ def county(vehicles: int, hours: float, every_s: float):
 
 def load(app, pings: dict[str, list]) -> int:
     from backend.extensions import db
-    from gps_ingest.store import insert_pings
+    from backend.ingest.store import insert_pings
 
     rows = [{"device_id": "dev-" + vid[4:], "vehicle_id": vid, "ts": ts, "lat": lat, "lon": lon,
              "speed_kmh": v, "heading_deg": None, "accuracy_m": None, "alt_m": None,

@@ -42,7 +42,7 @@ Fleets (one bundle, imported once into the template database):
 
 Tracking ``on`` is ``xiaoche ingest`` as shipped (TrackingStep inside every ingest
 transaction); ``off`` is the same command with the pipeline built with ``after_store=[]``
-(this script re-runs itself as the ingest process with ``tracking_steps`` replaced).
+(this script re-runs itself as the ingest process with the steps after storage emptied).
 
 Results: a table of medians (and the ratios to the bare-paho ceiling) on stdout, every run in
 ``bench/results/ingest-<timestamp>.json`` (with the 1-minute load average before each
@@ -707,7 +707,7 @@ def pipeline_without_tracking(app):
 
     Module-level so the pipeline processes (``XIAOCHE_INGEST_PROCESSES``, started with
     ``spawn``) can build it too."""
-    from backend.ingest_service import pipeline
+    from backend.ingest.service import pipeline
 
     built = pipeline(app)
     built.after_store, built.after_scans = [], []

@@ -304,15 +304,6 @@ class EmbeddedBroker:
             return ""
 
 
-def start_embedded_broker(
-    host: str = "127.0.0.1", port: int = 1883, data_dir: Path | None = None, prefer: str = "auto"
-) -> EmbeddedBroker:
-    """Start and return an :class:`EmbeddedBroker` (the caller stops it)."""
-    broker = EmbeddedBroker(host=host, port=port, data_dir=data_dir, prefer=prefer)
-    broker.start()
-    return broker
-
-
 # --- amqtt, run as ``python -m gps_ingest.broker`` -------------------------------------------
 def _amqtt_plugin_base() -> Any:
     from amqtt.plugins.base import BaseAuthPlugin

@@ -48,6 +48,10 @@ from gps_ingest.records import (
     BAD_TS,
     BAD_TYPE,
     ENCRYPTED,
+    LAT_MAX,
+    LAT_MIN,
+    LON_MAX,
+    LON_MIN,
     MAX_EPOCH_S,
     MISSING_FIELD,
     MOCK_LOCATION,
@@ -168,8 +172,8 @@ def _ts(obj: Mapping[str, Any], key: str, name: str = "ts") -> float:
 
 def _lat_lon(obj: Mapping[str, Any], lat_key: str, lon_key: str,
              names: tuple[str, str] = ("lat", "lon")) -> tuple[float, float]:
-    lat = _number(obj, lat_key, -90.0, 90.0, BAD_LAT, True, names[0])
-    lon = _number(obj, lon_key, -180.0, 180.0, BAD_LON, True, names[1])
+    lat = _number(obj, lat_key, LAT_MIN, LAT_MAX, BAD_LAT, True, names[0])
+    lon = _number(obj, lon_key, LON_MIN, LON_MAX, BAD_LON, True, names[1])
     return lat, lon  # type: ignore[return-value]
 
 
@@ -270,8 +274,8 @@ def native_ping(device_id: str, obj: Mapping[str, Any], index: int | None = None
     # The hot path: one guard for a well-formed ping (NaN fails every comparison).  Anything
     # else takes the careful path below, which finds the reason.
     if (type(ts) in _NUMBERS and 0 <= ts < MAX_EPOCH_S
-            and type(lat) in _NUMBERS and -90 <= lat <= 90
-            and type(lon) in _NUMBERS and -180 <= lon <= 180
+            and type(lat) in _NUMBERS and LAT_MIN <= lat <= LAT_MAX
+            and type(lon) in _NUMBERS and LON_MIN <= lon <= LON_MAX
             and (speed is None or type(speed) in _NUMBERS and 0 <= speed <= MAX_SPEED_KMH)
             and (heading is None or type(heading) in _NUMBERS and 0 <= heading <= 360)
             and (accuracy is None or type(accuracy) in _NUMBERS and 0 <= accuracy <= MAX_ACCURACY_M)
@@ -333,8 +337,8 @@ def owntracks_ping(device_id: str, obj: Mapping[str, Any],
     ts, lat, lon = get("tst"), get("lat"), get("lon")
     vel, cog, acc, alt, batt = get("vel"), get("cog"), get("acc"), get("alt"), get("batt")
     if (type(ts) in _NUMBERS and 0 <= ts < MAX_EPOCH_S
-            and type(lat) in _NUMBERS and -90 <= lat <= 90
-            and type(lon) in _NUMBERS and -180 <= lon <= 180
+            and type(lat) in _NUMBERS and LAT_MIN <= lat <= LAT_MAX
+            and type(lon) in _NUMBERS and LON_MIN <= lon <= LON_MAX
             and (vel is None or type(vel) in _NUMBERS and 0 <= vel <= MAX_SPEED_KMH)
             and (cog is None or type(cog) in _NUMBERS and 0 <= cog <= 360)
             and (acc is None or type(acc) in _NUMBERS and 0 <= acc <= MAX_ACCURACY_M)

@@ -37,8 +37,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gps_ingest.records import (
-    BAD_LAT,
-    BAD_LON,
     DUPLICATE,
     FUTURE_TS,
     IMPLAUSIBLE_JUMP,
@@ -48,6 +46,7 @@ from gps_ingest.records import (
     TOO_OLD,
     PingRecord,
     Reject,
+    coordinate_problem,
 )
 
 EARTH_RADIUS_M = 6_371_009.0  # mean radius, the one geopy's great_circle uses
@@ -118,11 +117,8 @@ def finite_coordinates(p: PingRecord, ctx: Context) -> Reject | None:
     """NaN or out-of-range values (the decoders reject these; records built elsewhere too)."""
     if not (math.isfinite(p.ts) and math.isfinite(p.lat) and math.isfinite(p.lon)):
         return _reject(p, NAN, f"ts/lat/lon ({p.ts!r}, {p.lat!r}, {p.lon!r}) not finite")
-    if not -90.0 <= p.lat <= 90.0:
-        return _reject(p, BAD_LAT, f"lat {p.lat!r} out of range [-90, 90]")
-    if not -180.0 <= p.lon <= 180.0:
-        return _reject(p, BAD_LON, f"lon {p.lon!r} out of range [-180, 180]")
-    return None
+    problem = coordinate_problem(p.lat, p.lon)
+    return None if problem is None else _reject(p, *problem)
 
 
 def null_island(p: PingRecord, ctx: Context) -> Reject | None:
@@ -277,17 +273,7 @@ def apply_filters(pings: Sequence[PingRecord], last_fix: Mapping[str, Fix], now:
     """Kept pings (the same objects, in input order) and ``(input position, reject)`` pairs.
 
     Every input ping is in exactly one of the two.  :func:`filter_batch` also returns the
-    devices' newest fixes; :func:`newest_fixes` computes them from the kept pings.
+    devices' newest fixes.
     """
     result = filter_batch(pings, last_fix, now, cfg)
     return result.kept, result.rejected
-
-
-def newest_fixes(kept: Sequence[PingRecord], last_fix: Mapping[str, Fix]) -> dict[str, Fix]:
-    """``last_fix`` moved forward by the kept pings (a backlog never moves it back)."""
-    newest = dict(last_fix)
-    for p in kept:
-        known = newest.get(p.device_id)
-        if known is None or p.ts > known.ts:
-            newest[p.device_id] = Fix(p.ts, p.lat, p.lon)
-    return newest

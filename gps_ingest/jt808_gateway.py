@@ -80,7 +80,7 @@ from gps_ingest.pipeline import JT808, Message
 from gps_ingest.records import UNAUTHENTICATED, UNKNOWN_TERMINAL
 
 if TYPE_CHECKING:
-    from gps_ingest.registry import TerminalInfo
+    from gps_ingest.ports import TerminalInfo
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -63,6 +62,7 @@ from gps_ingest.mqtt_common import (
     MqttConfigError,
     _code,
     _wait_until_written,
+    new_client,
     parse_mqtt_url,
     speaks_mqtt5,
 )
@@ -220,19 +220,9 @@ class MqttIngestClient(BatchWorker):
 
     # --- connection (supervisor thread) -------------------------------------------------
     def _make_client(self) -> paho.Client:
-        v5 = self._protocol == paho.MQTTv5
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=self._protocol,
-            clean_session=None if v5 else False,
-            manual_ack=True,
-            reconnect_on_failure=False,
-        )
-        if self._username is not None:
-            client.username_pw_set(self._username, self._password)
-        if self._tls:
-            client.tls_set()
+        client = new_client(self.client_id, self._protocol, username=self._username,
+                            password=self._password, tls=self._tls, persistent=True,
+                            manual_ack=True, reconnect_on_failure=False)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

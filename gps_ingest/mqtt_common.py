@@ -106,6 +106,25 @@ def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None, bool]:
     return parts.hostname, port, username, password, tls
 
 
+def new_client(client_id: str, protocol: int, *, username: str | None = None,
+               password: str | None = None, tls: bool = False, persistent: bool = False,
+               **options: Any) -> paho.Client:
+    """The one way a paho client is built here (the ingest's subscriber, its publishers, the
+    protocol probe; the notification channel gets it from the backend): callback API 2, a session
+    the broker keeps (``persistent``) or a clean one, as each protocol says it, the URL's
+    credentials and TLS. ``options`` go to ``paho.Client`` (``manual_ack``,
+    ``reconnect_on_failure``)."""
+    v5 = protocol == paho.MQTTv5
+    # MQTT 5 says it at CONNECT (clean_start, session expiry); 3.1.1 in the client
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
+                         clean_session=None if v5 else not persistent, **options)
+    if username is not None:
+        client.username_pw_set(username, password)
+    if tls:
+        client.tls_set()
+    return client
+
+
 def speaks_mqtt5(host: str, port: int, client_id: str, username: str | None,
                  password: str | None, tls: bool) -> bool:
     """Does the broker speak MQTT 5? False: 3.1.1 only; OSError: no usable answer.
@@ -115,12 +134,8 @@ def speaks_mqtt5(host: str, port: int, client_id: str, username: str | None,
     carries properties it misreads as a 3.1.1 payload and then waits forever for more bytes.
     """
     answer: list[int] = []
-    probe = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{client_id}-probe",
-                        protocol=paho.MQTTv5, reconnect_on_failure=False)
-    if username is not None:
-        probe.username_pw_set(username, password)
-    if tls:
-        probe.tls_set()
+    probe = new_client(f"{client_id}-probe", paho.MQTTv5, username=username, password=password,
+                       tls=tls, reconnect_on_failure=False)
     probe.on_connect = lambda c, u, f, reason, p: answer.append(_code(reason))
     probe.connect(host, port, KEEPALIVE_S, clean_start=True)
     deadline = time.monotonic() + CONNACK_TIMEOUT_S

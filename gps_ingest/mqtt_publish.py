@@ -8,9 +8,14 @@ import time
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
-from gps_ingest.mqtt_common import KEEPALIVE_S, RC_UNSUPPORTED_PROTOCOL, _code, parse_mqtt_url
+from gps_ingest.mqtt_common import (
+    KEEPALIVE_S,
+    RC_UNSUPPORTED_PROTOCOL,
+    _code,
+    new_client,
+    parse_mqtt_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +57,10 @@ class PublishConnection:
         return len(self._unacked)
 
     def _new_client(self) -> paho.Client:
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self._client_id,
-                             protocol=self._protocol,
-                             clean_session=None if self._protocol == paho.MQTTv5 else True)
+        client = new_client(self._client_id, self._protocol, username=self._username,
+                            password=self._password, tls=self._tls)
         client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
-        if self._username is not None:
-            client.username_pw_set(self._username, self._password)
-        if self._tls:
-            client.tls_set()
         client.on_connect = self._on_connect
         client.on_publish = self._on_publish
         return client

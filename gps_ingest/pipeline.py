@@ -7,6 +7,10 @@ messages (MQTT) or for one request (HTTP).  The caller acknowledges the messages
 returns: once a device has its ack, the ping is in the database (SPEC §4, DESIGN decision 2).
 A message that cannot be accepted is stored as a reject with its reason; one bad message never
 costs the others of the batch.
+
+The database and the devices are ports (``gps_ingest/ports.py``), handed in: the SQL adapters
+and the one list of steps after storage are built in ``backend/ingest``. docs/ping-path.md
+follows one ping through it.
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DataError, IntegrityError
-
-from gps_ingest import decoders, store
+from gps_ingest import decoders
 from gps_ingest.filters import FilterConfig, Fix, apply_filters
 from gps_ingest.jt808.positions import decode_frame_hex
+from gps_ingest.ports import (
+    DeviceDirectory,
+    DeviceInfo,
+    IngestStore,
+    StorageRefused,
+    StoreTransaction,
+)
 from gps_ingest.records import (
     MISSING_FIELD,
     UNKNOWN_TERMINAL,
@@ -33,7 +40,6 @@ from gps_ingest.records import (
     Reject,
     ScanRecord,
 )
-from gps_ingest.registry import DeviceInfo, DeviceRegistry
 from routing.gcj02 import gcj02_to_wgs84
 
 log = logging.getLogger(__name__)
@@ -94,8 +100,10 @@ class StoredScan:
     scan: ScanRecord
 
 
-AfterStore = Callable[[Connection, list[StoredPing]], None]
-AfterScans = Callable[[Connection, list[StoredScan]], None]
+# The steps after storage get the transaction's connection (StoreTransaction.connection) and what
+# the batch newly stored; they write in the same transaction.
+AfterStore = Callable[[Any, list[StoredPing]], None]
+AfterScans = Callable[[Any, list[StoredScan]], None]
 
 
 @dataclass
@@ -107,16 +115,21 @@ class _Work:
 
 
 class IngestPipeline:
-    def __init__(self, engine: Engine, filter_config: FilterConfig | None = None,
-                 registry: DeviceRegistry | None = None, clock: Callable[[], float] = time.time,
-                 after_store: Sequence[AfterStore] = (), after_scans: Sequence[AfterScans] = ()):
-        self.engine = engine
+    def __init__(self, store: IngestStore, registry: DeviceDirectory,
+                 filter_config: FilterConfig | None = None, clock: Callable[[], float] = time.time,
+                 after_store: Sequence[AfterStore] = (), after_scans: Sequence[AfterScans] = (),
+                 shared_stream: bool = False):
+        self.store = store
         self.filter_config = filter_config or FilterConfig()
-        self.registry = registry or DeviceRegistry(engine)
+        self.registry = registry
         self.clock = clock
         self.after_store = list(after_store)
         self.after_scans = list(after_scans)
         self._last_fix: dict[str, Fix] = {}
+        # Several workers on one shared subscription: a device's messages come to any of them, so
+        # the last fix this one cached may be older than what another stored since. Each batch
+        # then reads its devices' live positions (one small query) and takes a newer one.
+        self.shared_stream = shared_stream
         self.counters: dict[str, int] = {}
 
     # -- the order of the steps -----------------------------------------------------------------
@@ -131,20 +144,20 @@ class IngestPipeline:
         """
         try:
             return self._process(messages)
-        except (DataError, IntegrityError) as exc:
+        except StorageRefused as exc:
             if len(messages) > 1:
                 log.warning("a batch of %d failed (%s); retrying message by message",
-                            len(messages), type(exc.orig).__name__)
+                            len(messages), exc.kind)
                 return [r for m in messages for r in self.process([m])]
-            log.error("message on %s refused by the database: %s", messages[0].topic, exc.orig)
+            log.error("message on %s refused by the database: %s", messages[0].topic, exc.detail)
             return [self._unstorable(messages[0], exc)]
 
-    def _unstorable(self, message: Message, exc: Exception) -> MessageResult:
+    def _unstorable(self, message: Message, exc: StorageRefused) -> MessageResult:
         w = _Work(message, MessageResult())
-        detail = f"the database refused it: {getattr(exc, 'orig', exc)}"
+        detail = f"the database refused it: {exc.detail}"
         w.result.rejected.append(Reject(reason=UNSTORABLE, index=None, detail=detail))
-        with self.engine.begin() as conn:
-            store.insert_rejects(conn, _reject_rows(w))
+        with self.store.transaction() as tx:
+            tx.insert_rejects(_reject_rows(w))
         self.counters[UNSTORABLE] = self.counters.get(UNSTORABLE, 0) + 1
         return w.result
 
@@ -153,14 +166,14 @@ class IngestPipeline:
         for w in work:
             if self._route(w) and self._authenticate(w) and self._decode(w):
                 self._convert_crs(w)
-        with self.engine.begin() as conn:
-            accepted = self._filter(conn, work)
-            stored, scans = self._store(conn, work, accepted)
+        with self.store.transaction() as tx:
+            accepted = self._filter(tx, work)
+            stored, scans = self._store(tx, work, accepted)
             for step in self.after_store:
-                step(conn, stored)
+                step(tx.connection, stored)
             if scans:
                 for scan_step in self.after_scans:
-                    scan_step(conn, scans)
+                    scan_step(tx.connection, scans)
         self._remember_fixes(stored)
         return [w.result for w in work]
 
@@ -262,7 +275,7 @@ class IngestPipeline:
             scans.append(s)
         w.decoded.scans = scans
 
-    def _filter(self, conn: Connection, work: list[_Work]) -> list[tuple[_Work, PingRecord]]:
+    def _filter(self, tx: StoreTransaction, work: list[_Work]) -> list[tuple[_Work, PingRecord]]:
         candidates: list[tuple[_Work, PingRecord]] = [
             (w, p) for w in work if w.decoded is not None and w.device is not None
             for p in w.decoded.pings]
@@ -271,9 +284,14 @@ class IngestPipeline:
         pings = [p for _, p in candidates]
         devices = {p.device_id for p in pings}
         known = self._last_fix
+        if self.shared_stream:
+            for device_id, (ts, lat, lon) in tx.live_fixes(devices).items():
+                cached = known.get(device_id)
+                if cached is None or cached.ts < ts:
+                    known[device_id] = Fix(ts, lat, lon)
         missing = [d for d in devices if d not in known]
         if missing:
-            for device_id, (ts, lat, lon) in store.latest_fixes(conn, missing).items():
+            for device_id, (ts, lat, lon) in tx.latest_fixes(missing).items():
                 known[device_id] = Fix(ts, lat, lon)
         last = {d: known[d] for d in devices if d in known}
         kept, rejects = apply_filters(pings, last, self.clock(), self.filter_config)
@@ -284,13 +302,13 @@ class IngestPipeline:
         refused = {index for index, _ in rejects}
         return [c for index, c in enumerate(candidates) if index not in refused]
 
-    def _store(self, conn: Connection, work: list[_Work],
+    def _store(self, tx: StoreTransaction, work: list[_Work],
                accepted: list[tuple[_Work, PingRecord]]) -> tuple[list[StoredPing], list[StoredScan]]:
-        # one tuple per ping in store.PING_COLUMNS order: no dict per ping (bench/ingest.py)
+        # one tuple per ping in ports.PING_COLUMNS order: no dict per ping (bench/ingest.py)
         rows = [(p.device_id, w.device.vehicle_id, p.ts, p.lat, p.lon,  # type: ignore[union-attr]
                  p.speed_kmh, p.heading_deg, p.accuracy_m, p.alt_m, p.battery_pct, p.seq,
                  w.message.received_at) for w, p in accepted]
-        new_keys = store.insert_ping_rows(conn, rows)
+        new_keys = tx.insert_pings(rows)
         stored: list[StoredPing] = []
         all_new = len(new_keys) == len(rows)  # the usual batch: no key to look up
         for w, p in accepted:
@@ -302,21 +320,21 @@ class IngestPipeline:
                 new_keys.discard(key)  # a twin inside the batch is a duplicate
             w.result.accepted += 1
             stored.append(StoredPing(w.device.vehicle_id, w.device.vehicle_kind, p))  # type: ignore[union-attr,arg-type]
-        scans = self._store_scans(conn, work)
-        store.insert_rejects(conn, [row for w in work for row in _reject_rows(w)])
-        store.upsert_live_positions(conn, _newest_per_vehicle(stored, received_at=self.clock()))
+        scans = self._store_scans(tx, work)
+        tx.insert_rejects([row for w in work for row in _reject_rows(w)])
+        tx.upsert_live_positions(_newest_per_vehicle(stored, received_at=self.clock()))
         for w in work:
             for r in w.result.rejected:
                 self.counters[r.reason] = self.counters.get(r.reason, 0) + 1
         return stored, scans
 
-    def _store_scans(self, conn: Connection, work: list[_Work]) -> list[StoredScan]:
+    def _store_scans(self, tx: StoreTransaction, work: list[_Work]) -> list[StoredScan]:
         stored: list[StoredScan] = []
         for w in work:
             if w.decoded is None or not w.decoded.scans:
                 continue
             rows = [_scan_row(s, w.device, w.message.received_at) for s in w.decoded.scans]  # type: ignore[arg-type]
-            new = store.insert_scans(conn, rows)
+            new = tx.insert_scans(rows)
             w.result.accepted += len(new)
             w.result.duplicates += len(rows) - len(new)
             stored.extend(StoredScan(w.device.vehicle_id, s) for s in w.decoded.scans  # type: ignore[union-attr]

@@ -84,6 +84,23 @@ BAD_TYPE = "bad_type"
 BAD_TS = "bad_ts"
 BAD_LAT = "bad_lat"
 BAD_LON = "bad_lon"
+
+# A position's range, decided here once: the decoders and the filters use these.
+LAT_MIN, LAT_MAX = -90.0, 90.0
+LON_MIN, LON_MAX = -180.0, 180.0
+
+
+def coordinate_problem(lat: float, lon: float) -> tuple[str, str] | None:
+    """``(reason, detail)`` when a finite latitude or longitude is out of range, else None.
+
+    >>> coordinate_problem(95.2, 113.0)
+    ('bad_lat', 'lat 95.2 out of range [-90, 90]')
+    """
+    if not LAT_MIN <= lat <= LAT_MAX:
+        return BAD_LAT, f"lat {lat!r} out of range [-90, 90]"
+    if not LON_MIN <= lon <= LON_MAX:
+        return BAD_LON, f"lon {lon!r} out of range [-180, 180]"
+    return None
 NAN = "nan"
 BAD_SPEED = "bad_speed"
 BAD_HEADING = "bad_heading"

@@ -7,7 +7,7 @@ from marshmallow import Schema, fields
 
 from backend.api.common import BEARER, Blueprint
 from backend.auth import current_device
-from backend.ingest_service import ingest_http, result_body
+from backend.ingest.service import ingest_http, result_body
 
 blp = Blueprint("ingest", __name__, description="Device ingest over HTTP")
 

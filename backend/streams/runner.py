@@ -5,7 +5,7 @@ The hub reads the store every ``poll_s`` (250 ms by default) whatever happens, s
 depends on the notices: a lost notice, a listener that cannot connect, or a notification written
 by some other process (the scheduler, a staff message) is picked up by the next poll. On
 PostgreSQL the ingest also sends ``NOTIFY xiaoche_live`` in the transaction that moves a live
-position (``gps_ingest.store.upsert_live_positions``; PostgreSQL delivers it at commit, once per
+position (``backend.ingest.store.upsert_live_positions``; PostgreSQL delivers it at commit, once per
 transaction however many vehicles moved), and each serving process keeps one connection
 ``LISTEN``-ing on that channel (:class:`ChangeListener`). A notice makes the hub poll now instead
 of at the next tick — at most once per ``MIN_GAP_S``, so a busy ingest's many small batches cost
@@ -23,8 +23,8 @@ from collections.abc import Callable
 
 from flask import Flask
 
+from backend.ingest.store import LIVE_CHANNEL
 from backend.streams.hub import StreamHub
-from gps_ingest.store import LIVE_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class HubThread:
 
 
 class ChangeListener:
-    """One PostgreSQL connection ``LISTEN``-ing on :data:`gps_ingest.store.LIVE_CHANNEL` in a
+    """One PostgreSQL connection ``LISTEN``-ing on :data:`backend.ingest.store.LIVE_CHANNEL` in a
     daemon thread; calls ``on_change()`` for every notice. Reconnects with a growing pause (up to
     ``RETRY_MAX_S``) when the database goes away; meanwhile the hub simply polls."""
 

@@ -30,14 +30,13 @@ from gps_ingest.jt808.messages import (
     location_error,
 )
 from gps_ingest.records import (
-    BAD_LAT,
-    BAD_LON,
     ENCRYPTED,
     NO_FIX,
     NOT_A_FRAME,
     Decoded,
     PingRecord,
     Reject,
+    coordinate_problem,
     new_ping,
 )
 
@@ -98,10 +97,10 @@ def to_ping(device_id: str, loc: Location, index: int | None = None) -> PingReco
     if not loc.positioned:
         return Reject(NO_FIX, index, f"status 0x{loc.status:08x}: bit 1 (positioned) is clear",
                       ts=loc.ts)
-    if not -90 <= loc.lat <= 90:
-        return Reject(BAD_LAT, index, f"lat {loc.lat} out of range [-90, 90]", ts=loc.ts)
-    if not -180 <= loc.lon <= 180:
-        return Reject(BAD_LON, index, f"lon {loc.lon} out of range [-180, 180]", ts=loc.ts)
+    out_of_range = coordinate_problem(loc.lat, loc.lon)  # type: ignore[arg-type]
+    if out_of_range is not None:
+        reason, detail = out_of_range
+        return Reject(reason, index, detail, ts=loc.ts)
     return new_ping(device_id, loc.ts, loc.lat, loc.lon,  # type: ignore[arg-type]
                     loc.speed_kmh if loc.speed_kmh <= MAX_SPEED_KMH else None,
                     float(loc.course_deg) if loc.course_deg < 360 else None, None,

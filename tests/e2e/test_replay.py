@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import func, select
 
 from backend.extensions import db
-from backend.ingest_service import filter_config
+from backend.ingest.service import filter_config
 from backend.models import Event, Ping
 from backend.replay import ReplayError, replay_trace, report_lines
 from gps_ingest.traces import TraceError
@@ -289,7 +289,7 @@ def test_a_trace_sent_in_many_small_messages_and_transactions_gives_the_same_eve
     app, imported, tmp_path, monkeypatch
 ):
     import backend.replay
-    from gps_ingest.pipeline import IngestPipeline
+    from backend.ingest.pipeline import IngestPipeline
 
     rows = on_schedule_drive(imported, MONDAY)
     monkeypatch.setattr(backend.replay, "PINGS_PER_MESSAGE", 20)

@@ -26,7 +26,7 @@ class Site:
     def feed(self, device_id: str, leg, times: list[float]) -> list[dict]:
         """Store the leg's positions at ``times`` through the ingest pipeline; the pings sent."""
         from backend.demo.plan import fix_at
-        from backend.ingest_service import pipeline
+        from backend.ingest.service import pipeline
         from gps_ingest.pipeline import Message
 
         pings = []

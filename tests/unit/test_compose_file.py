@@ -87,7 +87,7 @@ def volume(entry) -> str:
 def test_ingest_replicas_take_slots_of_the_shared_group_instead_of_fixed_client_ids(services):
     """A fixed client id takes no slot, so a replica that dies for good would strand its share
     of the stream; with none set each takes a slot and the survivors adopt a dead one's
-    (issue 17, backend/ingest_member.py)."""
+    (issue 17, backend/ingest/member.py)."""
     env = services["ingest"]["environment"]
     assert "XIAOCHE_INGEST_CLIENT_ID" not in env
     assert env["XIAOCHE_INGEST_SHARED_GROUP"] == "xiaoche"

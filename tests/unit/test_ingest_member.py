@@ -1,6 +1,6 @@
 """Members of one shared group on the real test database, with explicit times: distinct
 group-wide slots, a dead member's slot adopted by a survivor, and handed back when a member
-takes it again (backend.ingest_member)."""
+takes it again (backend.ingest.member)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from backend.extensions import db
-from backend.ingest_member import GroupMember
+from backend.ingest.member import GroupMember
 
 T0 = 1_800_000_000.0
 TTL = 15.0
@@ -123,7 +123,7 @@ def test_a_slot_taken_back_between_the_look_and_the_adoption_is_not_adopted(grou
     """A survivor reads the slots (b's lapsed), then a new member takes b's slot and, finding no
     adopter, connects with its id; the survivor must not then connect with that id too (the
     broker would throw the new member off, and the two would take the id from each other)."""
-    import backend.ingest_member as ingest_member
+    import backend.ingest.member as ingest_member
 
     (a, b, c), clock = group_of(3)
     a.take_slot(0)

@@ -31,9 +31,10 @@ from schemathesis.specs.openapi.checks import (
 
 from backend.api.common import encode_cursor
 from backend.extensions import db
-from backend.tracking_service import TrackingStep
+from backend.ingest.pipeline import IngestPipeline
+from backend.ingest.steps import tracking_step
 from gps_ingest.filters import FilterConfig
-from gps_ingest.pipeline import IngestPipeline, Message
+from gps_ingest.pipeline import Message
 from tests.conftest import login
 from tests.drives import local_ts, on_schedule_drive
 
@@ -67,7 +68,7 @@ def store_pings(app, device_id: str, pings: list[dict]) -> None:
     """Store ``pings`` through the ingest pipeline (with tracking), 6 a batch."""
     with app.app_context():
         pipeline = IngestPipeline(db.engine, FilterConfig(max_age_s=0),
-                                  after_store=[TrackingStep()])
+                                  after_store=[tracking_step()])
     for k in range(0, len(pings), 6):
         pipeline.process([Message(payload=orjson.dumps(pings[k:k + 6]), received_at=time.time(),
                                   kind="pings", device_id=device_id)])

@@ -10,11 +10,12 @@ import orjson
 import pytest
 
 from backend.extensions import db
+from backend.ingest.pipeline import IngestPipeline
+from backend.ingest.steps import tracking_step
 from backend.models import RouteSubstitution
 from backend.timefmt import iso
-from backend.tracking_service import TrackingStep
 from gps_ingest.filters import FilterConfig
-from gps_ingest.pipeline import IngestPipeline, Message
+from gps_ingest.pipeline import Message
 from routing.gcj02 import wgs84_to_gcj02
 from tests.conftest import login
 from tests.drives import ZT_AM_1_STOPS, local_ts, on_schedule_drive, truth_arrivals
@@ -30,7 +31,7 @@ def drive(app, device: str, rows) -> None:
     """Store ``rows`` through the ingest pipeline (with tracking), 6 pings a batch."""
     with app.app_context():
         pipeline = IngestPipeline(db.engine, FilterConfig(max_age_s=0),
-                                  after_store=[TrackingStep()])
+                                  after_store=[tracking_step()])
     pings = [{"ts": ts, "lat": lat, "lon": lon, "speed_kmh": v} for ts, lat, lon, v in rows]
     for k in range(0, len(pings), 6):
         pipeline.process([Message(payload=orjson.dumps(pings[k:k + 6]), received_at=time.time(),

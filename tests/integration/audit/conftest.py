@@ -115,7 +115,7 @@ def drive_pings(
 def ingest(app, pings: Sequence[dict], device_id: str = "dev-bus-07", chunk: int = 1000) -> int:
     """Store pings through the real ingest pipeline (what MQTT and HTTP use), ``chunk`` per
     message, in the order given; returns how many were accepted."""
-    from backend.ingest_service import pipeline
+    from backend.ingest.service import pipeline
     from gps_ingest.pipeline import Message
 
     messages = [

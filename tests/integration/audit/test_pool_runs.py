@@ -11,7 +11,7 @@ from sqlalchemy import select
 from backend.audit_service import audit_date
 from backend.bundle import import_bundle
 from backend.extensions import db
-from backend.ingest_service import pipeline
+from backend.ingest.service import pipeline
 from backend.models import Event, TripAudit
 from gps_ingest.pipeline import Message
 from tests.integration.audit.conftest import MONDAY, drive_pings

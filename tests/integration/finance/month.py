@@ -16,9 +16,11 @@ import time
 import orjson
 
 from backend.extensions import db
+from backend.ingest.pipeline import IngestPipeline
+from backend.ingest.steps import tracking_step
 from backend.tracking_service import TrackingStep
 from gps_ingest.filters import FilterConfig
-from gps_ingest.pipeline import IngestPipeline, Message
+from gps_ingest.pipeline import Message
 from tests.drives import local_ts, on_schedule_drive
 
 ZHUTING = (27.4301, 113.2052)
@@ -120,7 +122,7 @@ def feed(app, device: str, pings: list[dict], step: TrackingStep | None = None) 
     """Store ``pings`` through the ingest pipeline (tracking + ledger), 50 a message."""
     with app.app_context():
         pipeline = IngestPipeline(db.engine, FilterConfig(max_age_s=0),
-                                  after_store=[step or TrackingStep()])
+                                  after_store=[step or tracking_step()])
     for k in range(0, len(pings), 50):
         pipeline.process([Message(payload=orjson.dumps(pings[k:k + 50]), received_at=time.time(),
                                   kind="pings", device_id=device)])

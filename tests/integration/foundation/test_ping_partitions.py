@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from backend.access_log import access_log_of
 from backend.extensions import db
+from backend.ingest.store import insert_pings
 from backend.models import AccessEntry, Event, Ping, TripAudit
 from backend.ping_partitions import (
     DAY_S,
@@ -20,7 +21,6 @@ from backend.ping_partitions import (
     partition_name,
 )
 from backend.retention import purge
-from gps_ingest.store import insert_pings
 
 NOW = 1_790_000_000.0  # 2026-09-21 14:13 UTC
 TODAY = int(NOW // DAY_S)

@@ -12,8 +12,8 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import text
 
 from backend.extensions import db
+from backend.ingest.store import insert_pings
 from backend.ping_partitions import DAY_S, day_partitions, is_partitioned
-from gps_ingest.store import insert_pings
 from tests.conftest import _postgres_url, make_test_app, postgres_schema
 
 MIGRATION = (Path(__file__).resolve().parents[3] / "backend" / "migrations" / "versions"

@@ -252,8 +252,9 @@ def test_a_message_the_database_refuses_is_kept_as_a_reject_and_the_rest_of_the_
     import orjson
     from sqlalchemy.exc import DataError
 
+    from backend.ingest.pipeline import IngestPipeline
     from gps_ingest.filters import FilterConfig
-    from gps_ingest.pipeline import IngestPipeline, Message
+    from gps_ingest.pipeline import Message
 
     def refuse_bus_12(conn, stored):  # the database refusing one vehicle's row, as PostgreSQL
         if any(s.vehicle_id == "bus-12" for s in stored):  # refuses a NUL or an over-long text

@@ -1,4 +1,4 @@
-"""The pipeline in processes of its own (backend/ingest_processes.py, XIAOCHE_INGEST_PROCESSES):
+"""The pipeline in processes of its own (backend/ingest/processes.py, XIAOCHE_INGEST_PROCESSES):
 each device always to the same process, a batch committed by all before it is acked, a dead
 process started again — and, end to end with `xiaoche ingest`, nothing lost or stored twice when
 one of them is killed mid-stream."""
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend.ingest_processes import PipelineProcessError, PipelineProcesses, shard_of
+from backend.ingest.processes import PipelineProcessError, PipelineProcesses, shard_of
 from tests.integration.ingest.conftest import count_pings, wait_for_count
 from tests.integration.ingest.test_mqtt_ingest import (
     device_pings,
@@ -59,7 +59,7 @@ def test_a_fleet_is_spread_over_the_processes():
 def failing_pipeline(app):
     """The app's pipeline, failing every batch that holds a message of a device named *boom*
     (module-level: the spawned processes import it)."""
-    from backend.ingest_service import pipeline
+    from backend.ingest.service import pipeline
 
     built = pipeline(app)
     process = built.process

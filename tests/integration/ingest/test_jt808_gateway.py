@@ -406,9 +406,9 @@ def test_a_bundle_giving_two_devices_one_phone_or_a_phone_that_is_not_digits_is_
 def held_gateway(app, terminals):
     """The gateway on the app's pipeline behind a valve: ``valve.clear()`` holds every batch
     (a slow database), ``fail[0] = n`` fails the next n batches (a database that is down)."""
-    from backend.ingest_service import pipeline
+    from backend.ingest.devices import PhoneDirectory
+    from backend.ingest.service import pipeline
     from gps_ingest.jt808_gateway import GatewayConfig, Jt808Gateway
-    from gps_ingest.registry import PhoneDirectory
 
     valve, fail = threading.Event(), [0]
     valve.set()
@@ -472,9 +472,9 @@ def test_while_the_database_is_down_nothing_is_answered_and_the_resent_locations
 
 
 def test_past_the_connection_limit_a_new_connection_is_closed_and_the_others_go_on(app, terminals):
-    from backend.ingest_service import pipeline
+    from backend.ingest.devices import PhoneDirectory
+    from backend.ingest.service import pipeline
     from gps_ingest.jt808_gateway import GatewayConfig, Jt808Gateway
-    from gps_ingest.registry import PhoneDirectory
 
     with app.app_context():
         directory = PhoneDirectory(db.engine)

@@ -2,7 +2,7 @@
 
 from backend.bundle import import_bundle
 from backend.extensions import db
-from gps_ingest.registry import DeviceRegistry
+from backend.ingest.devices import DeviceRegistry
 
 
 def test_a_device_imported_after_the_registry_loaded_is_found_on_its_first_message(app, imported):

@@ -1,7 +1,7 @@
 """`xiaoche ingest` members of one MQTT 5 shared subscription group (issue 17): with the default
 client id each takes its own group-wide slot, so none kicks another off the broker; and when one
 dies for good, a survivor adopts its slot and drains what the broker keeps queueing to it
-(backend.ingest_member), so every acknowledged ping is stored.
+(backend.ingest.member), so every acknowledged ping is stored.
 
 Shared subscriptions need MQTT 5: on the embedded amqtt (MQTT 3.1.1 only, no ``$share``) these
 tests fail saying so — they run with Mosquitto, the system one (``XIAOCHE_TEST_MQTT_URL``) or

@@ -1,4 +1,4 @@
-"""`gps_ingest.store.insert_ping_rows`: few rows over arrays, many through a binary COPY into a
+"""`backend.ingest.store.insert_ping_rows`: few rows over arrays, many through a binary COPY into a
 temporary table (PostgreSQL); the same answers either way and on SQLite — what is new, what was
 already stored, what the database refuses."""
 
@@ -12,10 +12,11 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DataError
 
 from backend.extensions import db
+from backend.ingest import store
+from backend.ingest.pipeline import IngestPipeline
 from backend.models import LivePosition, Ping, Reject
-from gps_ingest import store
 from gps_ingest.filters import FilterConfig
-from gps_ingest.pipeline import IngestPipeline, Message
+from gps_ingest.pipeline import Message
 
 SIZES = [1, store.COPY_MIN_ROWS - 1, store.COPY_MIN_ROWS, 700]  # arrays, arrays, COPY, COPY
 

@@ -10,10 +10,11 @@ import orjson
 from sqlalchemy import delete, select
 
 from backend.extensions import db
+from backend.ingest.pipeline import IngestPipeline
+from backend.ingest.steps import tracking_step
 from backend.models import Event, LivePosition, Ping, TrackerState
-from backend.tracking_service import TrackingStep
 from gps_ingest.filters import FilterConfig
-from gps_ingest.pipeline import IngestPipeline, Message
+from gps_ingest.pipeline import Message
 from tests.drives import ZT_AM_1_STOPS, on_schedule_drive
 from tests.integration.ingest.test_mqtt_ingest import publish_all
 
@@ -81,7 +82,7 @@ def run_in_batches(app, pipelines, pings, size: int) -> None:
 def fresh_pipeline(app) -> IngestPipeline:
     """A pipeline as a separate ingest process has one: its own caches, the shared database."""
     with app.app_context():
-        return IngestPipeline(db.engine, FilterConfig(max_age_s=0), after_store=[TrackingStep()])
+        return IngestPipeline(db.engine, FilterConfig(max_age_s=0), after_store=[tracking_step()])
 
 
 def test_two_ingest_workers_taking_turns_on_one_bus_produce_the_events_of_one_worker(

@@ -9,10 +9,11 @@ import orjson
 from sqlalchemy import select
 
 from backend.extensions import db
+from backend.ingest.pipeline import IngestPipeline
 from backend.models import Event, VehicleWatch
 from backend.offline_service import watch_devices
 from gps_ingest.filters import FilterConfig
-from gps_ingest.pipeline import IngestPipeline, Message
+from gps_ingest.pipeline import Message
 from tests.drives import local_ts
 from tests.integration.notify_rules.test_timeline import notes
 

@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import select
 
 from backend.extensions import db
-from backend.ingest_service import ingest_steps
+from backend.ingest.pipeline import IngestPipeline
+from backend.ingest.service import ingest_steps
 from backend.models import Event, Notification, User
 from gps_ingest.filters import FilterConfig
-from gps_ingest.pipeline import IngestPipeline, Message
+from gps_ingest.pipeline import Message
 from tests.conftest import login
 from tests.drives import local_ts, on_schedule_drive, truth_arrivals
 

@@ -19,11 +19,12 @@ from backend.bundle import import_bundle
 from backend.demo.fleet import Timeline, bus_legs, route_shape, sample_fleet
 from backend.demo.simulator import FleetSimulator
 from backend.extensions import db
+from backend.ingest.pipeline import IngestPipeline
+from backend.ingest.steps import tracking_step
 from backend.models import Event
 from backend.planning_service import plan_district
-from backend.tracking_service import TrackingStep
 from gps_ingest.filters import FilterConfig
-from gps_ingest.pipeline import IngestPipeline, Message
+from gps_ingest.pipeline import Message
 from tests.drives import local_ts
 
 MONDAY = dt.date(2026, 11, 9)  # a school day in the past: old pings are let in (max_age_s=0)
@@ -76,7 +77,7 @@ def test_the_demo_fleet_drives_the_planned_runs_and_the_tracker_follows_them(app
         t += 5.0
     with app.app_context():
         pipeline = IngestPipeline(db.engine, FilterConfig(max_age_s=0),
-                                  after_store=[TrackingStep()])
+                                  after_store=[tracking_step()])
     for device_id, topic, payload in outbox.sent:
         assert topic == f"xiaoche/v1/devices/{device_id}/pings"
         pipeline.process([Message(payload=payload, received_at=time.time(), kind="pings",

@@ -53,7 +53,7 @@ class PipelineProcessError(RuntimeError):
 
 
 def default_pipeline(app: Flask):
-    from backend.ingest_service import pipeline
+    from backend.ingest.service import pipeline
 
     return pipeline(app)
 

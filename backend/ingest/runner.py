@@ -41,8 +41,8 @@ class IngestRunner:
     def __init__(self, app: Flask, mqtt_url: str, processes: int = 0,
                  pipeline_factory: Callable[[Flask], Any] | None = None):
         """``processes`` ≥ 1: the pipeline runs in that many processes of its own
-        (``backend.ingest_processes``); 0: here, in this process."""
-        from backend.ingest_processes import (
+        (``backend.ingest.processes``); 0: here, in this process."""
+        from backend.ingest.processes import (
             InProcessPipeline,
             PipelineProcesses,
             default_pipeline,
@@ -64,9 +64,9 @@ class IngestRunner:
         if group and client_id == "xiaoche-ingest":
             # members of one shared group need distinct ids, and every id's broker session a
             # consumer even after its member died for good: group-wide slots, adopted by the
-            # survivors (backend.ingest_member)
+            # survivors (backend.ingest.member)
             from backend.extensions import db
-            from backend.ingest_member import GroupMember
+            from backend.ingest.member import GroupMember
 
             with app.app_context():
                 engine = db.engine

@@ -1,20 +1,25 @@
-"""Batched writes of the ingest through SQLAlchemy Core (DESIGN: never an ORM object per ping).
+"""The ingest's store (``gps_ingest.ports.IngestStore``) over SQLAlchemy Core: batched writes,
+never an ORM object per ping (DESIGN).
 
-Every function takes the batch's open connection; the caller commits once for the whole batch,
-and only then are the messages acknowledged.
+Every function takes the batch's open connection; :class:`SqlStore` opens one transaction per
+batch and the pipeline commits once for the whole batch; only then are the messages
+acknowledged.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, func, select, tuple_
 from sqlalchemy import exc as exc_mod
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 
 from backend.models import LivePosition, Ping, Reject, Scan
+from gps_ingest.ports import PING_COLUMNS, PingRow, StorageRefused
 
 PINGS = Ping.__table__
 SCANS = Scan.__table__
@@ -27,9 +32,7 @@ def _insert(conn: Connection, table):
     return dialect.insert(table)
 
 
-PING_COLUMNS = ("device_id", "vehicle_id", "ts", "lat", "lon", "speed_kmh", "heading_deg",
-                "accuracy_m", "alt_m", "battery_pct", "seq", "received_at")
-PingRow = tuple  # the values of PING_COLUMNS, in that order
+__all__ = ["PING_COLUMNS", "PingRow", "SqlStore", "insert_ping_rows", "insert_pings"]
 _PG_TYPES = {"device_id": "text", "vehicle_id": "text", "seq": "bigint"}
 _PG_COLUMN_TYPES = [_PG_TYPES.get(c, "float8") for c in PING_COLUMNS]
 _COLUMNS = ", ".join(PING_COLUMNS)
@@ -213,3 +216,54 @@ def _newest_fixes(conn: Connection, ids: list[str], since: float | None
         *where[1:], tuple_(PINGS.c.device_id, PINGS.c.ts).in_(
             select(newest.c.device_id, newest.c.ts)))
     return {r[0]: (r[1], r[2], r[3]) for r in conn.execute(query)}
+
+
+class SqlTransaction:
+    """One batch's transaction on ``conn`` (``gps_ingest.ports.StoreTransaction``)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.connection = conn
+
+    def latest_fixes(self, device_ids: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+        return latest_fixes(self.connection, device_ids)
+
+    def live_fixes(self, device_ids: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+        ids = sorted(set(device_ids))
+        if not ids:
+            return {}
+        rows = self.connection.execute(select(LIVE.c.device_id, LIVE.c.ts, LIVE.c.lat, LIVE.c.lon)
+                                       .where(LIVE.c.device_id.in_(ids)))
+        found: dict[str, tuple[float, float, float]] = {}
+        for device_id, ts, lat, lon in rows:  # a device on two vehicles' rows: its newest
+            if device_id not in found or ts > found[device_id][0]:
+                found[device_id] = (ts, lat, lon)
+        return found
+
+    def insert_pings(self, rows: Sequence[PingRow]) -> set[tuple[str, float]]:
+        return insert_ping_rows(self.connection, rows)
+
+    def insert_scans(self, rows: Sequence[dict[str, Any]]) -> set[tuple[float, str]]:
+        return insert_scans(self.connection, rows)
+
+    def insert_rejects(self, rows: Sequence[dict[str, Any]]) -> None:
+        insert_rejects(self.connection, rows)
+
+    def upsert_live_positions(self, rows: Iterable[dict[str, Any]]) -> None:
+        upsert_live_positions(self.connection, rows)
+
+
+class SqlStore:
+    """``gps_ingest.ports.IngestStore`` on a database: one transaction per batch, what the
+    database refuses (``DataError``, ``IntegrityError``, in the steps after storage too) raised
+    as ``StorageRefused``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTransaction]:
+        try:
+            with self.engine.begin() as conn:
+                yield SqlTransaction(conn)
+        except (exc_mod.DataError, exc_mod.IntegrityError) as exc:
+            raise StorageRefused(str(exc.orig), type(exc.orig).__name__) from exc

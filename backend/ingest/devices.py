@@ -1,4 +1,5 @@
-"""Which devices exist and what they speak for, cached in the ingest process.
+"""The device directory of the ingest (``gps_ingest.ports.DeviceDirectory``, ``TerminalDirectory``)
+over the database: which devices exist and what they speak for, cached in the ingest process.
 
 The registry is reloaded every ``refresh_s`` seconds, and a device it does not know is looked up
 at once (at most every ``miss_reload_s`` per id), so a device imported a moment ago is accepted
@@ -10,23 +11,15 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from backend.models import Device, DeviceModel, Vehicle
+from gps_ingest.ports import DeviceInfo, TerminalInfo, normal_phone
 from gps_ingest.records import ID_RE
 
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    device_id: str
-    vehicle_id: str | None
-    vehicle_kind: str | None
-    crs: str
-    osmand: bool
-
+__all__ = ["DeviceInfo", "DeviceRegistry", "PhoneDirectory", "TerminalInfo", "normal_phone"]
 
 MAX_REMEMBERED_MISSES = 10_000
 
@@ -85,12 +78,6 @@ def _info(row) -> DeviceInfo:
     return DeviceInfo(row[0], row[1], row[2], row[3] or "wgs84", bool(row[4]))
 
 
-@dataclass(frozen=True, slots=True)
-class TerminalInfo:
-    device_id: str
-    accept_bad_check: bool = False
-
-
 class PhoneDirectory:
     """JT/T 808 terminals: the device of a phone number (``devices.jt808_phone``), compared
     without leading zeros (a 2013 header pads to 12 digits, a 2019 header to 20).
@@ -131,7 +118,3 @@ class PhoneDirectory:
                                    TerminalInfo(device_id, bool(accept or model_accepts)))
             self._devices = devices
             self._loaded_at = time.monotonic()
-
-
-def normal_phone(phone: str) -> str:
-    return phone.lstrip("0")

@@ -9,9 +9,13 @@ from flask import Flask, current_app
 
 from backend.errors import ApiError
 from backend.extensions import db
+from backend.ingest.pipeline import IngestPipeline
+from backend.ingest.steps import ingest_steps
 from backend.metrics import count_results
 from gps_ingest.filters import FilterConfig
-from gps_ingest.pipeline import AfterScans, AfterStore, IngestPipeline, Message, MessageResult
+from gps_ingest.pipeline import Message, MessageResult
+
+__all__ = ["filter_config", "ingest_http", "ingest_steps", "pipeline", "result_body"]
 
 # Reasons for which a whole HTTP request is refused (4xx) rather than partly accepted (202).
 _STATUS_FOR_WHOLE_MESSAGE = {
@@ -38,31 +42,12 @@ def pipeline(app: Flask | None = None) -> IngestPipeline:
         with app.app_context():
             after_store, after_scans = ingest_steps(app)
             existing = IngestPipeline(
-                db.engine, filter_config(app), after_store=after_store, after_scans=after_scans
+                db.engine, filter_config(app), after_store=after_store, after_scans=after_scans,
+                # members of a shared group get any device's messages: see its cached last fix
+                shared_stream=bool(app.config.get("INGEST_SHARED_GROUP")),
             )
         app.extensions["xiaoche.pipeline"] = existing
     return existing
-
-
-def ingest_steps(app: Flask) -> tuple[list[AfterStore], list[AfterScans]]:
-    """What runs after storage, in the batch's transaction: tracking, and after it the
-    notification rules (on the batch's events and ETAs, and on its rider scans); JT/T 808
-    terminal alarms as events."""
-    from backend.alarm_service import AlarmStep
-    from backend.notify_service import notification_steps
-    from backend.tracking_service import TrackingStep, tracking_steps
-
-    after_store: list[AfterStore] = list(tracking_steps(app))
-    after_scans: list[AfterScans] = []
-    notify = None
-    for step in after_store:
-        if isinstance(step, TrackingStep):
-            notify, scans = notification_steps(step.contexts)
-            step.batch_steps.append(notify)
-            after_scans.append(scans)
-            app.extensions["xiaoche.audience"] = notify.audience
-    after_store.append(AlarmStep(notify))  # its staff are told through the same audience
-    return after_store, after_scans
 
 
 def ingest_http(
