@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from gps_ingest import decoders
@@ -41,6 +42,7 @@ from gps_ingest.records import (
     ScanRecord,
 )
 from routing.gcj02 import gcj02_to_wgs84
+from routing.newest import newest_per_key
 
 log = logging.getLogger(__name__)
 
@@ -342,12 +344,7 @@ class IngestPipeline:
         return stored
 
     def _remember_fixes(self, stored: list[StoredPing]) -> None:
-        newest: dict[str, PingRecord] = {}  # each device's newest stored ping, then one Fix
-        for s in stored:
-            p = s.ping
-            best = newest.get(p.device_id)
-            if best is None or p.ts > best.ts:
-                newest[p.device_id] = p
+        newest = newest_per_key((s.ping for s in stored), key=_DEVICE)  # then one Fix each
         for device_id, p in newest.items():
             known = self._last_fix.get(device_id)
             if known is None or p.ts > known.ts:
@@ -384,10 +381,13 @@ def _text(value: str) -> str:
 
 
 def _newest_per_vehicle(stored: list[StoredPing], received_at: float) -> list[dict[str, Any]]:
-    newest: dict[str, PingRecord] = {}
-    for s in stored:
-        if s.vehicle_id not in newest or s.ping.ts > newest[s.vehicle_id].ts:
-            newest[s.vehicle_id] = s.ping
-    return [{"vehicle_id": v, "device_id": p.device_id, "ts": p.ts, "lat": p.lat, "lon": p.lon,
-             "speed_kmh": p.speed_kmh, "heading_deg": p.heading_deg, "received_at": received_at}
-            for v, p in newest.items()]
+    newest = newest_per_key(stored, key=_VEHICLE, ts=_PING_TS)
+    return [{"vehicle_id": v, "device_id": s.ping.device_id, "ts": s.ping.ts, "lat": s.ping.lat,
+             "lon": s.ping.lon, "speed_kmh": s.ping.speed_kmh, "heading_deg": s.ping.heading_deg,
+             "received_at": received_at}
+            for v, s in newest.items()]
+
+
+_DEVICE = attrgetter("device_id")
+_VEHICLE = attrgetter("vehicle_id")
+_PING_TS = attrgetter("ping.ts")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, func, select, tuple_
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from backend.models import LivePosition, Ping, Reject, Scan
 from gps_ingest.ports import PING_COLUMNS, PingRow, StorageRefused
+from routing.newest import newest_per_key
 
 PINGS = Ping.__table__
 SCANS = Scan.__table__
@@ -162,11 +164,7 @@ def upsert_live_positions(conn: Connection, rows: Iterable[dict[str, Any]]) -> N
         # one statement for the batch, vehicles in id order (two ingest processes lock the rows
         # they share in the same order); one row per vehicle, its newest, as a statement may
         # update a row only once
-        newest: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            known = newest.get(r["vehicle_id"])
-            if known is None or r["ts"] > known["ts"]:
-                newest[r["vehicle_id"]] = r
+        newest = newest_per_key(rows, key=itemgetter("vehicle_id"), ts=itemgetter("ts"))
         arrays = [[newest[v][c] for v in sorted(newest)] for c in _LIVE_COLUMNS]
         _pg_driver(conn, _PG_UPSERT_LIVE, arrays,
                    lambda cursor: cursor.execute(_PG_UPSERT_LIVE, arrays))
