@@ -39,7 +39,7 @@ from backend.districts import district_timezone
 from backend.extensions import db
 from backend.models import Notification, NotificationDelivery, User
 from backend.presenters import notification_item
-from gps_ingest.mqtt_common import parse_mqtt_url
+from gps_ingest.mqtt_common import new_client, parse_mqtt_url
 from notifications.channels import Channel, ChannelConfigError, DeliveryError
 from notifications.channels import channels_from_config as _channels_from_config
 from notifications.config import DEFAULT, NotifyConfig
@@ -101,7 +101,7 @@ def channel_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
         broker = parse_mqtt_url(url)
     except ValueError as exc:
         raise ChannelConfigError(f"XIAOCHE_MQTT_URL: {exc}") from exc
-    return {**config, "MQTT_BROKER": broker}
+    return {**config, "MQTT_BROKER": broker, "MQTT_CLIENT_FACTORY": new_client}
 
 
 def check_settings(app: Flask) -> dict[str, Channel]:

@@ -16,10 +16,9 @@ import logging
 import re
 import threading
 import uuid
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from notifications.channels.base import DeliveryError
@@ -66,14 +65,25 @@ def topic_for(username: str) -> str:
     return TOPIC.format(username=username)
 
 
+class ClientFactory(Protocol):
+    """How a paho client is built: the project has one way (``gps_ingest.mqtt_common.new_client``,
+    which the backend hands over when it wires the channels; notifications does not import the
+    device edge)."""
+
+    def __call__(self, client_id: str, protocol: int, *, username: str | None,
+                 password: str | None, tls: bool, persistent: bool) -> paho.Client: ...
+
+
 class MqttChannel:
     """QoS 1 publisher with one long-lived connection (see the module docstring)."""
 
     name = "mqtt"
 
     def __init__(self, broker: Broker | tuple[str, int, str | None, str | None, bool],
-                 timeout_s: float = 10.0, client_id: str | None = None):
+                 client_factory: ClientFactory, timeout_s: float = 10.0,
+                 client_id: str | None = None):
         self.host, self.port, self._username, self._password, self._tls = broker
+        self._new_client = client_factory
         self.timeout_s = timeout_s
         self.client_id = client_id or f"xiaoche-push-{uuid.uuid4().hex[:12]}"
         self._protocol = paho.MQTTv5
@@ -109,14 +119,9 @@ class MqttChannel:
 
     # --- connection ---------------------------------------------------------------------
     def _make_client(self) -> paho.Client:
-        v5 = self._protocol == paho.MQTTv5
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             protocol=self._protocol, clean_session=None if v5 else True)
+        client = self._new_client(self.client_id, self._protocol, username=self._username,
+                                  password=self._password, tls=self._tls, persistent=False)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
-        if self._username is not None:
-            client.username_pw_set(self._username, self._password)
-        if self._tls:
-            client.tls_set()
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish

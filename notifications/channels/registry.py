@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-from notifications.channels.base import Channel
+from notifications.channels.base import Channel, ChannelConfigError
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,12 @@ def _mqtt(config: Mapping[str, Any]) -> Channel | None:
         return None
     from notifications.channels.mqtt import Broker, MqttChannel
 
-    return MqttChannel(Broker(*broker), timeout_s=float(config.get("PUSH_TIMEOUT_S") or 10.0))
+    factory = config.get("MQTT_CLIENT_FACTORY")  # the project's one way to build a paho client
+    if factory is None:
+        raise ChannelConfigError("MQTT_BROKER is set but MQTT_CLIENT_FACTORY is not: the "
+                                 "backend hands both over (backend.dispatch_service)")
+    return MqttChannel(Broker(*broker), factory,
+                       timeout_s=float(config.get("PUSH_TIMEOUT_S") or 10.0))
 
 
 def _webhook(config: Mapping[str, Any]) -> Channel | None:

@@ -17,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from backend.dispatch_service import CHANNELS_KEY, close_channels, dispatch_once
 from gps_ingest.broker import EmbeddedBroker
 from gps_ingest.mqtt_client import parse_mqtt_url
+from gps_ingest.mqtt_common import new_client
 from notifications.channels import DeliveryError
 from notifications.channels.mqtt import MqttChannel
 
@@ -105,7 +106,7 @@ def test_an_mqtt_3_1_1_broker_is_used_with_3_1_1(tmp_path):
     with EmbeddedBroker(port=0, data_dir=tmp_path / "amqtt", prefer="amqtt") as broker:
         username = f"u-{uuid.uuid4().hex[:10]}"
         subscriber = Subscriber(broker.url, username)
-        channel = MqttChannel(parse_mqtt_url(broker.url), timeout_s=5)
+        channel = MqttChannel(parse_mqtt_url(broker.url), new_client, timeout_s=5)
         try:
             channel.send({"id": 7, "kind": "trip_delayed"}, username)
             assert json.loads(subscriber.next().payload) == {"id": 7, "kind": "trip_delayed"}
@@ -140,7 +141,7 @@ def silent_broker() -> Iterator[str]:
 
 
 def test_no_puback_in_time_is_a_retryable_failure(silent_broker):
-    channel = MqttChannel(parse_mqtt_url(silent_broker), timeout_s=0.5)
+    channel = MqttChannel(parse_mqtt_url(silent_broker), new_client, timeout_s=0.5)
     try:
         with pytest.raises(DeliveryError, match="no PUBACK") as caught:
             channel.send({"id": 1}, "someone")
@@ -153,7 +154,7 @@ def test_an_unreachable_broker_is_a_retryable_failure():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    channel = MqttChannel(parse_mqtt_url(f"mqtt://127.0.0.1:{port}"), timeout_s=1)
+    channel = MqttChannel(parse_mqtt_url(f"mqtt://127.0.0.1:{port}"), new_client, timeout_s=1)
     with pytest.raises(DeliveryError, match="cannot reach") as caught:
         channel.send({"id": 1}, "someone")
     assert caught.value.retryable
@@ -161,7 +162,7 @@ def test_an_unreachable_broker_is_a_retryable_failure():
 
 
 def test_a_username_that_is_not_a_topic_level_is_not_retried(silent_broker):
-    channel = MqttChannel(parse_mqtt_url(silent_broker), timeout_s=0.5)
+    channel = MqttChannel(parse_mqtt_url(silent_broker), new_client, timeout_s=0.5)
     with pytest.raises(DeliveryError) as caught:
         channel.send({"id": 1}, "a/+/b")
     assert not caught.value.retryable

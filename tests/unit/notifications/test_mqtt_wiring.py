@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from backend.dispatch_service import channel_config
+from gps_ingest.mqtt_common import new_client
 from notifications.channels import ChannelConfigError, channels_from_config
 from notifications.channels.mqtt import Broker, MqttChannel
 
@@ -23,7 +24,15 @@ def test_the_backend_hands_the_channel_the_parsed_broker():
     assert isinstance(channel, MqttChannel)  # made, not connected: that is on the first send
     assert (channel.host, channel.port, channel._username, channel._password, channel._tls,
             channel.timeout_s) == ("broker.example", 8884, "push", "s@cret", True, 3.0)
+    assert channel._new_client is new_client  # the project's one way to build a paho client
     channel.close()
+
+
+def test_a_broker_without_the_client_factory_is_a_config_error():
+    config = dict(channel_config({"MQTT_URL": "mqtt://127.0.0.1:1883"}))
+    del config["MQTT_CLIENT_FACTORY"]
+    with pytest.raises(ChannelConfigError, match="MQTT_CLIENT_FACTORY"):
+        channels_from_config(config)
 
 
 def test_no_mqtt_url_no_mqtt_channel_and_a_bad_one_is_a_config_error():
