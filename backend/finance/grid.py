@@ -20,7 +20,7 @@ from sqlalchemy import Connection, or_, select
 
 from backend.errors import ApiError, not_found
 from backend.extensions import db
-from backend.finance.closing import accounting_month, is_closed
+from backend.finance.closing import accounting_month, is_closed, lock_books
 from backend.models import (
     Cluster,
     ClusterMember,
@@ -32,14 +32,15 @@ from backend.models import (
     User,
 )
 from routing.allowance import DEFAULT_ROAD_FACTOR, GridDistance, band_of, grid_distance
+from routing.subsidy import review_reasons
 
 RECENT_TRIPS = 20  # the median rests on at most this many of the newest verified trips
 ENTRIES = SubsidyEntry.__table__
 EVENTS = Event.__table__
 LEG_KIND = "school_leg_completed"
 LEG_ROWS = 200  # newest legs into either school read to find a pair's (both schools' deliveries)
-MAX_LEG_KMH = 100.0  # a drive between two schools averaging more was not driven
 MIN_PATH_RATIO = 0.95  # of the straight line between the centres (geofence edges, GPS noise)
+MAX_PATH_RATIO = 2.5  # of the straight line: more is a drive by way of somewhere else
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,9 @@ def district_policy(conn: Connection, district_id: str) -> dict[str, Any] | None
 def driven_samples(conn: Connection, a: str, b: str, before: float | None = None) -> list[float]:
     """Driven km of the newest verified drives between two schools, either way: teachers' trips
     whose newest ledger row is approved (a pending or rejected trip proves nothing), and meal
-    trucks' drives between the two (``school_leg_completed``) that look driven: not shorter than
-    the straight line, at a plausible average speed."""
+    trucks' drives between the two (``school_leg_completed``) that look driven straight there:
+    between 0.95 and 2.5 × the straight line, with fixes as dense and an average speed as
+    plausible as a teacher's trip needs (:func:`routing.subsidy.review_reasons`)."""
     pair = or_((ENTRIES.c.from_school_id == a) & (ENTRIES.c.to_school_id == b),
                (ENTRIES.c.from_school_id == b) & (ENTRIES.c.to_school_id == a))
     query = select(ENTRIES.c.trip_id, ENTRIES.c.status, ENTRIES.c.kind, ENTRIES.c.distance_km,
@@ -108,8 +110,12 @@ def truck_legs(conn: Connection, a: str, b: str, before: float | None) -> list[t
         km, straight, seconds = d.get("path_km"), d.get("straight_km"), d.get("duration_s")
         if not all(isinstance(v, int | float) for v in (km, straight, seconds)) or seconds <= 0:
             continue
-        if km < straight * MIN_PATH_RATIO or km / (seconds / 3600) > MAX_LEG_KMH:
-            continue  # shorter than the straight line (less a margin), or faster than a truck
+        if not straight * MIN_PATH_RATIO <= km <= straight * MAX_PATH_RATIO:
+            continue  # shorter than the line (less a margin), or a detour (A → kitchen → B)
+        # the checks a teacher's trip passes before it counts: fixes dense enough to trust the
+        # path (no gap cutting a corner), a plausible average speed
+        if review_reasons({**d, "matches_assignment": True}, filtered_fixes=0):
+            continue
         out.append((float(d.get("departed_at") or 0.0), float(km)))
     return out
 
@@ -197,6 +203,7 @@ def set_override(user: User, school_id: str, distance_km: float, reason: str,
     if cluster is None or cluster.core_school_id == school_id:
         raise ApiError(409, f"school {school_id} is no member school of a cluster")
     month = effective_from.isoformat()[:7]
+    lock_books(conn, cluster.district_id)  # a close running now decides first (then: 409)
     if is_closed(conn, cluster.district_id, month):
         # a closed month's allowance stays priced on the bands frozen at its close
         first_open = accounting_month(conn, cluster.district_id, month)

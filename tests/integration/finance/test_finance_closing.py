@@ -193,3 +193,43 @@ def test_the_cap_of_the_month_worked_is_not_taken_by_the_month_booked_into(app, 
     assert late == [(10.0, False)]
     assert december["total"] == 70.0
 
+
+
+def test_an_override_made_while_the_month_is_being_closed_waits_and_is_refused(
+        app, client, november):
+    """Finance closes November (its transaction holds the books and has written the closing,
+    not yet committed) while someone sets 山河's distance from 2026-11-20: the override must
+    wait for the close and then be refused (409), never priced into half of November's
+    frozen basis."""
+    from backend.finance.closing import lock_books
+    from backend.models import District, MonthClosing
+
+    finance = november["finance"]
+    answers: list = []
+
+    def put() -> None:
+        answers.append(client.put("/api/v1/subsidies/grid/shanhe", headers=finance, json={
+            "distance_km": 25.0, "reason": "补录", "effective_from": "2026-11-20"}))
+
+    with app.app_context():
+        engine = db.engine
+        district_id = db.session.scalar(select(District.id))
+        closing = engine.connect()
+        thread = threading.Thread(target=put)
+        try:
+            tx = closing.begin()
+            lock_books(closing, district_id, close=True)
+            closing.execute(MonthClosing.__table__.insert().values(
+                district_id=district_id, month="2026-11", closed_by="caiwu.li",
+                closed_at=time.time()))
+            thread.start()
+            thread.join(1.0)  # the override asks meanwhile
+            still_waiting = thread.is_alive()
+            tx.commit()
+        finally:
+            closing.close()
+            thread.join(60)
+    assert not thread.is_alive()
+    (response,) = answers
+    assert response.status_code == 409, response.get_json()
+    assert still_waiting, "the override did not wait for the close"

@@ -36,12 +36,15 @@ def test_the_meal_trucks_drives_between_the_schools_count_and_implausible_ones_d
         teachers = [km for km in driven_samples(conn, "zhuting", "longfeng") if km != 5.513]
         assert teachers and set(teachers) == {6.167}
         newest = max(t for t, _ in legs)
-        for km, seconds in ((5.0, 900.0), (9.0, 60.0)):  # shorter than the line; 540 km/h
+        for km, seconds, fixes in ((5.0, 900.0, 90),  # shorter than the straight line
+                                   (9.0, 60.0, 6),  # 540 km/h
+                                   (25.0, 3600.0, 360),  # by way of the kitchen: 4.5 × the line
+                                   (5.6, 900.0, 2)):  # two fixes: a gap may cut the corner
             db.session.add(Event(kind="school_leg_completed", ts=newest + 3600, vehicle_id="truck-01",
                                  stop_id="longfeng", created_at=newest, details={
                                      "from_school_id": "zhuting", "to_school_id": "longfeng",
                                      "departed_at": newest + 3000, "duration_s": seconds,
-                                     "path_km": km, "straight_km": 5.5}))
+                                     "path_km": km, "straight_km": 5.5, "ping_count": fixes}))
         db.session.flush()
         assert len(truck_legs(db.session.connection(), "zhuting", "longfeng", None)) == 17
         db.session.rollback()
